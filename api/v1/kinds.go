@@ -1,0 +1,107 @@
+package v1
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// Object is any Isotope resource: Kubernetes object metadata plus a deep
+// copy. It is the same contract as controller-runtime's client.Object, so
+// a store over the kube-apiserver takes these types unchanged.
+// +kubebuilder:object:generate=false
+type Object interface {
+	metav1.Object
+	runtime.Object
+}
+
+// KindInfo describes one resource kind.
+// +kubebuilder:object:generate=false
+type KindInfo struct {
+	Kind     string // Environment
+	Plural   string // environments (URL path segment, CRD plural)
+	Singular string // environment
+	// Aliases are the CLI and URL names also accepted (env, fn, pkg …).
+	Aliases []string
+	// HasStatus reports whether the kind has a status written separately
+	// from its spec (a status subresource).
+	HasStatus bool
+	New       func() Object
+}
+
+var kinds = []KindInfo{
+	{Kind: KindEnvironment, Plural: "environments", Singular: "environment", Aliases: []string{"env", "envs"}, New: func() Object { return &Environment{} }},
+	{Kind: KindPackage, Plural: "packages", Singular: "package", Aliases: []string{"pkg", "pkgs"}, HasStatus: true, New: func() Object { return &Package{} }},
+	{Kind: KindFunction, Plural: "functions", Singular: "function", Aliases: []string{"fn", "fns"}, HasStatus: true, New: func() Object { return &Function{} }},
+	{Kind: KindHTTPTrigger, Plural: "httptriggers", Singular: "httptrigger", Aliases: []string{"ht", "route", "routes"}, New: func() Object { return &HTTPTrigger{} }},
+	{Kind: KindTimeTrigger, Plural: "timetriggers", Singular: "timetrigger", Aliases: []string{"tt", "timer", "timers"}, New: func() Object { return &TimeTrigger{} }},
+}
+
+// Kinds returns every kind, in dependency order (environments first, so
+// applying in this order satisfies references).
+func Kinds() []KindInfo { return append([]KindInfo(nil), kinds...) }
+
+// LookupKind finds a kind by its Kind, plural, singular or alias name,
+// case-insensitively.
+func LookupKind(name string) (KindInfo, error) {
+	n := strings.ToLower(name)
+	for _, k := range kinds {
+		if n == strings.ToLower(k.Kind) || n == k.Plural || n == k.Singular {
+			return k, nil
+		}
+		for _, a := range k.Aliases {
+			if n == a {
+				return k, nil
+			}
+		}
+	}
+	names := make([]string, 0, len(kinds))
+	for _, k := range kinds {
+		names = append(names, k.Kind)
+	}
+	sort.Strings(names)
+	return KindInfo{}, fmt.Errorf("unknown kind %q (known: %s)", name, strings.Join(names, ", "))
+}
+
+// KindOf returns the Kind name of a typed object.
+func KindOf(obj Object) string {
+	switch obj.(type) {
+	case *Environment:
+		return KindEnvironment
+	case *Package:
+		return KindPackage
+	case *Function:
+		return KindFunction
+	case *HTTPTrigger:
+		return KindHTTPTrigger
+	case *TimeTrigger:
+		return KindTimeTrigger
+	}
+	return ""
+}
+
+// SetTypeMeta fills apiVersion and kind from the object's Go type.
+func SetTypeMeta(obj Object) {
+	obj.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{Group: Group, Version: Version, Kind: KindOf(obj)})
+}
+
+// SchemeGroupVersion is group version used to register these objects.
+var SchemeGroupVersion = schema.GroupVersion{Group: Group, Version: Version}
+
+// AddToScheme registers every kind with a runtime.Scheme (used by the
+// Kubernetes store and controllers).
+func AddToScheme(s *runtime.Scheme) error {
+	s.AddKnownTypes(SchemeGroupVersion,
+		&Environment{}, &EnvironmentList{},
+		&Package{}, &PackageList{},
+		&Function{}, &FunctionList{},
+		&HTTPTrigger{}, &HTTPTriggerList{},
+		&TimeTrigger{}, &TimeTriggerList{},
+	)
+	metav1.AddToGroupVersion(s, SchemeGroupVersion)
+	return nil
+}
