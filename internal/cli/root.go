@@ -30,6 +30,15 @@ func register(f func(*Globals) *cobra.Command) {
 	commandFactories = append(commandFactories, f)
 }
 
+// subcommandFactories add subcommands to a group made in another file
+// (e.g. "fn" gets "logs" and "test" from the files that own logs and
+// invocation), keyed by the group's name.
+var subcommandFactories = map[string][]func(*Globals) *cobra.Command{}
+
+func registerSub(parent string, f func(*Globals) *cobra.Command) {
+	subcommandFactories[parent] = append(subcommandFactories[parent], f)
+}
+
 func envOr(name, def string) string {
 	if v := os.Getenv(name); v != "" {
 		return v
@@ -53,6 +62,11 @@ func NewRootCommand() *cobra.Command {
 	g.Token = os.Getenv("ISOTOPE_TOKEN")
 	for _, f := range commandFactories {
 		root.AddCommand(f(g))
+	}
+	for _, c := range root.Commands() {
+		for _, f := range subcommandFactories[c.Name()] {
+			c.AddCommand(f(g))
+		}
 	}
 	return root
 }
