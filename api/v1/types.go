@@ -186,8 +186,8 @@ type EnvironmentSpec struct {
 	// +optional
 	Poolsize int `json:"poolsize,omitempty"`
 	// +optional
-	TerminationGracePeriod int64 `json:"terminationGracePeriod,omitempty"`
-	KeepArchive            bool  `json:"keeparchive"`
+	TerminationGracePeriod int64  `json:"terminationGracePeriod,omitempty"`
+	KeepArchive            bool   `json:"keeparchive"`
 	ImagePullSecret        string `json:"imagepullsecret"`
 }
 
