@@ -1,0 +1,441 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/store"
+)
+
+func init() { register(newEnvCommand) }
+
+// newEnvCommand is `isotope env` (alias environment): Fission's
+// environment commands, plus --runtime-command / --builder-command that
+// name the local programs an embedded server runs for images it does not
+// run natively.
+func newEnvCommand(g *Globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "env",
+		Aliases: []string{"environment"},
+		Short:   "Manage environments (language runtimes and builders)",
+	}
+	cmd.AddCommand(newEnvCreate(g), newEnvGet(g), newEnvList(g), newEnvUpdate(g), newEnvDelete(g))
+	return cmd
+}
+
+// envOptions are the flags of env create and env update.
+type envOptions struct {
+	name, image, builder, buildcmd       string
+	poolsize, version                    int
+	mincpu, maxcpu, minmemory, maxmemory int
+	graceperiod                          int64
+	keeparchive, externalnetwork         bool
+	imagepullsecret                      string
+	labels, annotations                  []string
+	runtimeCommand, builderCommand       string
+	runtimeEnv, builderEnv               []string
+}
+
+func (o *envOptions) addFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&o.name, "name", "", "environment name")
+	f.StringVar(&o.image, "image", "", "runtime image (e.g. isotope/wasm-env)")
+	f.StringVar(&o.builder, "builder", "", "builder image (e.g. isotope/go-wasm-builder)")
+	f.StringVar(&o.buildcmd, "buildcmd", "", "default build command for the builder")
+	f.IntVar(&o.poolsize, "poolsize", 3, "number of warm generic instances (environment version 3)")
+	f.IntVar(&o.version, "version", 3, "environment interface version (1, 2 or 3)")
+	f.IntVar(&o.mincpu, "mincpu", 0, "minimum CPU in millicores")
+	f.IntVar(&o.maxcpu, "maxcpu", 0, "maximum CPU in millicores")
+	f.IntVar(&o.minmemory, "minmemory", 0, "minimum memory in MiB")
+	f.IntVar(&o.maxmemory, "maxmemory", 0, "maximum memory in MiB")
+	f.Int64Var(&o.graceperiod, "graceperiod", 360, "grace period in seconds before an instance is killed (alias --period)")
+	f.BoolVar(&o.keeparchive, "keeparchive", false, "hand the deploy archive to the runtime without unzipping it")
+	f.StringVar(&o.imagepullsecret, "imagepullsecret", "", "image pull secret (Kubernetes mode)")
+	f.BoolVar(&o.externalnetwork, "externalnetwork", false, "allow access to the external network (Istio)")
+	f.StringArrayVar(&o.labels, "labels", nil, "labels, k=v[,k=v…]")
+	f.StringArrayVar(&o.annotations, "annotation", nil, "annotation k=v (repeatable)")
+	f.StringVar(&o.runtimeCommand, "runtime-command", "", `local program that runs functions, "prog arg…" (embedded mode)`)
+	f.StringVar(&o.builderCommand, "builder-command", "", `local program that builds packages, "prog arg…" (embedded mode)`)
+	f.StringArrayVar(&o.runtimeEnv, "runtime-env", nil, "KEY=VALUE for the runtime (repeatable)")
+	f.StringArrayVar(&o.builderEnv, "builder-env", nil, "KEY=VALUE for the builder (repeatable)")
+	flagAliases(cmd, map[string]string{"period": "graceperiod"})
+}
+
+// apply writes the flags into env: every flag when all is set (create),
+// else only those the user gave (update).
+func (o *envOptions) apply(cmd *cobra.Command, env *v1.Environment, all bool) error {
+	set := func(flag string) bool { return all || changed(cmd, flag) }
+	s := &env.Spec
+	if set("image") {
+		s.Runtime.Image = o.image
+	}
+	if set("builder") {
+		s.Builder.Image = o.builder
+	}
+	if set("buildcmd") {
+		s.Builder.Command = o.buildcmd
+	}
+	if set("poolsize") {
+		s.Poolsize = o.poolsize
+	}
+	if set("version") {
+		s.Version = o.version
+	}
+	if set("graceperiod") {
+		s.TerminationGracePeriod = o.graceperiod
+	}
+	if set("keeparchive") {
+		s.KeepArchive = o.keeparchive
+	}
+	if set("imagepullsecret") {
+		s.ImagePullSecret = o.imagepullsecret
+	}
+	if set("externalnetwork") {
+		s.AllowAccessToExternalNetwork = o.externalnetwork
+	}
+	setResources(&s.Resources, set, o.mincpu, o.maxcpu, o.minmemory, o.maxmemory)
+	if set("labels") && (all && len(o.labels) > 0 || !all) {
+		m, err := parseKeyValues("labels", o.labels)
+		if err != nil {
+			return err
+		}
+		env.Labels = m
+	}
+	if set("annotation") && (all && len(o.annotations) > 0 || !all) {
+		m, err := parseKeyValues("annotation", o.annotations)
+		if err != nil {
+			return err
+		}
+		env.Annotations = m
+	}
+	if set("runtime-command") || set("runtime-env") {
+		c, err := localContainer(s.Runtime.Container, env.Name, o.runtimeCommand, set("runtime-command"), "runtime-env", o.runtimeEnv, set("runtime-env"))
+		if err != nil {
+			return fmt.Errorf("--runtime-command: %w", err)
+		}
+		s.Runtime.Container = c
+	}
+	if set("builder-command") || set("builder-env") {
+		c, err := localContainer(s.Builder.Container, "builder", o.builderCommand, set("builder-command"), "builder-env", o.builderEnv, set("builder-env"))
+		if err != nil {
+			return fmt.Errorf("--builder-command: %w", err)
+		}
+		s.Builder.Container = c
+	}
+	if s.Builder.Image != "" && s.Version < 2 {
+		return fmt.Errorf("--version: an environment with a builder must be version 2 or 3, not %d", s.Version)
+	}
+	return nil
+}
+
+// setResources fills CPU (millicores) and memory (MiB) requests and
+// limits; a zero value given explicitly removes the entry.
+func setResources(r *corev1.ResourceRequirements, set func(string) bool, mincpu, maxcpu, minmem, maxmem int) {
+	put := func(list *corev1.ResourceList, name corev1.ResourceName, q *resource.Quantity, flag string, v int) {
+		if !set(flag) {
+			return
+		}
+		if v <= 0 {
+			if *list != nil {
+				delete(*list, name)
+			}
+			return
+		}
+		if *list == nil {
+			*list = corev1.ResourceList{}
+		}
+		(*list)[name] = *q
+	}
+	put(&r.Requests, corev1.ResourceCPU, resource.NewMilliQuantity(int64(mincpu), resource.DecimalSI), "mincpu", mincpu)
+	put(&r.Limits, corev1.ResourceCPU, resource.NewMilliQuantity(int64(maxcpu), resource.DecimalSI), "maxcpu", maxcpu)
+	put(&r.Requests, corev1.ResourceMemory, resource.NewQuantity(int64(minmem)<<20, resource.BinarySI), "minmemory", minmem)
+	put(&r.Limits, corev1.ResourceMemory, resource.NewQuantity(int64(maxmem)<<20, resource.BinarySI), "maxmemory", maxmem)
+	if len(r.Requests) == 0 {
+		r.Requests = nil
+	}
+	if len(r.Limits) == 0 {
+		r.Limits = nil
+	}
+}
+
+// localContainer sets the command, args and env of the container that
+// tells an embedded server which local program to run.
+func localContainer(c *corev1.Container, name, command string, setCommand bool, envFlag string, envs []string, setEnv bool) (*corev1.Container, error) {
+	if c == nil {
+		c = &corev1.Container{Name: name}
+	} else {
+		c = c.DeepCopy()
+	}
+	if setCommand {
+		words, err := splitCommand(command)
+		if err != nil {
+			return nil, err
+		}
+		c.Command, c.Args = nil, nil
+		if len(words) > 0 {
+			c.Command, c.Args = words[:1], words[1:]
+		}
+	}
+	if setEnv {
+		c.Env = nil
+		for _, kv := range envs {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return nil, fmt.Errorf("--%s: %q is not KEY=VALUE", envFlag, kv)
+			}
+			c.Env = append(c.Env, corev1.EnvVar{Name: k, Value: v})
+		}
+	}
+	if len(c.Command) == 0 && len(c.Args) == 0 && len(c.Env) == 0 && (c.Name == name || c.Name == "") && c.Image == "" {
+		return nil, nil // nothing left worth keeping
+	}
+	return c, nil
+}
+
+func newEnvCreate(g *Globals) *cobra.Command {
+	o := &envOptions{}
+	var sf specFlags
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Create an environment",
+		Args:  cobra.NoArgs,
+	}
+	o.addFlags(cmd)
+	sf.addFlags(cmd)
+	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
+		if err := requireFlag("name", o.name); err != nil {
+			return err
+		}
+		if err := requireFlag("image", o.image); err != nil {
+			return err
+		}
+		env := &v1.Environment{ObjectMeta: metav1.ObjectMeta{Name: o.name, Namespace: g.ns()}}
+		v1.SetTypeMeta(env)
+		if err := o.apply(cmd, env, true); err != nil {
+			return err
+		}
+		if done, err := sf.save(cmd, "env-"+o.name, env); done || err != nil {
+			return err
+		}
+		if _, err := st.Create(ctx, env); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "environment '%s' created\n", o.name)
+		return nil
+	})
+	return cmd
+}
+
+func newEnvGet(g *Globals) *cobra.Command {
+	var name, output string
+	cmd := &cobra.Command{Use: "get", Short: "Show an environment", Args: cobra.NoArgs}
+	cmd.Flags().StringVar(&name, "name", "", "environment name")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml (default: a summary)")
+	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
+		if err := requireFlag("name", name); err != nil {
+			return err
+		}
+		if err := checkFormat(output); err != nil {
+			return err
+		}
+		obj, err := st.Get(ctx, v1.KindEnvironment, g.ns(), name)
+		if err != nil {
+			return err
+		}
+		if output != "" {
+			return printObject(cmd.OutOrStdout(), obj, output)
+		}
+		env := obj.(*v1.Environment)
+		s := newSummary(cmd.OutOrStdout())
+		s.add("Name", env.Name)
+		s.add("Namespace", env.Namespace)
+		s.add("Version", strconv.Itoa(env.Spec.Version))
+		s.add("Image", env.Spec.Runtime.Image)
+		s.add("Runtime command", containerCommand(env.Spec.Runtime.Container))
+		s.add("Builder image", env.Spec.Builder.Image)
+		s.add("Builder command", containerCommand(env.Spec.Builder.Container))
+		s.add("Build command", env.Spec.Builder.Command)
+		s.add("Pool size", strconv.Itoa(env.Spec.Poolsize))
+		s.add("Resources", resourcesString(env.Spec.Resources))
+		s.add("Grace period", fmt.Sprintf("%ds", env.Spec.TerminationGracePeriod))
+		s.add("Keep archive", strconv.FormatBool(env.Spec.KeepArchive))
+		s.add("Labels", mapString(env.Labels))
+		s.add("Created", env.CreationTimestamp.UTC().Format("2006-01-02T15:04:05Z"))
+		return s.flush()
+	})
+	return cmd
+}
+
+// containerCommand renders a local container's command line.
+func containerCommand(c *corev1.Container) string {
+	if c == nil {
+		return ""
+	}
+	return strings.Join(append(append([]string{}, c.Command...), c.Args...), " ")
+}
+
+// resourcesString renders requests and limits as "cpu 100m-200m, memory 64Mi-128Mi".
+func resourcesString(r corev1.ResourceRequirements) string {
+	var parts []string
+	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		min, hasMin := r.Requests[name]
+		max, hasMax := r.Limits[name]
+		if !hasMin && !hasMax {
+			continue
+		}
+		lo, hi := "-", "-"
+		if hasMin {
+			lo = min.String()
+		}
+		if hasMax {
+			hi = max.String()
+		}
+		parts = append(parts, fmt.Sprintf("%s %s..%s", name, lo, hi))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func quantity(l corev1.ResourceList, name corev1.ResourceName) string {
+	if q, ok := l[name]; ok {
+		return q.String()
+	}
+	return ""
+}
+
+func newEnvList(g *Globals) *cobra.Command {
+	var output string
+	var all bool
+	cmd := &cobra.Command{Use: "list", Short: "List environments", Args: cobra.NoArgs}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml (default: a table)")
+	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list every namespace")
+	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
+		if err := checkFormat(output); err != nil {
+			return err
+		}
+		objs, rv, err := st.List(ctx, v1.KindEnvironment, listOpts(g, all))
+		if err != nil {
+			return err
+		}
+		if output != "" {
+			return printList(cmd.OutOrStdout(), v1.KindEnvironment, objs, rv, output)
+		}
+		t := newTable(cmd.OutOrStdout(), "NAME", "IMAGE", "BUILDER_IMAGE", "POOLSIZE", "MINCPU", "MAXCPU", "MINMEMORY", "MAXMEMORY", "EXTNET", "GRACETIME", "NAMESPACE")
+		for _, o := range objs {
+			e := o.(*v1.Environment)
+			r := e.Spec.Resources
+			t.row(e.Name, e.Spec.Runtime.Image, e.Spec.Builder.Image, strconv.Itoa(e.Spec.Poolsize),
+				quantity(r.Requests, corev1.ResourceCPU), quantity(r.Limits, corev1.ResourceCPU),
+				quantity(r.Requests, corev1.ResourceMemory), quantity(r.Limits, corev1.ResourceMemory),
+				strconv.FormatBool(e.Spec.AllowAccessToExternalNetwork), strconv.FormatInt(e.Spec.TerminationGracePeriod, 10), e.Namespace)
+		}
+		return t.flush()
+	})
+	return cmd
+}
+
+// listOpts lists the command's namespace, or every namespace.
+func listOpts(g *Globals, all bool) store.ListOptions {
+	if all {
+		return store.ListOptions{}
+	}
+	return store.ListOptions{Namespace: g.ns()}
+}
+
+func newEnvUpdate(g *Globals) *cobra.Command {
+	o := &envOptions{}
+	cmd := &cobra.Command{Use: "update", Short: "Change an environment (only the flags given)", Args: cobra.NoArgs}
+	o.addFlags(cmd)
+	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
+		if err := requireFlag("name", o.name); err != nil {
+			return err
+		}
+		return updateObject(ctx, st, v1.KindEnvironment, g.ns(), o.name, func(obj v1.Object) error {
+			return o.apply(cmd, obj.(*v1.Environment), false)
+		}, func(changed bool) {
+			reportUpdate(cmd, "environment", o.name, changed)
+		})
+	})
+	return cmd
+}
+
+// updateObject reads an object, lets mutate change it and writes it back
+// with the read resourceVersion, retrying when someone else wrote in
+// between. done learns whether anything changed.
+func updateObject(ctx context.Context, st store.Store, kind, ns, name string, mutate func(v1.Object) error, done func(changed bool)) error {
+	for attempt := 0; ; attempt++ {
+		obj, err := st.Get(ctx, kind, ns, name)
+		if err != nil {
+			return err
+		}
+		rv := obj.GetResourceVersion()
+		if err := mutate(obj); err != nil {
+			return err
+		}
+		updated, err := st.Update(ctx, obj)
+		if store.IsConflict(err) && attempt < 5 {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if done != nil {
+			done(updated.GetResourceVersion() != rv)
+		}
+		return nil
+	}
+}
+
+func reportUpdate(cmd *cobra.Command, what, name string, changed bool) {
+	if changed {
+		fmt.Fprintf(cmd.OutOrStdout(), "%s '%s' updated\n", what, name)
+	} else {
+		fmt.Fprintf(cmd.OutOrStdout(), "%s '%s' unchanged\n", what, name)
+	}
+}
+
+func newEnvDelete(g *Globals) *cobra.Command {
+	var name string
+	var force bool
+	cmd := &cobra.Command{Use: "delete", Short: "Delete an environment", Args: cobra.NoArgs}
+	cmd.Flags().StringVar(&name, "name", "", "environment name")
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "delete even if functions use it; succeed if it does not exist")
+	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
+		if err := requireFlag("name", name); err != nil {
+			return err
+		}
+		if !force {
+			fns, _, err := st.List(ctx, v1.KindFunction, store.ListOptions{Namespace: g.ns()})
+			if err != nil {
+				return err
+			}
+			var users []string
+			for _, o := range fns {
+				if fn := o.(*v1.Function); fn.Spec.Environment.Name == name {
+					users = append(users, fn.Name)
+				}
+			}
+			if len(users) > 0 {
+				return fmt.Errorf("environment '%s' is used by function(s) %s; delete them first or use --force", name, strings.Join(users, ", "))
+			}
+		}
+		err := st.Delete(ctx, v1.KindEnvironment, g.ns(), name, "")
+		if store.IsNotFound(err) && force {
+			fmt.Fprintf(cmd.OutOrStdout(), "environment '%s' not found; nothing to delete\n", name)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "environment '%s' deleted\n", name)
+		return nil
+	})
+	return cmd
+}

@@ -1,0 +1,555 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/store"
+)
+
+func init() { register(newFnCommand) }
+
+// newFnCommand is `isotope fn` (alias function). `fn logs`, `fn test`
+// come from other files through registerSub.
+func newFnCommand(g *Globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "fn",
+		Aliases: []string{"function"},
+		Short:   "Manage functions",
+	}
+	cmd.AddCommand(newFnCreate(g), newFnGet(g, "get"), newFnGet(g, "getsrc"), newFnGetDeploy(g),
+		newFnGetMeta(g), newFnUpdate(g), newFnDelete(g), newFnList(g))
+	return cmd
+}
+
+// fnOptions are the flags of fn create and fn update.
+type fnOptions struct {
+	name, env, code, pkg, entrypoint, buildcmd string
+	src, deploy                                []string
+	executorType                               string
+	minScale, maxScale, targetCPU              int
+	mincpu, maxcpu, minmemory, maxmemory       int
+	secrets, configmaps                        []string
+	specializationTimeout, fnTimeout           int
+	idleTimeout, concurrency, rpp, retainPods  int
+	onceOnly                                   bool
+	url, prefix                                string
+	methods                                    []string
+	srcChecksum, deployChecksum                string
+	insecure, noWait, force                    bool
+}
+
+func (o *fnOptions) addFlags(cmd *cobra.Command, create bool) {
+	f := cmd.Flags()
+	f.StringVar(&o.name, "name", "", "function name")
+	f.StringVar(&o.env, "env", "", "environment name")
+	f.StringVar(&o.code, "code", "", "one source file, used as the deploy archive as is")
+	f.StringArrayVar(&o.src, "src", nil, "source archive: a .zip, files, a directory or a glob, zipped (repeatable; alias --sourcearchive)")
+	f.StringArrayVar(&o.deploy, "deploy", nil, "deploy archive: a .zip, files, a directory or a glob, zipped (repeatable; alias --deployarchive)")
+	f.StringVar(&o.pkg, "pkg", "", "use this existing package (alias --pkgname)")
+	f.StringVar(&o.entrypoint, "entrypoint", "", "entry point of the function in the package (alias --entry)")
+	f.StringVar(&o.buildcmd, "buildcmd", "", "build command for the package's source")
+	f.StringVar(&o.executorType, "executortype", string(v1.ExecutorTypePoolmgr), "executor type: poolmgr or newdeploy")
+	f.IntVar(&o.minScale, "minscale", 1, "minimum instances (newdeploy)")
+	f.IntVar(&o.maxScale, "maxscale", 1, "maximum instances (newdeploy)")
+	f.IntVar(&o.targetCPU, "targetcpu", 80, "target CPU percent for scaling (newdeploy)")
+	f.IntVar(&o.mincpu, "mincpu", 0, "minimum CPU in millicores")
+	f.IntVar(&o.maxcpu, "maxcpu", 0, "maximum CPU in millicores")
+	f.IntVar(&o.minmemory, "minmemory", 0, "minimum memory in MiB")
+	f.IntVar(&o.maxmemory, "maxmemory", 0, "maximum memory in MiB")
+	f.StringArrayVar(&o.secrets, "secret", nil, "secret the function reads (repeatable)")
+	f.StringArrayVar(&o.configmaps, "configmap", nil, "config map the function reads (repeatable)")
+	f.IntVar(&o.specializationTimeout, "specializationtimeout", 120, "seconds to wait for an instance to specialize (alias --st)")
+	f.IntVar(&o.fnTimeout, "fntimeout", 60, "per-request timeout in seconds (alias --ft)")
+	f.IntVar(&o.idleTimeout, "idletimeout", 120, "seconds an idle instance is kept")
+	f.IntVar(&o.concurrency, "concurrency", 500, "most specialized instances at once (alias --con)")
+	f.IntVar(&o.rpp, "requestsperpod", 1, "concurrent requests per instance (alias --rpp)")
+	f.BoolVar(&o.onceOnly, "onceonly", false, "each request gets a fresh instance (alias --yolo)")
+	f.IntVar(&o.retainPods, "retainpods", 0, "idle specialized instances never reaped")
+	f.StringVar(&o.srcChecksum, "srcchecksum", "", "sha256 of a --src given as a URL")
+	f.StringVar(&o.deployChecksum, "deploychecksum", "", "sha256 of a --deploy given as a URL")
+	f.BoolVar(&o.insecure, "insecure", false, "take a URL archive without a checksum")
+	f.BoolVar(&o.noWait, "no-wait", false, "do not wait for the package to build")
+	if create {
+		f.StringVar(&o.url, "url", "", "also create a route for this URL")
+		f.StringVar(&o.prefix, "prefix", "", "also create a route for this URL prefix")
+		f.StringArrayVar(&o.methods, "method", nil, "HTTP method of the route (repeatable; default GET)")
+	} else {
+		f.BoolVar(&o.force, "force", false, "change the package even when other functions use it")
+	}
+	flagAliases(cmd, map[string]string{
+		"sourcearchive": "src", "deployarchive": "deploy", "pkgname": "pkg", "entry": "entrypoint",
+		"st": "specializationtimeout", "ft": "fntimeout", "con": "concurrency", "rpp": "requestsperpod", "yolo": "onceonly",
+	})
+}
+
+// apply writes the function flags into spec: all of them on create, the
+// given ones on update.
+func (o *fnOptions) apply(cmd *cobra.Command, fn *v1.Function, ns string, all bool) {
+	set := func(flag string) bool { return all || changed(cmd, flag) }
+	s := &fn.Spec
+	es := &s.InvokeStrategy.ExecutionStrategy
+	s.InvokeStrategy.StrategyType = v1.StrategyTypeExecution
+	if set("entrypoint") {
+		s.Package.FunctionName = o.entrypoint
+	}
+	if set("executortype") {
+		es.ExecutorType = v1.ExecutorType(o.executorType)
+	}
+	if set("minscale") {
+		es.MinScale = o.minScale
+	}
+	if set("maxscale") {
+		es.MaxScale = o.maxScale
+	}
+	if set("targetcpu") {
+		es.TargetCPUPercent = o.targetCPU
+	}
+	if set("specializationtimeout") {
+		es.SpecializationTimeout = o.specializationTimeout
+	}
+	if set("fntimeout") {
+		s.FunctionTimeout = o.fnTimeout
+	}
+	if set("idletimeout") {
+		it := o.idleTimeout
+		s.IdleTimeout = &it
+	}
+	if set("concurrency") {
+		s.Concurrency = o.concurrency
+	}
+	if set("requestsperpod") {
+		s.RequestsPerPod = o.rpp
+	}
+	if set("onceonly") {
+		s.OnceOnly = o.onceOnly
+	}
+	if set("retainpods") {
+		s.RetainPods = o.retainPods
+	}
+	setResources(&s.Resources, set, o.mincpu, o.maxcpu, o.minmemory, o.maxmemory)
+	if set("secret") && (len(o.secrets) > 0 || !all) {
+		s.Secrets = nil
+		for _, n := range o.secrets {
+			s.Secrets = append(s.Secrets, v1.SecretReference{Namespace: ns, Name: n})
+		}
+	}
+	if set("configmap") && (len(o.configmaps) > 0 || !all) {
+		s.ConfigMaps = nil
+		for _, n := range o.configmaps {
+			s.ConfigMaps = append(s.ConfigMaps, v1.ConfigMapReference{Namespace: ns, Name: n})
+		}
+	}
+}
+
+// archives builds the source and deploy archives the flags name. They are
+// empty when the flags name none.
+func (o *fnOptions) archives(ctx context.Context, g *Globals, cmd *cobra.Command) (src, deploy v1.Archive, err error) {
+	if len(o.src) > 0 {
+		src, err = makeArchive(ctx, g, archiveRequest{flag: "src", paths: o.src, checksum: o.srcChecksum, insecure: o.insecure}, cmd.ErrOrStderr())
+		if err != nil {
+			return
+		}
+	}
+	switch {
+	case len(o.deploy) > 0 && o.code != "":
+		err = fmt.Errorf("--code and --deploy both name a deploy archive; give one")
+	case len(o.deploy) > 0:
+		deploy, err = makeArchive(ctx, g, archiveRequest{flag: "deploy", paths: o.deploy, checksum: o.deployChecksum, insecure: o.insecure}, cmd.ErrOrStderr())
+	case o.code != "":
+		deploy, err = makeArchive(ctx, g, archiveRequest{flag: "code", paths: []string{o.code}, raw: true, checksum: o.deployChecksum, insecure: o.insecure}, cmd.ErrOrStderr())
+	}
+	return
+}
+
+// initialStatus is the build status of a package with these archives:
+// pending when there is source to build, none for a deploy archive only.
+func initialStatus(src v1.Archive) v1.PackageStatus {
+	st := v1.PackageStatus{BuildStatus: v1.BuildStatusNone, LastUpdateTimestamp: metav1.Now()}
+	if !src.IsEmpty() {
+		st.BuildStatus = v1.BuildStatusPending
+	}
+	return st
+}
+
+func newFnCreate(g *Globals) *cobra.Command {
+	o := &fnOptions{}
+	var sf specFlags
+	cmd := &cobra.Command{
+		Use:   "create",
+		Short: "Create a function (and its package, and a route with --url/--prefix)",
+		Args:  cobra.NoArgs,
+	}
+	o.addFlags(cmd, true)
+	sf.addFlags(cmd)
+	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
+		ns := g.ns()
+		if err := requireFlag("name", o.name); err != nil {
+			return err
+		}
+		hasCode := o.code != "" || len(o.src) > 0 || len(o.deploy) > 0
+		if o.pkg != "" && hasCode {
+			return fmt.Errorf("--pkg uses an existing package; it cannot be combined with --code, --src or --deploy")
+		}
+		if o.pkg == "" && !hasCode {
+			return fmt.Errorf("give the function's code with --code, --src or --deploy, or an existing package with --pkg")
+		}
+		fn := &v1.Function{ObjectMeta: metav1.ObjectMeta{Name: o.name, Namespace: ns}}
+		v1.SetTypeMeta(fn)
+		o.apply(cmd, fn, ns, true)
+
+		var newPkg *v1.Package
+		if o.pkg != "" {
+			if sf.spec || sf.dry {
+				if err := requireFlag("env", o.env); err != nil {
+					return err
+				}
+			} else {
+				p, err := store.GetAs[*v1.Package](ctx, st, ns, o.pkg)
+				if err != nil {
+					return fmt.Errorf("--pkg: %w", err)
+				}
+				if o.env == "" {
+					o.env = p.Spec.Environment.Name
+				} else if o.env != p.Spec.Environment.Name {
+					return fmt.Errorf("--env: function environment '%s' differs from package '%s' environment '%s'", o.env, p.Name, p.Spec.Environment.Name)
+				}
+				fn.Spec.Package.PackageRef.ResourceVersion = p.ResourceVersion
+			}
+			fn.Spec.Package.PackageRef.Name = o.pkg
+		} else {
+			if err := requireFlag("env", o.env); err != nil {
+				return err
+			}
+			if !sf.spec && !sf.dry {
+				if _, err := st.Get(ctx, v1.KindEnvironment, ns, o.env); err != nil {
+					if store.IsNotFound(err) {
+						return fmt.Errorf("--env: environment '%s' not found in namespace '%s'", o.env, ns)
+					}
+					return err
+				}
+			}
+			src, deploy, err := o.archives(ctx, g, cmd)
+			if err != nil {
+				return err
+			}
+			newPkg = &v1.Package{
+				ObjectMeta: metav1.ObjectMeta{Name: uniqueName(o.name), Namespace: ns},
+				Spec: v1.PackageSpec{
+					Environment:  v1.EnvironmentReference{Namespace: ns, Name: o.env},
+					Source:       src,
+					Deployment:   deploy,
+					BuildCommand: o.buildcmd,
+				},
+				Status: initialStatus(src),
+			}
+			v1.SetTypeMeta(newPkg)
+			fn.Spec.Package.PackageRef.Name = newPkg.Name
+		}
+		fn.Spec.Environment = v1.EnvironmentReference{Namespace: ns, Name: o.env}
+		fn.Spec.Package.PackageRef.Namespace = ns
+
+		var route *v1.HTTPTrigger
+		if o.url != "" || o.prefix != "" {
+			route = &v1.HTTPTrigger{ObjectMeta: metav1.ObjectMeta{Name: uuid.NewString(), Namespace: ns}}
+			v1.SetTypeMeta(route)
+			if err := setRouteURL(&route.Spec, o.url, o.prefix, true); err != nil {
+				return err
+			}
+			route.Spec.Methods = methodsOrGet(o.methods)
+			route.Spec.FunctionReference = v1.FunctionReference{Type: v1.FunctionReferenceTypeFunctionName, Name: o.name}
+		}
+		var objs []v1.Object
+		if newPkg != nil {
+			objs = append(objs, newPkg)
+		}
+		objs = append(objs, fn)
+		if route != nil {
+			objs = append(objs, route)
+		}
+		if done, err := sf.save(cmd, "function-"+o.name, objs...); done || err != nil {
+			return err
+		}
+
+		out := cmd.OutOrStdout()
+		var createdPkg *v1.Package
+		if newPkg != nil {
+			obj, err := st.Create(ctx, newPkg)
+			if err != nil {
+				return err
+			}
+			createdPkg = obj.(*v1.Package)
+			fn.Spec.Package.PackageRef.ResourceVersion = createdPkg.ResourceVersion
+		}
+		if _, err := st.Create(ctx, fn); err != nil {
+			if createdPkg != nil {
+				// Leave nothing behind for a function that was refused.
+				_ = st.Delete(context.WithoutCancel(ctx), v1.KindPackage, ns, createdPkg.Name, "")
+			}
+			return err
+		}
+		if createdPkg != nil {
+			fmt.Fprintf(out, "package '%s' created\n", createdPkg.Name)
+		}
+		fmt.Fprintf(out, "function '%s' created\n", o.name)
+		if route != nil {
+			if _, err := st.Create(ctx, route); err != nil {
+				return fmt.Errorf("function '%s' created, but its route was refused: %w", o.name, err)
+			}
+			fmt.Fprintf(out, "route '%s' created: %s %s -> function '%s'\n", route.Name, strings.Join(route.Spec.Methods, ","), routePath(&route.Spec), o.name)
+		}
+		if createdPkg != nil && createdPkg.Status.BuildStatus == v1.BuildStatusPending && !o.noWait {
+			return waitForBuild(ctx, g, st, out, cmd.ErrOrStderr(), createdPkg)
+		}
+		return nil
+	})
+	return cmd
+}
+
+// getFunctionPackage returns a function and its package.
+func getFunctionPackage(ctx context.Context, st store.Store, ns, name string) (*v1.Function, *v1.Package, error) {
+	fn, err := store.GetAs[*v1.Function](ctx, st, ns, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	ref := fn.Spec.Package.PackageRef
+	if ref.Namespace == "" {
+		ref.Namespace = fn.Namespace
+	}
+	p, err := store.GetAs[*v1.Package](ctx, st, ref.Namespace, ref.Name)
+	if err != nil {
+		return fn, nil, fmt.Errorf("function '%s' package: %w", name, err)
+	}
+	return fn, p, nil
+}
+
+// newFnGet is `fn get` and `fn getsrc`: the function's source archive
+// (or, for a function made from a deploy archive only, that archive).
+func newFnGet(g *Globals, use string) *cobra.Command {
+	var name, output string
+	cmd := &cobra.Command{Use: use, Short: "Print the function's source code", Args: cobra.NoArgs}
+	cmd.Flags().StringVar(&name, "name", "", "function name")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file instead of stdout")
+	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
+		if err := requireFlag("name", name); err != nil {
+			return err
+		}
+		_, p, err := getFunctionPackage(ctx, st, g.ns(), name)
+		if err != nil {
+			return err
+		}
+		a := p.Spec.Source
+		if a.IsEmpty() {
+			a = p.Spec.Deployment
+		}
+		if a.IsEmpty() {
+			return fmt.Errorf("package '%s' of function '%s' holds no archive", p.Name, name)
+		}
+		return writeOutput(output, cmd.OutOrStdout(), func(w io.Writer) error { return readArchive(ctx, g, a, w) })
+	})
+	return cmd
+}
+
+func newFnGetDeploy(g *Globals) *cobra.Command {
+	var name, output string
+	cmd := &cobra.Command{Use: "getdeploy", Short: "Print the function's deploy archive", Args: cobra.NoArgs}
+	cmd.Flags().StringVar(&name, "name", "", "function name")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file instead of stdout")
+	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
+		if err := requireFlag("name", name); err != nil {
+			return err
+		}
+		_, p, err := getFunctionPackage(ctx, st, g.ns(), name)
+		if err != nil {
+			return err
+		}
+		return writeDeploy(ctx, g, p, output, cmd)
+	})
+	return cmd
+}
+
+func newFnGetMeta(g *Globals) *cobra.Command {
+	var name, output string
+	cmd := &cobra.Command{Use: "getmeta", Short: "Show a function's metadata", Args: cobra.NoArgs}
+	cmd.Flags().StringVar(&name, "name", "", "function name")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml (default: a summary)")
+	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
+		if err := requireFlag("name", name); err != nil {
+			return err
+		}
+		if err := checkFormat(output); err != nil {
+			return err
+		}
+		fn, err := store.GetAs[*v1.Function](ctx, st, g.ns(), name)
+		if err != nil {
+			return err
+		}
+		if output != "" {
+			return printObject(cmd.OutOrStdout(), fn, output)
+		}
+		s := newSummary(cmd.OutOrStdout())
+		es := fn.Spec.InvokeStrategy.ExecutionStrategy
+		s.add("Name", fn.Name)
+		s.add("Namespace", fn.Namespace)
+		s.add("Environment", fn.Spec.Environment.Name)
+		s.add("Package", fn.Spec.Package.PackageRef.Name)
+		s.add("Entry point", fn.Spec.Package.FunctionName)
+		s.add("Executor type", string(es.ExecutorType))
+		s.add("Scale", fmt.Sprintf("%d..%d", es.MinScale, es.MaxScale))
+		s.add("Function timeout", fmt.Sprintf("%ds", fn.Spec.FunctionTimeout))
+		if fn.Spec.IdleTimeout != nil {
+			s.add("Idle timeout", fmt.Sprintf("%ds", *fn.Spec.IdleTimeout))
+		}
+		s.add("Concurrency", strconv.Itoa(fn.Spec.Concurrency))
+		s.add("Requests per instance", strconv.Itoa(fn.Spec.RequestsPerPod))
+		s.add("Resources", resourcesString(fn.Spec.Resources))
+		s.add("Created", fn.CreationTimestamp.UTC().Format("2006-01-02T15:04:05Z"))
+		return s.flush()
+	})
+	return cmd
+}
+
+func newFnUpdate(g *Globals) *cobra.Command {
+	o := &fnOptions{}
+	cmd := &cobra.Command{Use: "update", Short: "Change a function (only the flags given); new code rebuilds its package", Args: cobra.NoArgs}
+	o.addFlags(cmd, false)
+	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
+		ns := g.ns()
+		if err := requireFlag("name", o.name); err != nil {
+			return err
+		}
+		newCode := o.code != "" || len(o.src) > 0 || len(o.deploy) > 0 || changed(cmd, "buildcmd")
+		if o.pkg != "" && newCode {
+			return fmt.Errorf("--pkg switches to another package; it cannot be combined with --code, --src, --deploy or --buildcmd")
+		}
+		fn, err := store.GetAs[*v1.Function](ctx, st, ns, o.name)
+		if err != nil {
+			return err
+		}
+		if changed(cmd, "env") {
+			if _, err := st.Get(ctx, v1.KindEnvironment, ns, o.env); err != nil {
+				return fmt.Errorf("--env: %w", err)
+			}
+		}
+		var rebuilt *v1.Package
+		switch {
+		case o.pkg != "":
+			p, err := store.GetAs[*v1.Package](ctx, st, ns, o.pkg)
+			if err != nil {
+				return fmt.Errorf("--pkg: %w", err)
+			}
+			fn.Spec.Package.PackageRef = v1.PackageRef{Namespace: ns, Name: p.Name, ResourceVersion: p.ResourceVersion}
+		case newCode:
+			src, deploy, err := o.archives(ctx, g, cmd)
+			if err != nil {
+				return err
+			}
+			ref := fn.Spec.Package.PackageRef
+			rebuilt, err = updatePackage(ctx, st, cmd, ns, ref.Name, pkgChange{
+				env: o.env, setEnv: changed(cmd, "env"),
+				src: src, deploy: deploy,
+				buildcmd: o.buildcmd, setBuildcmd: changed(cmd, "buildcmd"),
+				force: o.force, exceptFn: o.name,
+			})
+			if err != nil {
+				return err
+			}
+			fn.Spec.Package.PackageRef.ResourceVersion = rebuilt.ResourceVersion
+		}
+		if changed(cmd, "env") {
+			fn.Spec.Environment = v1.EnvironmentReference{Namespace: ns, Name: o.env}
+		}
+		o.apply(cmd, fn, ns, false)
+		updated, err := st.Update(ctx, fn)
+		if err != nil {
+			return err
+		}
+		reportUpdate(cmd, "function", o.name, updated.GetResourceVersion() != fn.ResourceVersion)
+		if rebuilt != nil && rebuilt.Status.BuildStatus == v1.BuildStatusPending && !o.noWait {
+			return waitForBuild(ctx, g, st, cmd.OutOrStdout(), cmd.ErrOrStderr(), rebuilt)
+		}
+		return nil
+	})
+	return cmd
+}
+
+func newFnDelete(g *Globals) *cobra.Command {
+	var name string
+	var ignoreNotFound bool
+	cmd := &cobra.Command{Use: "delete", Short: "Delete a function (its package stays; see pkg delete --orphan)", Args: cobra.NoArgs}
+	cmd.Flags().StringVar(&name, "name", "", "function name")
+	cmd.Flags().BoolVar(&ignoreNotFound, "ignorenotfound", false, "succeed when the function does not exist")
+	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
+		if err := requireFlag("name", name); err != nil {
+			return err
+		}
+		err := st.Delete(ctx, v1.KindFunction, g.ns(), name, "")
+		if store.IsNotFound(err) && ignoreNotFound {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "function '%s' deleted\n", name)
+		return nil
+	})
+	return cmd
+}
+
+func newFnList(g *Globals) *cobra.Command {
+	var output, env string
+	var all bool
+	cmd := &cobra.Command{Use: "list", Short: "List functions", Args: cobra.NoArgs}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml (default: a table)")
+	cmd.Flags().StringVar(&env, "env", "", "only functions of this environment")
+	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list every namespace")
+	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
+		if err := checkFormat(output); err != nil {
+			return err
+		}
+		objs, rv, err := st.List(ctx, v1.KindFunction, listOpts(g, all))
+		if err != nil {
+			return err
+		}
+		if env != "" {
+			kept := objs[:0]
+			for _, o := range objs {
+				if o.(*v1.Function).Spec.Environment.Name == env {
+					kept = append(kept, o)
+				}
+			}
+			objs = kept
+		}
+		if output != "" {
+			return printList(cmd.OutOrStdout(), v1.KindFunction, objs, rv, output)
+		}
+		t := newTable(cmd.OutOrStdout(), "NAME", "ENV", "EXECUTORTYPE", "MINSCALE", "MAXSCALE", "MINCPU", "MAXCPU", "MINMEMORY", "MAXMEMORY", "SECRETS", "CONFIGMAPS", "NAMESPACE")
+		for _, o := range objs {
+			fn := o.(*v1.Function)
+			es := fn.Spec.InvokeStrategy.ExecutionStrategy
+			r := fn.Spec.Resources
+			var secrets, cms []string
+			for _, s := range fn.Spec.Secrets {
+				secrets = append(secrets, s.Name)
+			}
+			for _, c := range fn.Spec.ConfigMaps {
+				cms = append(cms, c.Name)
+			}
+			t.row(fn.Name, fn.Spec.Environment.Name, string(es.ExecutorType), strconv.Itoa(es.MinScale), strconv.Itoa(es.MaxScale),
+				quantity(r.Requests, corev1.ResourceCPU), quantity(r.Limits, corev1.ResourceCPU),
+				quantity(r.Requests, corev1.ResourceMemory), quantity(r.Limits, corev1.ResourceMemory),
+				strings.Join(secrets, ","), strings.Join(cms, ","), fn.Namespace)
+		}
+		return t.flush()
+	})
+	return cmd
+}

@@ -1,0 +1,330 @@
+package cli
+
+import (
+	"archive/zip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/storagesvc"
+)
+
+// archiveRequest is what one of --src, --deploy or --code named.
+type archiveRequest struct {
+	flag     string   // the flag, for errors ("src")
+	paths    []string // files, directories, globs or one http(s) URL
+	raw      bool     // --code: one file, kept as is (not zipped)
+	checksum string   // --srcchecksum / --deploychecksum for a URL
+	insecure bool     // --insecure: no checksum for a URL
+}
+
+func isURL(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
+}
+
+// makeArchive turns the user's files into a Package archive: a literal
+// when it is at most v1.ArchiveLiteralSizeLimit, else an upload to the
+// storage service at g.Server. A single .zip is used as is; anything else
+// is zipped deterministically (sorted entries, fixed times), so the same
+// files always give the same checksum.
+func makeArchive(ctx context.Context, g *Globals, req archiveRequest, progressOut io.Writer) (v1.Archive, error) {
+	if len(req.paths) == 1 && isURL(req.paths[0]) {
+		return urlArchive(ctx, g, req)
+	}
+	f, size, name, err := buildArchiveFile(req)
+	if err != nil {
+		return v1.Archive{}, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if size <= v1.ArchiveLiteralSizeLimit {
+		b, err := io.ReadAll(f)
+		if err != nil {
+			return v1.Archive{}, err
+		}
+		sum := sha256.Sum256(b)
+		return v1.Archive{
+			Type:     v1.ArchiveTypeLiteral,
+			Literal:  b,
+			Checksum: v1.Checksum{Type: v1.ChecksumTypeSHA256, Sum: hex.EncodeToString(sum[:])},
+		}, nil
+	}
+	var progress io.Writer
+	if fd, ok := progressOut.(interface{ Fd() uintptr }); ok && term.IsTerminal(int(fd.Fd())) {
+		progress = progressbar.NewOptions64(size,
+			progressbar.OptionSetWriter(progressOut),
+			progressbar.OptionSetDescription("uploading "+name),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionClearOnFinish())
+	}
+	res, err := storagesvc.NewClient(g.Server, g.Token).Upload(ctx, f, size, name, progress)
+	if err != nil {
+		return v1.Archive{}, fmt.Errorf("--%s: %w", req.flag, err)
+	}
+	return v1.Archive{Type: v1.ArchiveTypeURL, URL: res.URL, Checksum: res.Checksum}, nil
+}
+
+// urlArchive refers to an archive already at a URL. Without a checksum
+// flag it downloads the archive once to compute one, unless --insecure.
+func urlArchive(ctx context.Context, g *Globals, req archiveRequest) (v1.Archive, error) {
+	a := v1.Archive{Type: v1.ArchiveTypeURL, URL: req.paths[0]}
+	switch {
+	case req.checksum != "":
+		sum := strings.ToLower(req.checksum)
+		if b, err := hex.DecodeString(sum); err != nil || len(b) != sha256.Size {
+			return a, fmt.Errorf("--%schecksum: %q is not a hex sha256", req.flag, req.checksum)
+		}
+		a.Checksum = v1.Checksum{Type: v1.ChecksumTypeSHA256, Sum: sum}
+	case req.insecure:
+	default:
+		h := sha256.New()
+		if err := storagesvc.NewClient(g.Server, g.Token).Download(ctx, a.URL, h); err != nil {
+			return a, fmt.Errorf("--%s: computing the checksum of %s (give --%schecksum or --insecure to skip): %w", req.flag, a.URL, req.flag, err)
+		}
+		a.Checksum = v1.Checksum{Type: v1.ChecksumTypeSHA256, Sum: hex.EncodeToString(h.Sum(nil))}
+	}
+	return a, nil
+}
+
+// buildArchiveFile writes the archive to a temporary file and returns it
+// rewound, with its size and a display name.
+func buildArchiveFile(req archiveRequest) (*os.File, int64, string, error) {
+	paths, err := expandPaths(req.flag, req.paths)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	tmp, err := os.CreateTemp("", "isotope-archive-*.zip")
+	if err != nil {
+		return nil, 0, "", err
+	}
+	fail := func(err error) (*os.File, int64, string, error) {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return nil, 0, "", err
+	}
+	name := filepath.Base(paths[0])
+	single := len(paths) == 1
+	st, err := os.Stat(paths[0])
+	if err != nil {
+		return fail(fmt.Errorf("--%s: %w", req.flag, err))
+	}
+	switch {
+	case req.raw:
+		if !single || st.IsDir() {
+			return fail(fmt.Errorf("--%s: takes exactly one file (use --src or --deploy for directories)", req.flag))
+		}
+		err = copyFile(tmp, paths[0])
+	case single && !st.IsDir() && strings.EqualFold(filepath.Ext(paths[0]), ".zip"):
+		err = copyFile(tmp, paths[0])
+	default:
+		if !single || !st.IsDir() {
+			name = strings.TrimSuffix(name, filepath.Ext(name)) + ".zip"
+		} else {
+			name += ".zip"
+		}
+		err = zipPaths(tmp, paths)
+	}
+	if err != nil {
+		return fail(fmt.Errorf("--%s: %w", req.flag, err))
+	}
+	size, err := tmp.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return fail(err)
+	}
+	return tmp, size, name, nil
+}
+
+// expandPaths expands globs and checks that every path exists.
+func expandPaths(flag string, in []string) ([]string, error) {
+	var out []string
+	for _, p := range in {
+		if strings.ContainsAny(p, "*?[") {
+			m, err := filepath.Glob(p)
+			if err != nil {
+				return nil, fmt.Errorf("--%s: bad pattern %q: %w", flag, p, err)
+			}
+			if len(m) == 0 {
+				return nil, fmt.Errorf("--%s: %q matches no file", flag, p)
+			}
+			out = append(out, m...)
+			continue
+		}
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("--%s: %w", flag, err)
+		}
+		out = append(out, p)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--%s: no file given", flag)
+	}
+	return out, nil
+}
+
+func copyFile(w io.Writer, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	return err
+}
+
+// zipEpoch is the modification time of every zip entry, so that zipping
+// the same files twice gives the same bytes.
+var zipEpoch = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// zipPaths zips files and directories: a file goes in under its base
+// name, a directory's contents go in relative to the directory (so
+// `--src ./myfn` puts myfn/go.mod at the archive's root). Entries are
+// sorted; symbolic links are followed to regular files only.
+func zipPaths(w io.Writer, paths []string) error {
+	type entry struct{ name, path string }
+	var entries []entry
+	seen := map[string]string{}
+	add := func(name, path string) error {
+		name = filepath.ToSlash(name)
+		if prev, ok := seen[name]; ok && prev != path {
+			return fmt.Errorf("%s and %s would both be %q in the archive", prev, path, name)
+		}
+		seen[name] = path
+		entries = append(entries, entry{name, path})
+		return nil
+	}
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		if !st.IsDir() {
+			if err := add(filepath.Base(p), p); err != nil {
+				return err
+			}
+			continue
+		}
+		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				return nil
+			}
+			info, err := os.Stat(path) // follows links
+			if err != nil || !info.Mode().IsRegular() {
+				return nil
+			}
+			rel, err := filepath.Rel(p, path)
+			if err != nil {
+				return err
+			}
+			return add(rel, path)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
+	zw := zip.NewWriter(w)
+	for _, e := range entries {
+		info, err := os.Stat(e.path)
+		if err != nil {
+			return err
+		}
+		hdr := &zip.FileHeader{Name: e.name, Method: zip.Deflate, Modified: zipEpoch}
+		hdr.SetMode(info.Mode().Perm())
+		fw, err := zw.CreateHeader(hdr)
+		if err != nil {
+			return err
+		}
+		if err := copyFile(fw, e.path); err != nil {
+			return err
+		}
+	}
+	return zw.Close()
+}
+
+// readArchive returns an archive's bytes from its literal or by
+// downloading its URL, checking its sha256 when it has one.
+func readArchive(ctx context.Context, g *Globals, a v1.Archive, w io.Writer) error {
+	h := sha256.New()
+	switch {
+	case len(a.Literal) > 0:
+		h.Write(a.Literal)
+		if err := verifySum(a, h.Sum(nil)); err != nil {
+			return err
+		}
+		_, err := w.Write(a.Literal)
+		return err
+	case a.URL != "":
+		// Buffer to a temp file so nothing unverified reaches w.
+		tmp, err := os.CreateTemp("", "isotope-download-*")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(tmp.Name())
+		defer tmp.Close()
+		if err := storagesvc.NewClient(g.Server, g.Token).Download(ctx, a.URL, io.MultiWriter(tmp, h)); err != nil {
+			return fmt.Errorf("download %s: %w", a.URL, err)
+		}
+		if err := verifySum(a, h.Sum(nil)); err != nil {
+			return err
+		}
+		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		_, err = io.Copy(w, tmp)
+		return err
+	}
+	return fmt.Errorf("the archive is empty")
+}
+
+func verifySum(a v1.Archive, sum []byte) error {
+	if a.Checksum.Sum == "" {
+		return nil
+	}
+	got := hex.EncodeToString(sum)
+	if !strings.EqualFold(got, a.Checksum.Sum) {
+		return fmt.Errorf("archive checksum mismatch: got sha256 %s, the package says %s", got, a.Checksum.Sum)
+	}
+	return nil
+}
+
+// writeOutput writes an archive to the file named by -o, or to stdout.
+// The file appears only once every byte is there and verified.
+func writeOutput(path string, stdout io.Writer, write func(io.Writer) error) error {
+	if path == "" || path == "-" {
+		return write(stdout) // readArchive verifies before writing
+	}
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("--output: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
