@@ -13,13 +13,12 @@ import (
 	"github.com/spf13/cobra"
 
 	v1 "isotope.dev/isotope/api/v1"
-	"isotope.dev/isotope/internal/client"
 	"isotope.dev/isotope/internal/store"
 )
 
 // openStore returns the API server's store client for the user commands.
 func openStore(g *Globals) store.Store {
-	return client.New(g.Server, g.Token, nil)
+	return newStoreClient(g.Server, g.Token)
 }
 
 // runE adapts a command body to cobra: the body gets the command's
