@@ -248,7 +248,11 @@ func TestValidate(t *testing.T) {
 		{"fn env", func() Object { o := cliFn(); o.Spec.Environment.Name = ""; return o }, "spec.environment.name: Required value", false},
 		{"fn pkg", func() Object { o := cliFn(); o.Spec.Package.PackageRef.Name = ""; return o }, "spec.package.packageref.name: Required value", false},
 		{"fn executor", func() Object { o := cliFn(); o.Spec.InvokeStrategy.ExecutionStrategy.ExecutorType = "lambda"; return o }, `spec.InvokeStrategy.ExecutionStrategy.ExecutorType: Unsupported value: "lambda"`, false},
-		{"fn container no podspec", func() Object { o := cliFn(); o.Spec.InvokeStrategy.ExecutionStrategy.ExecutorType = ExecutorTypeContainer; return o }, "spec.podspec: Required value", false},
+		{"fn container no podspec", func() Object {
+			o := cliFn()
+			o.Spec.InvokeStrategy.ExecutionStrategy.ExecutorType = ExecutorTypeContainer
+			return o
+		}, "spec.podspec: Required value", false},
 		{"fn container", func() Object {
 			o := cliFn()
 			o.Spec = FunctionSpec{InvokeStrategy: InvokeStrategy{ExecutionStrategy: ExecutionStrategy{ExecutorType: ExecutorTypeContainer}},
@@ -263,7 +267,11 @@ func TestValidate(t *testing.T) {
 		}, "spec.InvokeStrategy.ExecutionStrategy.MaxScale: Invalid value: 1: must be >= MinScale", false},
 		{"fn targetcpu", func() Object { o := cliFn(); o.Spec.InvokeStrategy.ExecutionStrategy.TargetCPUPercent = 101; return o }, "spec.InvokeStrategy.ExecutionStrategy.TargetCPUPercent: Invalid value: 101: must be between 1 and 100", false},
 		{"fn targetcpu neg", func() Object { o := cliFn(); o.Spec.InvokeStrategy.ExecutionStrategy.TargetCPUPercent = -1; return o }, "TargetCPUPercent: Invalid value: -1", false},
-		{"fn spectimeout", func() Object { o := cliFn(); o.Spec.InvokeStrategy.ExecutionStrategy.SpecializationTimeout = -1; return o }, "spec.InvokeStrategy.ExecutionStrategy.SpecializationTimeout: Invalid value: -1", false},
+		{"fn spectimeout", func() Object {
+			o := cliFn()
+			o.Spec.InvokeStrategy.ExecutionStrategy.SpecializationTimeout = -1
+			return o
+		}, "spec.InvokeStrategy.ExecutionStrategy.SpecializationTimeout: Invalid value: -1", false},
 		{"fn timeout", func() Object { o := cliFn(); o.Spec.FunctionTimeout = -1; return o }, "spec.functionTimeout: Invalid value: -1: must be > 0", false},
 		{"fn timeout undefaulted", func() Object {
 			o := cliFn()
@@ -276,7 +284,11 @@ func TestValidate(t *testing.T) {
 		{"fn rpp", func() Object { o := cliFn(); o.Spec.RequestsPerPod = -2; return o }, "spec.requestsPerPod: Invalid value: -2", false},
 		{"fn retain", func() Object { o := cliFn(); o.Spec.RetainPods = -1; return o }, "spec.retainPods: Invalid value: -1", false},
 		{"fn strategy", func() Object { o := cliFn(); o.Spec.InvokeStrategy.StrategyType = "lazy"; return o }, `spec.InvokeStrategy.StrategyType: Unsupported value: "lazy"`, false},
-		{"fn secret ns", func() Object { o := cliFn(); o.Spec.Secrets = []SecretReference{{Namespace: "other", Name: "s"}}; return o }, `spec.secrets[0].namespace: Invalid value: "other": must be the function's namespace "default"`, false},
+		{"fn secret ns", func() Object {
+			o := cliFn()
+			o.Spec.Secrets = []SecretReference{{Namespace: "other", Name: "s"}}
+			return o
+		}, `spec.secrets[0].namespace: Invalid value: "other": must be the function's namespace "default"`, false},
 		{"fn configmap name", func() Object { o := cliFn(); o.Spec.ConfigMaps = []ConfigMapReference{{}}; return o }, "spec.configmaps[0].name: Required value", false},
 
 		{"ht neither", func() Object { o := cliRoute(); o.Spec.RelativeURL = ""; return o }, "spec.relativeurl: Required value: one of relativeurl or prefix", false},
