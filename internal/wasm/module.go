@@ -1,0 +1,283 @@
+package wasm
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// Module is one loaded function: compiled code, its configuration and, for
+// a reactor, its pool of warm instances. It is an http.Handler and safe for
+// concurrent use.
+type Module struct {
+	rt      *Runtime
+	c       *compiled
+	name    string
+	entry   string
+	limits  Limits
+	log     *funcLog
+	baseCfg wazero.ModuleConfig
+	env     [][2]string // the function's environment, sorted
+	alloc   experimental.MemoryAllocator
+
+	wagiEntry string        // WAGI: export to call instead of _start
+	wagiSem   chan struct{} // WAGI: concurrency cap
+	pool      *pool         // reactor
+
+	closed atomic.Bool
+
+	requests, errors, traps, timeouts, started, discarded atomic.Uint64
+	busy                                                  atomic.Int64
+}
+
+// EnvEntrypoint is the environment variable that names the entry point
+// inside the guest (see LoadRequest.Entrypoint).
+const EnvEntrypoint = "ISOTOPE_ENTRYPOINT"
+
+func newModule(ctx context.Context, rt *Runtime, c *compiled, name string, req LoadRequest) (*Module, error) {
+	lim := req.Limits.WithDefaults()
+	if lim.MemoryPages > 65536 {
+		return nil, fmt.Errorf("Limits.MemoryPages %d is above 65536 (4 GiB)", lim.MemoryPages)
+	}
+	for _, md := range c.cm.ExportedMemories() {
+		if md.Min() > lim.MemoryPages {
+			return nil, fmt.Errorf("module needs %d memory pages at start, above the function's limit of %d pages", md.Min(), lim.MemoryPages)
+		}
+	}
+	m := &Module{
+		rt:     rt,
+		c:      c,
+		name:   name,
+		entry:  req.Entrypoint,
+		limits: lim,
+		log:    newFuncLog(req.Log, name),
+		alloc:  limitedAllocator{limit: uint64(lim.MemoryPages) * 65536},
+	}
+	for k, v := range req.Env {
+		if k == "" {
+			return nil, errors.New("Env has an empty variable name")
+		}
+		m.env = append(m.env, [2]string{k, v})
+	}
+	sort.Slice(m.env, func(i, j int) bool { return m.env[i][0] < m.env[j][0] })
+	cfg := wazero.NewModuleConfig().
+		WithName("").
+		WithSysWalltime().
+		WithSysNanotime().
+		WithSysNanosleep().
+		WithRandSource(rand.Reader)
+	if req.ArchiveDir != "" {
+		cfg = cfg.WithFSConfig(wazero.NewFSConfig().WithReadOnlyDirMount(req.ArchiveDir, "/"))
+	}
+	m.baseCfg = cfg
+
+	switch c.abi {
+	case ABIWAGI:
+		if req.Entrypoint != "" && req.Entrypoint != exportStart {
+			if _, ok := c.cm.ExportedFunctions()[req.Entrypoint]; ok {
+				m.wagiEntry = req.Entrypoint
+			}
+		}
+		m.wagiSem = make(chan struct{}, lim.MaxInstances)
+	case ABIReactor:
+		m.pool = newPool(m)
+		wctx, cancel := context.WithTimeout(ctx, lim.Timeout)
+		err := m.pool.warm(wctx, lim.WarmInstances)
+		cancel()
+		if err != nil {
+			m.pool.close()
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Name is the function name given at Load.
+func (m *Module) Name() string { return m.name }
+
+// ABI is the ABI detected from the module's exports.
+func (m *Module) ABI() ABI { return m.c.abi }
+
+// Limits are the effective limits (defaults applied).
+func (m *Module) Limits() Limits { return m.limits }
+
+// Stats returns the Module's counters.
+func (m *Module) Stats() Stats {
+	s := Stats{
+		ABI:                m.c.abi,
+		Requests:           m.requests.Load(),
+		Errors:             m.errors.Load(),
+		Traps:              m.traps.Load(),
+		Timeouts:           m.timeouts.Load(),
+		InstancesStarted:   m.started.Load(),
+		InstancesDiscarded: m.discarded.Load(),
+		Busy:               int(m.busy.Load()),
+	}
+	if m.pool != nil {
+		s.Idle = len(m.pool.idle)
+	}
+	return s
+}
+
+// Close stops the Module's instances and releases its compiled code once
+// no other Module shares it. Requests in flight finish or fail.
+func (m *Module) Close() error {
+	if m.closed.Swap(true) {
+		return nil
+	}
+	if m.pool != nil {
+		m.pool.close()
+	}
+	m.rt.release(m.c)
+	return nil
+}
+
+// response is what a guest answered.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// hostError is a failure the host answers for the guest.
+type hostError struct {
+	status int
+	msg    string
+}
+
+func (e *hostError) Error() string { return e.msg }
+
+// ServeHTTP runs the function for one request.
+func (m *Module) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	m.requests.Add(1)
+	if m.closed.Load() {
+		m.fail(w, &hostError{http.StatusServiceUnavailable, fmt.Sprintf("function %s is unloaded", m.name)})
+		return
+	}
+	body, herr := readBody(r, m.limits.MaxRequestBody)
+	if herr != nil {
+		m.fail(w, herr)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), m.limits.Timeout)
+	defer cancel()
+	opts := invokeOptionsFrom(r.Context())
+
+	var resp *response
+	var err error
+	m.busy.Add(1)
+	if m.c.abi == ABIWAGI {
+		resp, err = m.serveWAGI(ctx, r, opts, body)
+	} else {
+		resp, err = m.serveReactor(ctx, r, opts, body)
+	}
+	m.busy.Add(-1)
+	if err != nil {
+		if r.Context().Err() != nil {
+			// The client went away; nobody reads the answer.
+			return
+		}
+		var he *hostError
+		if !errors.As(err, &he) {
+			he = &hostError{http.StatusInternalServerError, err.Error()}
+		}
+		m.fail(w, he)
+		return
+	}
+	if len(resp.body) > int(m.limits.MaxResponseBody) {
+		m.fail(w, &hostError{http.StatusBadGateway, fmt.Sprintf("function %s answered a %d-byte body, above its limit of %d bytes", m.name, len(resp.body), m.limits.MaxResponseBody)})
+		return
+	}
+	h := w.Header()
+	for k, vs := range resp.header {
+		h[k] = vs
+	}
+	h.Set("Content-Length", strconv.Itoa(len(resp.body)))
+	w.WriteHeader(resp.status)
+	_, _ = w.Write(resp.body)
+}
+
+// fail answers he and writes it to the function log.
+func (m *Module) fail(w http.ResponseWriter, he *hostError) {
+	if he.status >= 500 {
+		m.errors.Add(1)
+	}
+	m.log.line("isotope", he.msg)
+	http.Error(w, he.msg, he.status)
+}
+
+// classify turns an error from running guest code into the host's answer,
+// counting traps and timeouts.
+func (m *Module) classify(ctx context.Context, err error) *hostError {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		m.timeouts.Add(1)
+		return &hostError{http.StatusGatewayTimeout, fmt.Sprintf("function %s timed out after %s", m.name, m.limits.Timeout)}
+	}
+	m.traps.Add(1)
+	var ee *sys.ExitError
+	if errors.As(err, &ee) {
+		return &hostError{http.StatusBadGateway, fmt.Sprintf("function %s exited with code %d", m.name, ee.ExitCode())}
+	}
+	return &hostError{http.StatusBadGateway, fmt.Sprintf("function %s crashed: %v", m.name, err)}
+}
+
+func readBody(r *http.Request, max int64) ([]byte, *hostError) {
+	tooLarge := &hostError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than the function's limit of %d bytes", max)}
+	if r.ContentLength > max {
+		return nil, tooLarge
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		return nil, &hostError{http.StatusBadRequest, "reading request body: " + err.Error()}
+	}
+	if int64(len(b)) > max {
+		return nil, tooLarge
+	}
+	return b, nil
+}
+
+// limitedAllocator backs each instance's linear memory and refuses to grow
+// it past the function's page limit, so memory.grow fails in the guest.
+type limitedAllocator struct{ limit uint64 }
+
+func (a limitedAllocator) Allocate(_, max uint64) experimental.LinearMemory {
+	return &limitedMemory{limit: min(a.limit, max)}
+}
+
+type limitedMemory struct {
+	buf   []byte
+	limit uint64
+}
+
+func (l *limitedMemory) Reallocate(size uint64) []byte {
+	if size > l.limit {
+		return nil
+	}
+	if size <= uint64(cap(l.buf)) {
+		l.buf = l.buf[:size]
+		return l.buf
+	}
+	// Grow by at least a quarter to keep repeated memory.grow cheap,
+	// never past the limit.
+	c := max(size, uint64(cap(l.buf))+uint64(cap(l.buf))/4)
+	c = min(c, l.limit)
+	nb := make([]byte, size, c)
+	copy(nb, l.buf)
+	l.buf = nb
+	return nb
+}
+
+func (l *limitedMemory) Free() { l.buf = nil }

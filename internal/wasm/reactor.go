@@ -1,0 +1,273 @@
+package wasm
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+)
+
+// instance is one initialized reactor instance. It serves one request at
+// a time; the pool hands it to one goroutine only.
+type instance struct {
+	mod      api.Module
+	handle   api.Function
+	alloc    api.Function
+	mem      api.Memory
+	bufPtr   uint32 // guest request buffer from isotope_alloc
+	bufCap   uint32
+	stack    []uint64
+	reqBuf   []byte // host-side encoding scratch, reused
+	requests int
+	stdout   *lineWriter
+	stderr   *lineWriter
+}
+
+// pool keeps a reactor function's warm instances.
+type pool struct {
+	m     *Module
+	idle  chan *instance
+	slots chan struct{} // one token per live instance
+	mu    sync.Mutex
+	done  bool
+	wg    sync.WaitGroup
+}
+
+func newPool(m *Module) *pool {
+	return &pool{
+		m:     m,
+		idle:  make(chan *instance, m.limits.MaxInstances),
+		slots: make(chan struct{}, m.limits.MaxInstances),
+	}
+}
+
+// warm initializes n instances before returning, so no request waits for
+// a guest runtime to start.
+func (p *pool) warm(ctx context.Context, n int) error {
+	for i := 0; i < n; i++ {
+		p.slots <- struct{}{}
+		in, err := p.m.newInstance(ctx)
+		if err != nil {
+			<-p.slots
+			return err
+		}
+		p.idle <- in
+	}
+	return nil
+}
+
+// refill brings the live instances back to the warm count after discards.
+func (p *pool) refill() {
+	p.mu.Lock()
+	if p.done {
+		p.mu.Unlock()
+		return
+	}
+	p.wg.Add(1)
+	p.mu.Unlock()
+	go func() {
+		defer p.wg.Done()
+		for len(p.slots) < p.m.limits.WarmInstances {
+			select {
+			case p.slots <- struct{}{}:
+			default:
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), p.m.limits.Timeout)
+			in, err := p.m.newInstance(ctx)
+			cancel()
+			if err != nil {
+				<-p.slots
+				p.m.log.line("isotope", "warming an instance failed: "+err.Error())
+				return
+			}
+			if !p.put(in) {
+				return
+			}
+		}
+	}()
+}
+
+// get returns an idle instance, starts one if the function is below
+// MaxInstances, or waits for one until ctx is done.
+func (p *pool) get(ctx context.Context) (*instance, error) {
+	select {
+	case in := <-p.idle:
+		return in, nil
+	default:
+	}
+	select {
+	case in := <-p.idle:
+		return in, nil
+	case p.slots <- struct{}{}:
+		in, err := p.m.newInstance(ctx)
+		if err != nil {
+			<-p.slots
+			return nil, err
+		}
+		return in, nil
+	case <-ctx.Done():
+		return nil, p.m.busyError(ctx)
+	}
+}
+
+// put returns a healthy instance to the idle set; false if the pool is
+// closed (the instance is then discarded).
+func (p *pool) put(in *instance) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.done {
+		p.discardLocked(in)
+		return false
+	}
+	p.idle <- in
+	return true
+}
+
+// discard throws an instance away and starts warming a replacement.
+func (p *pool) discard(in *instance) {
+	p.mu.Lock()
+	p.discardLocked(in)
+	p.mu.Unlock()
+	p.refill()
+}
+
+func (p *pool) discardLocked(in *instance) {
+	in.stdout.Flush()
+	in.stderr.Flush()
+	in.mod.Close(context.Background())
+	p.m.discarded.Add(1)
+	<-p.slots
+}
+
+func (p *pool) close() {
+	p.mu.Lock()
+	p.done = true
+	for {
+		select {
+		case in := <-p.idle:
+			p.discardLocked(in)
+			continue
+		default:
+		}
+		break
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// newInstance instantiates the module and runs _initialize.
+func (m *Module) newInstance(ctx context.Context) (*instance, error) {
+	in := &instance{
+		stdout: &lineWriter{log: m.log, source: "stdout"},
+		stderr: &lineWriter{log: m.log, source: "stderr"},
+		stack:  make([]uint64, 2),
+	}
+	cfg := m.baseCfg.WithStdout(in.stdout).WithStderr(in.stderr).WithStartFunctions()
+	for _, kv := range m.env {
+		if kv[0] != EnvEntrypoint {
+			cfg = cfg.WithEnv(kv[0], kv[1])
+		}
+	}
+	cfg = cfg.WithEnv(EnvEntrypoint, m.entry)
+	m.started.Add(1)
+	mod, err := m.rt.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, m.alloc), m.c.cm, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("instantiate: %w", err)
+	}
+	if init := mod.ExportedFunction(exportInitialize); init != nil {
+		if _, err := init.Call(ctx); err != nil {
+			in.stderr.Flush()
+			mod.Close(context.Background())
+			return nil, fmt.Errorf("_initialize: %w", err)
+		}
+	}
+	if v := mod.ExportedFunction(exportABIVersion); v != nil {
+		res, err := v.Call(ctx)
+		if err != nil || len(res) != 1 || uint32(res[0]) != ReactorABIVersion {
+			mod.Close(context.Background())
+			got := "an error"
+			if err == nil && len(res) == 1 {
+				got = fmt.Sprint(uint32(res[0]))
+			}
+			return nil, fmt.Errorf("%s returned %s; this host speaks reactor ABI version %d", exportABIVersion, got, ReactorABIVersion)
+		}
+	}
+	in.mod = mod
+	in.handle = mod.ExportedFunction(exportHandle)
+	in.alloc = mod.ExportedFunction(exportAlloc)
+	in.mem = mod.ExportedMemory(exportMemory)
+	return in, nil
+}
+
+// serveReactor runs one request on a pooled instance.
+func (m *Module) serveReactor(ctx context.Context, r *http.Request, opts InvokeOptions, body []byte) (*response, error) {
+	in, err := m.pool.get(ctx)
+	if err != nil {
+		if _, ok := err.(*hostError); ok {
+			return nil, err
+		}
+		return nil, m.classify(ctx, err)
+	}
+	resp, err := in.call(ctx, r, opts, body, m.limits)
+	if err != nil {
+		m.pool.discard(in)
+		if he, ok := err.(*hostError); ok {
+			m.traps.Add(1)
+			he.msg = fmt.Sprintf("function %s: %s", m.name, he.msg)
+			return nil, he
+		}
+		return nil, m.classify(ctx, err)
+	}
+	in.requests++
+	if in.requests >= m.limits.MaxRequestsPerInstance || in.mem.Size() > uint32(min(m.limits.MaxMemoryBytes, 1<<32-1)) {
+		m.pool.discard(in)
+	} else {
+		in.stdout.Flush()
+		in.stderr.Flush()
+		m.pool.put(in)
+	}
+	return resp, nil
+}
+
+// call writes the framed request into guest memory, calls isotope_handle
+// and decodes the framed response.
+func (in *instance) call(ctx context.Context, r *http.Request, opts InvokeOptions, body []byte, lim Limits) (*response, error) {
+	in.reqBuf = encodeRequest(in.reqBuf[:0], r, opts, body)
+	n := uint32(len(in.reqBuf))
+	if n > in.bufCap || in.bufPtr == 0 {
+		in.stack[0] = uint64(n)
+		if err := in.alloc.CallWithStack(ctx, in.stack); err != nil {
+			return nil, err
+		}
+		ptr := uint32(in.stack[0])
+		if ptr == 0 {
+			return nil, &hostError{http.StatusBadGateway, fmt.Sprintf("isotope_alloc(%d) returned 0 (out of memory?)", n)}
+		}
+		in.bufPtr, in.bufCap = ptr, n
+	}
+	if !in.mem.Write(in.bufPtr, in.reqBuf) {
+		return nil, &hostError{http.StatusBadGateway, fmt.Sprintf("isotope_alloc returned %#x, outside guest memory", in.bufPtr)}
+	}
+	in.stack[0], in.stack[1] = uint64(in.bufPtr), uint64(n)
+	if err := in.handle.CallWithStack(ctx, in.stack); err != nil {
+		return nil, err
+	}
+	packed := in.stack[0]
+	ptr, size := uint32(packed>>32), uint32(packed)
+	if uint64(size) > uint64(lim.MaxResponseBody)+headerAllowance {
+		return nil, &hostError{http.StatusBadGateway, fmt.Sprintf("response of %d bytes is above the limit of %d bytes", size, lim.MaxResponseBody)}
+	}
+	raw, ok := in.mem.Read(ptr, size)
+	if !ok {
+		return nil, &hostError{http.StatusBadGateway, fmt.Sprintf("isotope_handle returned a response at %#x+%d, outside guest memory", ptr, size)}
+	}
+	resp, err := decodeResponse(raw)
+	if err != nil {
+		return nil, &hostError{http.StatusBadGateway, err.Error()}
+	}
+	return resp, nil
+}

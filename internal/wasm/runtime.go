@@ -1,0 +1,350 @@
+package wasm
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+)
+
+// wazeroModule is the module path whose version keys the disk cache.
+const wazeroModule = "github.com/tetratelabs/wazero"
+
+// wazeroVersionFallback keys the disk cache when build info does not name
+// the wazero version (it must then be bumped with go.mod).
+const wazeroVersionFallback = "v1.12.0"
+
+// WazeroVersion is the wazero version compiled code is cached under.
+// wazero's own lookup returns "dev" in test binaries, which would let a
+// cache outlive a wazero upgrade, so Isotope keys the directory itself.
+func WazeroVersion() string {
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range info.Deps {
+			if d.Path == wazeroModule {
+				if d.Replace != nil && d.Replace.Version != "" {
+					return d.Replace.Version
+				}
+				if d.Version != "" && d.Version != "(devel)" {
+					return d.Version
+				}
+			}
+		}
+	}
+	return wazeroVersionFallback
+}
+
+// Runtime compiles and runs WebAssembly functions. It is safe for
+// concurrent use; one Runtime serves every function of a process.
+type Runtime struct {
+	cfg      Config
+	rt       wazero.Runtime
+	cache    wazero.CompilationCache
+	markDir  string // "" without a disk cache
+	workers  int
+	mu       sync.Mutex
+	compiled map[string]*compiled
+	closed   bool
+
+	compiles, diskHits, shared atomic.Uint64
+}
+
+// compiled is one module's machine code, shared by every Module loaded
+// with the same key and compiled exactly once (single-flight).
+type compiled struct {
+	key   string
+	ready chan struct{} // closed when cm/abi/err are set
+	cm    wazero.CompiledModule
+	abi   ABI
+	err   error
+	refs  int
+}
+
+// NewRuntime starts a Runtime. Close it to free compiled code.
+func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
+	rc := wazero.NewRuntimeConfigCompiler().
+		WithCloseOnContextDone(true).
+		WithDebugInfoEnabled(false)
+	if cfg.MaxMemoryPages > 0 {
+		if cfg.MaxMemoryPages > 65536 {
+			return nil, fmt.Errorf("wasm: Config.MaxMemoryPages %d is above 65536 (4 GiB)", cfg.MaxMemoryPages)
+		}
+		rc = rc.WithMemoryLimitPages(cfg.MaxMemoryPages)
+	}
+	r := &Runtime{cfg: cfg, compiled: map[string]*compiled{}, workers: cfg.CompilationWorkers}
+	if r.workers <= 0 {
+		r.workers = 2
+	}
+	if cfg.CacheDir != "" {
+		dir := filepath.Join(cfg.CacheDir, "wazero-"+WazeroVersion())
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("wasm: compile cache dir: %w", err)
+		}
+		cache, err := wazero.NewCompilationCacheWithDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("wasm: compile cache dir %s: %w", dir, err)
+		}
+		r.cache = cache
+		r.markDir = filepath.Join(dir, "isotope-compiled")
+		if err := os.MkdirAll(r.markDir, 0o700); err != nil {
+			return nil, fmt.Errorf("wasm: compile cache dir: %w", err)
+		}
+		rc = rc.WithCompilationCache(cache)
+	}
+	r.rt = wazero.NewRuntimeWithConfig(ctx, rc)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r.rt); err != nil {
+		r.rt.Close(ctx)
+		return nil, fmt.Errorf("wasm: instantiate WASI: %w", err)
+	}
+	return r, nil
+}
+
+// Stats returns the Runtime's compile counters.
+func (r *Runtime) Stats() RuntimeStats {
+	r.mu.Lock()
+	n := len(r.compiled)
+	r.mu.Unlock()
+	return RuntimeStats{
+		Compiles:      r.compiles.Load(),
+		DiskCacheHits: r.diskHits.Load(),
+		SharedLoads:   r.shared.Load(),
+		Modules:       n,
+	}
+}
+
+// Close frees every compiled module and instance. Modules loaded from r
+// must not be used afterwards.
+func (r *Runtime) Close(ctx context.Context) error {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	err := r.rt.Close(ctx)
+	if r.cache != nil {
+		if cerr := r.cache.Close(ctx); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// Load validates and compiles the module of req (once per Key, however
+// many callers race), detects its ABI and, for a reactor, initializes its
+// warm instances, so the first request does not pay for any of it.
+func (r *Runtime) Load(ctx context.Context, req LoadRequest) (*Module, error) {
+	name := req.Name
+	if name == "" {
+		name = "function"
+	}
+	wasmBytes := req.Wasm
+	if wasmBytes == nil {
+		if req.Path == "" {
+			return nil, fmt.Errorf("wasm: load %s: neither Wasm nor Path is set", name)
+		}
+		p, err := FindModule(req.Path)
+		if err != nil {
+			return nil, fmt.Errorf("wasm: load %s: %w", name, err)
+		}
+		if wasmBytes, err = os.ReadFile(p); err != nil {
+			return nil, fmt.Errorf("wasm: load %s: %w", name, err)
+		}
+	}
+	sum := sha256.Sum256(wasmBytes)
+	sumHex := hex.EncodeToString(sum[:])
+	key := req.Key
+	if key == "" {
+		key = sumHex
+	}
+	if req.ArchiveDir != "" {
+		st, err := os.Stat(req.ArchiveDir)
+		if err != nil {
+			return nil, fmt.Errorf("wasm: load %s: ArchiveDir: %w", name, err)
+		}
+		if !st.IsDir() {
+			return nil, fmt.Errorf("wasm: load %s: ArchiveDir %s is not a directory", name, req.ArchiveDir)
+		}
+	}
+	c, err := r.compile(ctx, key, sumHex, wasmBytes)
+	if err != nil {
+		return nil, fmt.Errorf("wasm: load %s: %w", name, err)
+	}
+	m, err := newModule(ctx, r, c, name, req)
+	if err != nil {
+		r.release(c)
+		return nil, fmt.Errorf("wasm: load %s: %w", name, err)
+	}
+	return m, nil
+}
+
+// compile returns the compiled module for key, compiling it if no other
+// caller has; concurrent callers wait for the one compile.
+func (r *Runtime) compile(ctx context.Context, key, sumHex string, wasmBytes []byte) (*compiled, error) {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, errors.New("runtime is closed")
+	}
+	if c, ok := r.compiled[key]; ok {
+		c.refs++
+		r.mu.Unlock()
+		r.shared.Add(1)
+		select {
+		case <-c.ready:
+		case <-ctx.Done():
+			r.release(c)
+			return nil, ctx.Err()
+		}
+		if c.err != nil {
+			r.release(c)
+			return nil, c.err
+		}
+		return c, nil
+	}
+	c := &compiled{key: key, ready: make(chan struct{}), refs: 1}
+	r.compiled[key] = c
+	r.mu.Unlock()
+
+	marker := ""
+	if r.markDir != "" {
+		marker = filepath.Join(r.markDir, sumHex)
+	}
+	hit := false
+	if marker != "" {
+		if _, err := os.Stat(marker); err == nil {
+			hit = true
+		}
+	}
+	// The compile must not be cut short by one caller's context: others
+	// may be waiting on it.
+	cctx := experimental.WithCompilationWorkers(context.WithoutCancel(ctx), r.workers)
+	cm, err := r.rt.CompileModule(cctx, wasmBytes)
+	if err == nil {
+		c.cm = cm
+		c.abi, err = detectABI(cm)
+		if err != nil {
+			cm.Close(context.Background())
+			c.cm = nil
+		}
+	}
+	if err != nil {
+		c.err = err
+		r.mu.Lock()
+		delete(r.compiled, key)
+		r.mu.Unlock()
+		close(c.ready)
+		return nil, err
+	}
+	if hit {
+		r.diskHits.Add(1)
+	} else {
+		r.compiles.Add(1)
+		if marker != "" {
+			_ = os.WriteFile(marker, nil, 0o600)
+		}
+	}
+	close(c.ready)
+	return c, nil
+}
+
+// release drops one reference to c and frees its code when none remain.
+func (r *Runtime) release(c *compiled) {
+	r.mu.Lock()
+	c.refs--
+	last := c.refs == 0
+	if last && r.compiled[c.key] == c {
+		delete(r.compiled, c.key)
+	}
+	r.mu.Unlock()
+	if last && c.cm != nil {
+		c.cm.Close(context.Background())
+	}
+}
+
+// Exports the ABIs are detected by.
+const (
+	exportStart      = "_start"
+	exportInitialize = "_initialize"
+	exportHandle     = "isotope_handle"
+	exportAlloc      = "isotope_alloc"
+	exportMemory     = "memory"
+	exportABIVersion = "isotope_abi_version"
+)
+
+func detectABI(cm wazero.CompiledModule) (ABI, error) {
+	fns := cm.ExportedFunctions()
+	_, hasStart := fns[exportStart]
+	_, hasInit := fns[exportInitialize]
+	_, hasHandle := fns[exportHandle]
+	_, hasAlloc := fns[exportAlloc]
+	_, hasMem := cm.ExportedMemories()[exportMemory]
+	switch {
+	case hasHandle || (hasInit && !hasStart):
+		var missing []string
+		if !hasHandle {
+			missing = append(missing, exportHandle)
+		}
+		if !hasAlloc {
+			missing = append(missing, exportAlloc)
+		}
+		if !hasMem {
+			missing = append(missing, "memory")
+		}
+		if len(missing) > 0 {
+			return 0, fmt.Errorf("reactor module (exports %s) lacks the export(s) %s of Isotope's reactor ABI (docs/reactor-abi.md); build Go functions with the Isotope Go SDK",
+				firstOf(hasInit, exportInitialize, exportHandle), strings.Join(missing, ", "))
+		}
+		return ABIReactor, nil
+	case hasStart:
+		return ABIWAGI, nil
+	}
+	return 0, errors.New("module exports neither _start (a WASI command, run as WAGI) nor _initialize with isotope_handle (Isotope's reactor ABI)")
+}
+
+func firstOf(cond bool, a, b string) string {
+	if cond {
+		return a
+	}
+	return b
+}
+
+// FindModule resolves path to a .wasm file: path itself if it is a file,
+// else the only .wasm file under the directory path.
+func FindModule(path string) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if !st.IsDir() {
+		return path, nil
+	}
+	var found []string
+	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.HasSuffix(d.Name(), ".wasm") {
+			found = append(found, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("directory %s holds no .wasm file", path)
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("directory %s holds %d .wasm files (%s); it must hold exactly one", path, len(found), strings.Join(found, ", "))
+}
