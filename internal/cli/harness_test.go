@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"isotope.dev/isotope/internal/storagesvc"
 	"isotope.dev/isotope/internal/store"
 	"isotope.dev/isotope/internal/store/boltstore"
-	"isotope.dev/isotope/internal/storagesvc"
 )
 
 // testAPI is a real API server on loopback over a real bbolt file, with
