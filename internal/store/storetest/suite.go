@@ -190,7 +190,6 @@ func testCRUD(t *testing.T, s store.Store) {
 	}
 }
 
-
 func containsStr(s, sub string) bool { return strings.Contains(s, sub) }
 
 func asStoreError(err error, target **store.Error) bool { return errors.As(err, target) }
