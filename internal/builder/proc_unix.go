@@ -1,0 +1,18 @@
+//go:build unix
+
+package builder
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// killGroupOnCancel runs the command in its own process group and kills
+// the whole group when the build is canceled or times out, so a build
+// script's children (go build, compilers) die with it.
+func killGroupOnCancel(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
