@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"isotope.dev/isotope/internal/storagesvc"
+)
+
+func init() { register(newStoragesvcCommand) }
+
+// storagesvcRefs returns the pruner's view of which archives Packages
+// reference: every Package listed through the API at --server.
+var storagesvcRefs = func(g *Globals) storagesvc.RefsFunc {
+	return storagesvc.RefsFromStore(newStoreClient(g.Server, g.Token))
+}
+
+// newStoragesvcCommand is the `isotope storagesvc` role: Fission's
+// storage service (/v1/archive, /healthz) over a local directory, with
+// the archive pruner. `isotope server` serves the same handler on its
+// API listener instead.
+func newStoragesvcCommand(g *Globals) *cobra.Command {
+	var (
+		addr, dir, maxSize, idPrefix, token string
+		pruneInterval, pruneGrace           time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "storagesvc",
+		Short: "Run the storage service: archives over Fission's /v1/archive API",
+		Long: `Run the storage service: source and deploy archives over Fission's
+/v1/archive API, kept in --dir. Uploads are streamed, checksummed (sha256)
+and made visible only when complete. Unless --prune-interval is 0, archives
+that no Package references (listed through the API at --server) are deleted
+once they are older than --prune-grace.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			max, err := resource.ParseQuantity(maxSize)
+			if err != nil || max.Value() <= 0 {
+				return fmt.Errorf("--max-size: %q is not a size (e.g. 256Mi)", maxSize)
+			}
+			if pruneInterval < 0 || pruneGrace < 0 {
+				return errors.New("--prune-interval and --prune-grace: must not be negative")
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			backend, err := storagesvc.NewLocalBackend(dir, storagesvc.LocalOptions{IDPrefix: idPrefix})
+			if err != nil {
+				return fmt.Errorf("--dir: %w", err)
+			}
+			defer backend.Close()
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("--addr: %w", err)
+			}
+			srv := &http.Server{
+				Handler:           storagesvc.NewServer(backend, storagesvc.Options{MaxSize: max.Value(), Token: token, Logger: log}),
+				ReadHeaderTimeout: 30 * time.Second,
+			}
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			if pruneInterval > 0 {
+				p := storagesvc.NewPruner(backend, storagesvcRefs(g), storagesvc.PrunerOptions{
+					Interval: pruneInterval, Grace: pruneGrace, Logger: log,
+				})
+				go p.Run(ctx)
+			}
+			log.Info("storage service listening", "addr", ln.Addr().String(), "dir", backend.Dir(),
+				"maxSize", max.Value(), "pruneInterval", pruneInterval, "pruneGrace", pruneGrace)
+			errc := make(chan error, 1)
+			go func() { errc <- srv.Serve(ln) }()
+			select {
+			case err := <-errc:
+				return err
+			case <-ctx.Done():
+			}
+			log.Info("storage service shutting down")
+			sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer scancel()
+			return srv.Shutdown(sctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&addr, "addr", ":8000", "listen address (port 0 picks a free port; the real one is logged)")
+	f.StringVar(&dir, "dir", defaultArchiveDir(), "directory holding the archives")
+	f.StringVar(&maxSize, "max-size", "256Mi", "largest archive accepted (bytes or a quantity like 256Mi, 1Gi)")
+	f.DurationVar(&pruneInterval, "prune-interval", time.Hour, "how often unreferenced archives are pruned (0 disables pruning)")
+	f.DurationVar(&pruneGrace, "prune-grace", time.Hour, "never prune an archive younger than this")
+	f.StringVar(&idPrefix, "id-prefix", storagesvc.DefaultIDPrefix, `path-like prefix of archive ids ("/fission/fission-functions" serves a Fission volume)`)
+	f.StringVar(&token, "token", "", "bearer token clients must send on /v1/archive (default: none)")
+	return cmd
+}
+
+// defaultArchiveDir is $HOME/.isotope/archives, the archives directory of
+// the default data dir.
+func defaultArchiveDir() string {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(".isotope", "archives")
+	}
+	return filepath.Join(home, ".isotope", "archives")
+}
