@@ -13,12 +13,18 @@ import (
 	"github.com/spf13/cobra"
 
 	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/client"
 	"isotope.dev/isotope/internal/store"
 )
 
 // openStore returns the API server's store client for the user commands.
 func openStore(g *Globals) store.Store {
 	return newStoreClient(g.Server, g.Token)
+}
+
+// newStoreClient returns a store client for the API at server.
+func newStoreClient(server, token string) store.Store {
+	return client.New(server, token, nil)
 }
 
 // runE adapts a command body to cobra: the body gets the command's

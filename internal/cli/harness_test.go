@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"isotope.dev/isotope/internal/storagesvc"
+	"isotope.dev/isotope/internal/apiserver"
 	"isotope.dev/isotope/internal/store"
 	"isotope.dev/isotope/internal/store/boltstore"
 )
@@ -54,7 +55,7 @@ func newTestAPI(t *testing.T) *testAPI {
 		}
 		h.ServeHTTP(w, r)
 	})
-	mux.Handle("/", apiHandler(bs))
+	mux.Handle("/", apiserver.New(bs, apiserver.Options{Logger: slog.New(slog.DiscardHandler)}))
 	srv := httptest.NewServer(mux)
 	a.URL = srv.URL
 	t.Cleanup(func() {
