@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"isotope.dev/isotope/internal/storagesvc"
 	"isotope.dev/isotope/internal/apiserver"
+	"isotope.dev/isotope/internal/storagesvc"
 	"isotope.dev/isotope/internal/store"
 	"isotope.dev/isotope/internal/store/boltstore"
 )
