@@ -1,0 +1,189 @@
+package spec
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Uploader stores an archive that is too large to inline in a Package
+// (more than v1.ArchiveLiteralSizeLimit bytes) and returns its URL and the
+// lowercase hex sha256 of what it stored ("" if it does not compute one).
+// The storage service's client implements it.
+type Uploader interface {
+	Upload(ctx context.Context, name string, r io.Reader, size int64) (url string, sum string, err error)
+}
+
+// zipEpoch is the modification time of every archive entry, so that the
+// same files always give the same bytes and the same checksum (the zip
+// format cannot say 1970; 1980-01-01 is its first representable date).
+var zipEpoch = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// builtArchive is an ArchiveUploadSpec's zip, built in memory.
+type builtArchive struct {
+	name  string
+	data  []byte
+	sum   string // lowercase hex sha256 of data
+	files []string
+}
+
+func checkGlob(g string) error {
+	if strings.TrimSpace(g) == "" {
+		return errors.New("empty glob")
+	}
+	_, err := path.Match(filepath.ToSlash(g), "")
+	return err
+}
+
+// archiveRoot is where an ArchiveUploadSpec's globs are resolved: its
+// rootdir, relative to the spec directory's parent (the project directory
+// `spec init` was run in), or that parent itself.
+func archiveRoot(specDir string, a *ArchiveUploadSpec) (string, error) {
+	abs, err := filepath.Abs(specDir)
+	if err != nil {
+		return "", err
+	}
+	root := filepath.Dir(abs)
+	if a.RootDir != "" {
+		if filepath.IsAbs(a.RootDir) {
+			root = a.RootDir
+		} else {
+			root = filepath.Join(root, a.RootDir)
+		}
+	}
+	return filepath.Clean(root), nil
+}
+
+// buildArchive zips the files an ArchiveUploadSpec names. Entries are
+// sorted by path, stamped with zipEpoch and given mode 0644 (0755 when
+// executable), so unchanged files give an unchanged checksum.
+func buildArchive(specDir string, a *ArchiveUploadSpec) (*builtArchive, error) {
+	root, err := archiveRoot(specDir, a)
+	if err != nil {
+		return nil, err
+	}
+	files := map[string]string{} // slash path relative to root → file
+	add := func(p string) error {
+		rel, err := filepath.Rel(root, p)
+		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return fmt.Errorf("%s is outside the archive's root %s", p, root)
+		}
+		rel = filepath.ToSlash(rel)
+		if !excluded(a.Exclude, rel) {
+			files[rel] = p
+		}
+		return nil
+	}
+	for _, g := range a.Include {
+		matches, err := filepath.Glob(filepath.Join(root, filepath.FromSlash(g)))
+		if err != nil {
+			return nil, fmt.Errorf("include %q: %v", g, err)
+		}
+		if len(matches) == 0 {
+			return nil, fmt.Errorf("include %q matches no file under %s", g, root)
+		}
+		for _, m := range matches {
+			st, err := os.Stat(m)
+			if err != nil {
+				return nil, err
+			}
+			if !st.IsDir() {
+				if st.Mode().IsRegular() {
+					if err := add(m); err != nil {
+						return nil, err
+					}
+				}
+				continue
+			}
+			err = filepath.WalkDir(m, func(p string, de fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				if de.Type().IsRegular() {
+					return add(p)
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("every file matched by include is excluded")
+	}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, n := range names {
+		if err := addEntry(zw, n, files[n]); err != nil {
+			return nil, err
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	return &builtArchive{name: a.Name, data: buf.Bytes(), sum: hex.EncodeToString(sum[:]), files: names}, nil
+}
+
+func addEntry(zw *zip.Writer, name, file string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	h := &zip.FileHeader{Name: name, Method: zip.Deflate, Modified: zipEpoch}
+	mode := fs.FileMode(0o644)
+	if st.Mode()&0o111 != 0 {
+		mode = 0o755
+	}
+	h.SetMode(mode)
+	w, err := zw.CreateHeader(h)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(w, f)
+	return err
+}
+
+// excluded reports whether an exclude glob matches rel, its base name or
+// one of its parent directories (so "node_modules" drops that tree).
+func excluded(globs []string, rel string) bool {
+	for _, g := range globs {
+		g = strings.TrimSuffix(filepath.ToSlash(g), "/")
+		if ok, _ := path.Match(g, path.Base(rel)); ok {
+			return true
+		}
+		for p := rel; p != "." && p != "/"; p = path.Dir(p) {
+			if ok, _ := path.Match(g, p); ok {
+				return true
+			}
+			if ok, _ := path.Match(g, path.Base(p)); ok {
+				return true
+			}
+		}
+	}
+	return false
+}
