@@ -1,0 +1,60 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"isotope.dev/isotope/internal/server"
+)
+
+func init() { register(newServerCommand) }
+
+func defaultDataDir() string {
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".isotope")
+	}
+	return ".isotope"
+}
+
+func newServerCommand(g *Globals) *cobra.Command {
+	var cfg server.Config
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the whole platform in one process (embedded mode)",
+		Long: `Run every Isotope role in one process: the API (with the archive store at
+/v1/archive), the builder manager with local builders, the executor with
+in-process WebAssembly, the router and the timer. State lives in a bbolt file
+in the data dir. Port 0 picks a free port; the real addresses are logged.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			cfg.Token = g.Token
+			srv, err := server.New(cfg)
+			if err != nil {
+				return err
+			}
+			return srv.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", defaultDataDir(), "directory for the store, archives and caches")
+	f.StringVar(&cfg.APIAddr, "api-addr", "127.0.0.1:8889", "API listen address (port 0 picks a free port)")
+	f.StringVar(&cfg.RouterAddr, "router-addr", "127.0.0.1:8888", "router listen address (port 0 picks a free port)")
+	f.Int64Var(&cfg.MaxArchiveSize, "max-archive-size", 256<<20, "largest archive the storage service accepts, in bytes")
+	f.DurationVar(&cfg.PruneInterval, "prune-interval", time.Hour, "how often unreferenced archives are pruned")
+	f.DurationVar(&cfg.PruneGrace, "prune-grace", time.Hour, "archives younger than this are never pruned")
+	f.IntVar(&cfg.BuildParallel, "build-parallel", 2, "how many packages build at once")
+	f.DurationVar(&cfg.BuildTimeout, "build-timeout", 10*time.Minute, "longest a build may take")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}

@@ -1,0 +1,297 @@
+// Package server is `isotope server`: every role in one process, over the
+// embedded backends (a bbolt store, archives on the local disk, builders
+// as supervised local processes, WebAssembly functions in-process).
+//
+// Listeners: the API (REST + watch, /v1/archive, /v1/logs,
+// /v1/buildlogs, /healthz, /metrics) and the router. Port 0 picks a free
+// port; the real addresses are logged and returned by Addrs.
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"isotope.dev/isotope/internal/apiserver"
+	"isotope.dev/isotope/internal/buildermgr"
+	"isotope.dev/isotope/internal/fnlog"
+	"isotope.dev/isotope/internal/storagesvc"
+	"isotope.dev/isotope/internal/store/boltstore"
+)
+
+// Config configures the embedded server.
+type Config struct {
+	// DataDir holds the store, archives, builder work dirs and caches.
+	DataDir string
+	// APIAddr and RouterAddr are listen addresses (port 0 = any free).
+	APIAddr, RouterAddr string
+	// Token, when set, is required as a bearer token on the API.
+	Token string
+	// MaxArchiveSize caps one archive (default 256 MiB).
+	MaxArchiveSize int64
+	// PruneInterval and PruneGrace configure the archive pruner
+	// (defaults 1h and 1h).
+	PruneInterval, PruneGrace time.Duration
+	// BuildParallel and BuildTimeout bound builds (defaults 2 and 10m).
+	BuildParallel int
+	BuildTimeout  time.Duration
+	// Executable is the isotope binary builders run (default: this one).
+	Executable string
+	// ShutdownTimeout bounds the drain of in-flight requests (default 15s).
+	ShutdownTimeout time.Duration
+	Logger          *slog.Logger
+}
+
+// Server is a running embedded platform.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	apiLn    net.Listener
+	routerLn net.Listener
+
+	store    *boltstore.Store
+	archives *storagesvc.LocalBackend
+	builders *buildermgr.LocalBuilders
+	roles    []role
+	closers  []func()
+	apiSrv   *http.Server
+	routeSrv *http.Server
+}
+
+// role is a background controller of the server.
+type role struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// Addrs are the real listen addresses.
+type Addrs struct{ API, Router string }
+
+// Addrs returns where the server listens.
+func (s *Server) Addrs() Addrs {
+	return Addrs{API: s.apiLn.Addr().String(), Router: s.routerLn.Addr().String()}
+}
+
+// New opens the data dir and the listeners and assembles every role. It
+// fails, naming the cause, when the data dir is in use by another server
+// or an address is taken.
+func New(cfg Config) (_ *Server, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 15 * time.Second
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("server: the data dir is required")
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			s.closeAll()
+		}
+	}()
+	for _, d := range []string{"", "archives", "builders", "cache"} {
+		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o700); err != nil {
+			return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
+		}
+	}
+	if s.store, err = boltstore.Open(filepath.Join(cfg.DataDir, "isotope.db"), boltstore.Options{}); err != nil {
+		return nil, fmt.Errorf("open the store in %s (is another isotope server using this data dir?): %w", cfg.DataDir, err)
+	}
+	if s.archives, err = storagesvc.NewLocalBackend(filepath.Join(cfg.DataDir, "archives"), storagesvc.LocalOptions{}); err != nil {
+		return nil, fmt.Errorf("open the archive store: %w", err)
+	}
+	if s.apiLn, err = net.Listen("tcp", cfg.APIAddr); err != nil {
+		return nil, fmt.Errorf("API listener (--api-addr %s): %w", cfg.APIAddr, err)
+	}
+	if s.routerLn, err = net.Listen("tcp", cfg.RouterAddr); err != nil {
+		return nil, fmt.Errorf("router listener (--router-addr %s): %w", cfg.RouterAddr, err)
+	}
+	if err := s.assemble(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// assemble wires every role over the embedded backends.
+func (s *Server) assemble() error {
+	cfg := s.cfg
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	apiURL := "http://" + s.apiLn.Addr().String()
+
+	api := apiserver.New(s.store, apiserver.Options{Token: cfg.Token, Registry: reg, Logger: s.log.With("role", "api")})
+	archives := storagesvc.NewServer(s.archives, storagesvc.Options{MaxSize: cfg.MaxArchiveSize, Token: cfg.Token, Logger: s.log.With("role", "storagesvc")})
+	pruner := storagesvc.NewPruner(s.archives, storagesvc.RefsFromStore(s.store), storagesvc.PrunerOptions{
+		Interval: cfg.PruneInterval, Grace: cfg.PruneGrace, Logger: s.log.With("role", "pruner"),
+	})
+	logs := fnlog.New(fnlog.Limits{})
+
+	var err error
+	s.builders, err = buildermgr.NewLocalBuilders(buildermgr.LocalConfig{
+		WorkDir:    filepath.Join(cfg.DataDir, "builders"),
+		Executable: cfg.Executable,
+		Env:        []string{"ISOTOPE_GO_CACHE=" + filepath.Join(cfg.DataDir, "cache", "go")},
+		Fetcher: &buildermgr.InProcessFetcher{
+			Packages: s.store, StorageURL: apiURL, StorageToken: cfg.Token,
+			Logger: s.log.With("role", "fetcher"),
+		},
+		Output: &prefixWriter{log: s.log.With("role", "builder")},
+		Logger: s.log,
+	})
+	if err != nil {
+		return err
+	}
+	bm := buildermgr.New(buildermgr.Config{
+		Store: s.store, Builders: s.builders,
+		Parallel: cfg.BuildParallel, BuildTimeout: cfg.BuildTimeout,
+		Logger: s.log,
+	})
+
+	mux := http.NewServeMux()
+	mux.Handle("/v1/archive", archives)
+	mux.Handle("/v1/logs", requireToken(cfg.Token, logs.Handler()))
+	mux.Handle("/v1/buildlogs", requireToken(cfg.Token, bm.Handler()))
+	mux.Handle("/", api)
+	s.apiSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	routerHandler, routerRoles, err := s.assembleServing(reg, logs, apiURL)
+	if err != nil {
+		return err
+	}
+	s.routeSrv = &http.Server{Handler: routerHandler, ReadHeaderTimeout: 10 * time.Second}
+
+	s.roles = append(s.roles,
+		role{"buildermgr", bm.Run},
+		role{"pruner", func(ctx context.Context) error { pruner.Run(ctx); return nil }},
+	)
+	s.roles = append(s.roles, routerRoles...)
+	return nil
+}
+
+// Run serves until ctx ends, then drains in-flight requests (bounded by
+// ShutdownTimeout), stops every role and builder, and closes the store.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.log.Info("isotope server started",
+		"api", "http://"+s.apiLn.Addr().String(),
+		"router", "http://"+s.routerLn.Addr().String(),
+		"data_dir", s.cfg.DataDir)
+
+	var wg sync.WaitGroup
+	errc := make(chan error, len(s.roles)+2)
+	for _, r := range s.roles {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.run(ctx); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", r.name, err)
+			}
+		}()
+	}
+	serve := func(name string, srv *http.Server, ln net.Listener) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	go serve("API", s.apiSrv, s.apiLn)
+	go serve("router", s.routeSrv, s.routerLn)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		s.log.Error("a role failed; shutting down", "err", runErr)
+	}
+	s.log.Info("shutting down: draining requests")
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer scancel()
+	var swg sync.WaitGroup
+	for _, srv := range []*http.Server{s.routeSrv, s.apiSrv} {
+		swg.Add(1)
+		go func() { defer swg.Done(); _ = srv.Shutdown(sctx) }()
+	}
+	swg.Wait()
+	cancel()
+	wg.Wait()
+	s.closeAll()
+	s.log.Info("isotope server stopped")
+	return runErr
+}
+
+func (s *Server) closeAll() {
+	if s.builders != nil {
+		s.builders.Close()
+	}
+	for _, c := range s.closers {
+		c()
+	}
+	if s.apiLn != nil {
+		s.apiLn.Close()
+	}
+	if s.routerLn != nil {
+		s.routerLn.Close()
+	}
+	if s.archives != nil {
+		s.archives.Close()
+	}
+	if s.store != nil {
+		s.store.Close()
+	}
+}
+
+// requireToken guards handlers mounted beside the API server with the same
+// bearer token.
+func requireToken(token string, h http.Handler) http.Handler {
+	if token == "" {
+		return h
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="isotope"`)
+			http.Error(w, "unauthorized: set ISOTOPE_TOKEN to the server's token", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// prefixWriter logs each line a builder process prints.
+type prefixWriter struct {
+	log *slog.Logger
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.buf = append(p.buf, b...)
+	for {
+		i := strings.IndexByte(string(p.buf), '\n')
+		if i < 0 {
+			if len(p.buf) > 64<<10 {
+				p.log.Info(string(p.buf))
+				p.buf = p.buf[:0]
+			}
+			return len(b), nil
+		}
+		p.log.Info(string(p.buf[:i]))
+		p.buf = p.buf[i+1:]
+	}
+}
