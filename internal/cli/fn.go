@@ -152,10 +152,19 @@ func (o *fnOptions) apply(cmd *cobra.Command, fn *v1.Function, ns string, all bo
 }
 
 // archives builds the source and deploy archives the flags name. They are
-// empty when the flags name none.
-func (o *fnOptions) archives(ctx context.Context, g *Globals, cmd *cobra.Command) (src, deploy v1.Archive, err error) {
+// empty when the flags name none. With --spec, a local file or directory
+// becomes an ArchiveUploadSpec document (returned in docs) that `spec
+// apply` zips, named after pkgName.
+func (o *fnOptions) archives(ctx context.Context, g *Globals, cmd *cobra.Command, sf *specFlags, pkgName string) (src, deploy v1.Archive, docs []any, err error) {
+	mk := func(req archiveRequest, suffix string) (v1.Archive, error) {
+		a, doc, err := sf.archive(ctx, g, cmd, req, pkgName+"-"+suffix)
+		if doc != nil {
+			docs = append(docs, doc)
+		}
+		return a, err
+	}
 	if len(o.src) > 0 {
-		src, err = makeArchive(ctx, g, archiveRequest{flag: "src", paths: o.src, checksum: o.srcChecksum, insecure: o.insecure}, cmd.ErrOrStderr())
+		src, err = mk(archiveRequest{flag: "src", paths: o.src, checksum: o.srcChecksum, insecure: o.insecure}, "src")
 		if err != nil {
 			return
 		}
@@ -164,9 +173,9 @@ func (o *fnOptions) archives(ctx context.Context, g *Globals, cmd *cobra.Command
 	case len(o.deploy) > 0 && o.code != "":
 		err = fmt.Errorf("--code and --deploy both name a deploy archive; give one")
 	case len(o.deploy) > 0:
-		deploy, err = makeArchive(ctx, g, archiveRequest{flag: "deploy", paths: o.deploy, checksum: o.deployChecksum, insecure: o.insecure}, cmd.ErrOrStderr())
+		deploy, err = mk(archiveRequest{flag: "deploy", paths: o.deploy, checksum: o.deployChecksum, insecure: o.insecure}, "deploy")
 	case o.code != "":
-		deploy, err = makeArchive(ctx, g, archiveRequest{flag: "code", paths: []string{o.code}, raw: true, checksum: o.deployChecksum, insecure: o.insecure}, cmd.ErrOrStderr())
+		deploy, err = mk(archiveRequest{flag: "code", paths: []string{o.code}, raw: true, checksum: o.deployChecksum, insecure: o.insecure}, "deploy")
 	}
 	return
 }
@@ -208,6 +217,7 @@ func newFnCreate(g *Globals) *cobra.Command {
 		o.apply(cmd, fn, ns, true)
 
 		var newPkg *v1.Package
+		var archiveDocs []any
 		if o.pkg != "" {
 			if sf.spec || sf.dry {
 				if err := requireFlag("env", o.env); err != nil {
@@ -238,12 +248,14 @@ func newFnCreate(g *Globals) *cobra.Command {
 					return err
 				}
 			}
-			src, deploy, err := o.archives(ctx, g, cmd)
+			pkgName := uniqueName(o.name)
+			src, deploy, docs, err := o.archives(ctx, g, cmd, &sf, pkgName)
 			if err != nil {
 				return err
 			}
+			archiveDocs = docs
 			newPkg = &v1.Package{
-				ObjectMeta: metav1.ObjectMeta{Name: uniqueName(o.name), Namespace: ns},
+				ObjectMeta: metav1.ObjectMeta{Name: pkgName, Namespace: ns},
 				Spec: v1.PackageSpec{
 					Environment:  v1.EnvironmentReference{Namespace: ns, Name: o.env},
 					Source:       src,
@@ -268,7 +280,7 @@ func newFnCreate(g *Globals) *cobra.Command {
 			route.Spec.Methods = methodsOrGet(o.methods)
 			route.Spec.FunctionReference = v1.FunctionReference{Type: v1.FunctionReferenceTypeFunctionName, Name: o.name}
 		}
-		var objs []v1.Object
+		objs := archiveDocs
 		if newPkg != nil {
 			objs = append(objs, newPkg)
 		}
@@ -449,7 +461,7 @@ func newFnUpdate(g *Globals) *cobra.Command {
 			}
 			fn.Spec.Package.PackageRef = v1.PackageRef{Namespace: ns, Name: p.Name, ResourceVersion: p.ResourceVersion}
 		case newCode:
-			src, deploy, err := o.archives(ctx, g, cmd)
+			src, deploy, _, err := o.archives(ctx, g, cmd, &specFlags{}, "")
 			if err != nil {
 				return err
 			}

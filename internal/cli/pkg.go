@@ -56,9 +56,9 @@ func (o *pkgOptions) addFlags(cmd *cobra.Command, create bool) {
 	flagAliases(cmd, map[string]string{"sourcearchive": "src", "deployarchive": "deploy"})
 }
 
-func (o *pkgOptions) archives(ctx context.Context, g *Globals, cmd *cobra.Command) (src, deploy v1.Archive, err error) {
+func (o *pkgOptions) archives(ctx context.Context, g *Globals, cmd *cobra.Command, sf *specFlags) (src, deploy v1.Archive, docs []any, err error) {
 	fo := fnOptions{src: o.src, deploy: o.deploy, code: o.code, srcChecksum: o.srcChecksum, deployChecksum: o.deployChecksum, insecure: o.insecure}
-	return fo.archives(ctx, g, cmd)
+	return fo.archives(ctx, g, cmd, sf, o.name)
 }
 
 func newPkgCreate(g *Globals) *cobra.Command {
@@ -97,7 +97,7 @@ func newPkgCreate(g *Globals) *cobra.Command {
 				return err
 			}
 		}
-		src, deploy, err := o.archives(ctx, g, cmd)
+		src, deploy, docs, err := o.archives(ctx, g, cmd, &sf)
 		if err != nil {
 			return err
 		}
@@ -112,7 +112,7 @@ func newPkgCreate(g *Globals) *cobra.Command {
 			Status: initialStatus(src),
 		}
 		v1.SetTypeMeta(p)
-		if done, err := sf.save(cmd, "package-"+o.name, p); done || err != nil {
+		if done, err := sf.save(cmd, "package-"+o.name, append(docs, p)...); done || err != nil {
 			return err
 		}
 		obj, err := st.Create(ctx, p)
@@ -263,7 +263,7 @@ func newPkgUpdate(g *Globals) *cobra.Command {
 		if _, err := st.Get(ctx, v1.KindPackage, g.ns(), o.name); err != nil {
 			return err
 		}
-		src, deploy, err := o.archives(ctx, g, cmd)
+		src, deploy, _, err := o.archives(ctx, g, cmd, &specFlags{})
 		if err != nil {
 			return err
 		}

@@ -2,14 +2,17 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
 	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/spec"
 )
 
 // specFlags are Fission's --spec and --dry on create commands: instead of
@@ -30,7 +33,7 @@ func (s *specFlags) addFlags(cmd *cobra.Command) {
 // save handles --spec and --dry: it reports done when it wrote or printed
 // the objects (and the caller must not create them). file is the spec
 // file's name without extension (env-NAME, function-NAME …).
-func (s *specFlags) save(cmd *cobra.Command, file string, objs ...v1.Object) (bool, error) {
+func (s *specFlags) save(cmd *cobra.Command, file string, objs ...any) (bool, error) {
 	if !s.spec && !s.dry {
 		return false, nil
 	}
@@ -56,17 +59,21 @@ func (s *specFlags) save(cmd *cobra.Command, file string, objs ...v1.Object) (bo
 	return true, nil
 }
 
-// yamlDocuments renders objects as a multi-document YAML stream, without
-// the fields a store fills in.
-func yamlDocuments(objs ...v1.Object) ([]byte, error) {
+// yamlDocuments renders objects (v1 objects and spec documents such as
+// ArchiveUploadSpecs) as a multi-document YAML stream, without the fields
+// a store fills in.
+func yamlDocuments(docs ...any) ([]byte, error) {
 	var buf bytes.Buffer
-	for i, o := range objs {
-		o = o.DeepCopyObject().(v1.Object)
-		v1.SetTypeMeta(o)
-		o.SetUID("")
-		o.SetResourceVersion("")
-		o.SetGeneration(0)
-		b, err := yaml.Marshal(o)
+	for i, d := range docs {
+		if o, ok := d.(v1.Object); ok {
+			o = o.DeepCopyObject().(v1.Object)
+			v1.SetTypeMeta(o)
+			o.SetUID("")
+			o.SetResourceVersion("")
+			o.SetGeneration(0)
+			d = o
+		}
+		b, err := yaml.Marshal(d)
 		if err != nil {
 			return nil, err
 		}
@@ -76,4 +83,43 @@ func yamlDocuments(objs ...v1.Object) ([]byte, error) {
 		buf.Write(b)
 	}
 	return buf.Bytes(), nil
+}
+
+// archive makes a package archive for a create command. With --spec, one
+// local file or directory becomes an ArchiveUploadSpec called name and
+// the archive refers to it as archive://name, so the spec directory holds
+// no code and `spec apply` zips the current files each time. Anything
+// else (a .zip, several files or globs, a URL, --code, or no --spec) is
+// made as makeArchive makes it.
+func (s *specFlags) archive(ctx context.Context, g *Globals, cmd *cobra.Command, req archiveRequest, name string) (v1.Archive, *spec.ArchiveUploadSpec, error) {
+	p := ""
+	if len(req.paths) == 1 {
+		p = req.paths[0]
+	}
+	if !s.spec || req.raw || p == "" || isURL(p) || strings.ContainsAny(p, "*?[") || strings.EqualFold(filepath.Ext(p), ".zip") {
+		a, err := makeArchive(ctx, g, req, cmd.ErrOrStderr())
+		return a, nil, err
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return v1.Archive{}, nil, err
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		return v1.Archive{}, nil, fmt.Errorf("--%s: %w", req.flag, err)
+	}
+	dir, include := filepath.Dir(abs), filepath.Base(abs)
+	if st.IsDir() {
+		dir, include = abs, "*" // the directory's contents at the archive's root
+	}
+	// RootDir is relative to the spec directory's parent when it is
+	// inside it, so the project can move.
+	rootDir := dir
+	if specAbs, err := filepath.Abs(s.specDir); err == nil {
+		if rel, err := filepath.Rel(filepath.Dir(specAbs), dir); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			rootDir = filepath.ToSlash(rel)
+		}
+	}
+	doc := &spec.ArchiveUploadSpec{APIVersion: v1.APIVersion, Kind: spec.KindArchiveUploadSpec, Name: name, RootDir: rootDir, Include: []string{include}}
+	return v1.Archive{Type: v1.ArchiveTypeURL, URL: "archive://" + name}, doc, nil
 }
