@@ -178,6 +178,9 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, rt route) (v
 		}
 		return nil, store.Errorf(store.ReasonBadRequest, "reading request body: %v", err)
 	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, store.Errorf(store.ReasonBadRequest, "request body is empty: expected a JSON %s", rt.ki.Kind)
+	}
 	var tm struct {
 		APIVersion string `json:"apiVersion"`
 		Kind       string `json:"kind"`
@@ -198,9 +201,6 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, rt route) (v
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(obj); err != nil {
 		return nil, jsonError(data, err)
-	}
-	if dec.More() {
-		return nil, store.Errorf(store.ReasonBadRequest, "invalid JSON body: unexpected data after the object at byte %d", dec.InputOffset())
 	}
 	v1.SetTypeMeta(obj)
 	switch ns := obj.GetNamespace(); {
@@ -232,7 +232,8 @@ func jsonError(data []byte, err error) error {
 	)
 	switch {
 	case errors.As(err, &syn):
-		return store.Errorf(store.ReasonBadRequest, "invalid JSON body at %s: %v", position(data, syn.Offset), err)
+		// Offset counts the bytes read, the offending one included.
+		return store.Errorf(store.ReasonBadRequest, "invalid JSON body at %s: %v", position(data, max(syn.Offset-1, 0)), err)
 	case errors.As(err, &typ):
 		msg := fmt.Sprintf("invalid JSON body at %s: field %s: cannot use %s as %s", position(data, typ.Offset), typ.Field, typ.Value, typ.Type)
 		return &store.Error{Reason: store.ReasonBadRequest, Message: msg, Causes: []store.Cause{{Field: typ.Field, Message: msg}}}
@@ -243,7 +244,8 @@ func jsonError(data []byte, err error) error {
 	return store.Errorf(store.ReasonBadRequest, "invalid JSON body: %v", err)
 }
 
-// position renders a byte offset as "line L, column C (byte N)".
+// position renders a 0-based byte offset as "line L, column C (byte N)",
+// lines and columns counted from 1.
 func position(data []byte, off int64) string {
 	if off > int64(len(data)) {
 		off = int64(len(data))

@@ -89,6 +89,7 @@ func TestErrorsKeepReasonAndCauses(t *testing.T) {
 
 func TestWatchOverHTTP(t *testing.T) {
 	c, _ := serve(t, boltstore.Options{}, apiserver.Options{Token: token, HeartbeatInterval: 20 * time.Millisecond})
+	c.WatchIdleTimeout = 150 * time.Millisecond
 	ctx := storetest.Ctx(t)
 	pre := storetest.MustCreate(t, c, storetest.Sample(v1.KindFunction, "default", "pre"))
 	w, err := c.Watch(ctx, "functions", store.WatchOptions{})
@@ -102,8 +103,8 @@ func TestWatchOverHTTP(t *testing.T) {
 	if ev := storetest.NextEvent(t, w); ev.Type != store.Bookmark || ev.Object.GetResourceVersion() != pre.GetResourceVersion() {
 		t.Fatalf("second event %s", storetest.EventString(ev))
 	}
-	// Idle for several heartbeats and well past nothing-at-all: the
-	// stream stays open (heartbeats count as traffic).
+	// Idle for twice the client's idle timeout: the server's heartbeats
+	// keep the stream open.
 	select {
 	case ev, ok := <-w.ResultChan():
 		t.Fatalf("unexpected event or close while idle: %v %v", ok, ev)
