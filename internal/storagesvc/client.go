@@ -267,8 +267,17 @@ func (c *Client) Download(ctx context.Context, id string, w io.Writer) error {
 		return err
 	}
 	defer rc.Close()
-	_, err = io.Copy(w, rc)
+	_, err = copyLarge(w, rc)
 	return err
+}
+
+// copyLarge copies in copyBufSize chunks, so writing a large archive to
+// a file takes a few thousand write calls rather than io.Copy's 32 KiB
+// ones.
+func copyLarge(w io.Writer, r io.Reader) (int64, error) {
+	bufp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bufp)
+	return io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{r}, *bufp)
 }
 
 // DownloadURL writes the archive at a full download URL (as found in a
@@ -283,7 +292,7 @@ func DownloadURL(ctx context.Context, rawURL string, w io.Writer) (Info, error) 
 		return Info{}, err
 	}
 	defer rc.Close()
-	n, err := io.Copy(w, rc)
+	n, err := copyLarge(w, rc)
 	info.Size = n
 	return info, err
 }

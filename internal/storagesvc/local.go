@@ -147,6 +147,10 @@ func (b *LocalBackend) sweep() error {
 // many concurrent uploads stay cheap.
 const copyBufSize = 256 << 10
 
+// writebackChunk is how much an upload writes before asking the kernel
+// to start putting it on disk (see startWriteback).
+const writebackChunk = 8 << 20
+
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
 
 // Put implements Backend.
@@ -174,7 +178,7 @@ func (b *LocalBackend) Put(ctx context.Context, r io.Reader) (info Info, err err
 	bufp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bufp)
 	buf := *bufp
-	var size int64
+	var size, flushed int64
 	for {
 		if err := ctx.Err(); err != nil {
 			return Info{}, err
@@ -186,6 +190,10 @@ func (b *LocalBackend) Put(ctx context.Context, r io.Reader) (info Info, err err
 				return Info{}, noSpace(fmt.Errorf("write %s: %w", tmp, err))
 			}
 			size += int64(n)
+			if size-flushed >= writebackChunk {
+				startWriteback(f, flushed, size-flushed)
+				flushed = size
+			}
 		}
 		if rerr == io.EOF {
 			break

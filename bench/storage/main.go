@@ -1,0 +1,314 @@
+// Command storage benchmarks the storage service: a large file (1 GiB by
+// default) is uploaded and downloaded over loopback through the real
+// client against the service running in a child process, whose peak RSS
+// (VmHWM) is read from /proc; the throughput is compared with `cp` of the
+// same file on the same disk, measured in the same run. Each figure is
+// the median of -runs runs.
+//
+//	go build -o /tmp/isotope ./cmd/isotope
+//	go run ./bench/storage -isotope /tmp/isotope
+//
+// Without -isotope the program runs the service itself in a child process
+// (same storagesvc.Server and LocalBackend, fewer moving parts).
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"isotope.dev/isotope/internal/storagesvc"
+)
+
+func main() {
+	size := flag.Int64("size", 1<<30, "file size in bytes")
+	runs := flag.Int("runs", 3, "runs; each figure is the median")
+	dir := flag.String("dir", "", "work directory (default a new one under $TMPDIR); the copies and the archive live here, on one disk")
+	isotope := flag.String("isotope", "", "path of the isotope binary; the service runs as `isotope storagesvc` (default: this program serves it)")
+	serve := flag.String("serve", "", "internal: serve the storage service on this address")
+	serveDir := flag.String("serve-dir", "", "internal: archive directory for -serve")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the client side (and, without -isotope, of the service to <file>.server)")
+	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "-cpuprofile:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *serve != "" {
+		if *cpuProfile != "" {
+			sig := make(chan os.Signal, 1)
+			signal.Notify(sig, syscall.SIGTERM)
+			go func() { <-sig; pprof.StopCPUProfile(); os.Exit(0) }()
+		}
+		if err := runServer(*serve, *serveDir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
+	profileServer = *cpuProfile
+	if err := run(*size, *runs, *dir, *isotope); err != nil {
+		pprof.StopCPUProfile()
+		fmt.Fprintln(os.Stderr, "bench/storage:", err)
+		os.Exit(1)
+	}
+}
+
+// runServer is the child process when no isotope binary is given.
+func runServer(addr, dir string) error {
+	b, err := storagesvc.NewLocalBackend(dir, storagesvc.LocalOptions{})
+	if err != nil {
+		return err
+	}
+	srv := storagesvc.NewServer(b, storagesvc.Options{MaxSize: 1 << 40, Logger: slog.New(slog.DiscardHandler)})
+	return http.ListenAndServe(addr, srv)
+}
+
+// profileServer, when set, makes the self-served child write a CPU
+// profile to <profileServer>.server.
+var profileServer string
+
+type sample struct {
+	up, down, cp time.Duration
+	cpSync       time.Duration // cp, then fsync of the copy
+	hwmKB        int64
+}
+
+func run(size int64, runs int, dir, isotope string) error {
+	if dir == "" {
+		d, err := os.MkdirTemp("", "isotope-bench-storage-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	src := filepath.Join(dir, "src.bin")
+	fmt.Printf("writing a %d MiB random file in %s …\n", size>>20, dir)
+	if err := writeRandomFile(src, size); err != nil {
+		return err
+	}
+	var samples []sample
+	for i := range runs {
+		s, err := oneRun(dir, src, size, isotope)
+		if err != nil {
+			return fmt.Errorf("run %d: %w", i+1, err)
+		}
+		fmt.Printf("run %d: upload %v, download %v, cp %v, cp+fsync %v, server VmHWM %d MB\n", i+1,
+			s.up.Round(time.Millisecond), s.down.Round(time.Millisecond), s.cp.Round(time.Millisecond),
+			s.cpSync.Round(time.Millisecond), s.hwmKB/1024)
+		samples = append(samples, s)
+	}
+	secs := func(f func(sample) time.Duration) float64 {
+		return median(samples, func(s sample) float64 { return f(s).Seconds() })
+	}
+	up := secs(func(s sample) time.Duration { return s.up })
+	down := secs(func(s sample) time.Duration { return s.down })
+	rt := secs(func(s sample) time.Duration { return s.up + s.down })
+	cp := secs(func(s sample) time.Duration { return s.cp })
+	cpSync := secs(func(s sample) time.Duration { return s.cpSync })
+	hwm := median(samples, func(s sample) float64 { return float64(s.hwmKB) / 1024 })
+	mb := float64(size) / 1e6
+	server := "bench/storage child (storagesvc.Server)"
+	if isotope != "" {
+		server = "isotope storagesvc (" + isotope + ")"
+	}
+	fmt.Printf("\nstorage service: %s; file %d MiB; median of %d runs\n\n", server, size>>20, runs)
+	fmt.Printf("%-36s %8s %8s %8s %12s\n", "", "seconds", "MB/s", "vs cp", "vs cp+fsync")
+	row := func(name string, secs, bytesMoved float64) {
+		rate := bytesMoved / secs
+		fmt.Printf("%-36s %8.3f %8.0f %7.0f%% %11.0f%%\n", name, secs, rate, 100*rate/(mb/cp), 100*rate/(mb/cpSync))
+	}
+	row("cp (page cache only)", cp, mb)
+	row("cp + fsync of the copy", cpSync, mb)
+	row("upload (client → service, fsynced)", up, mb)
+	row("download (service → client file)", down, mb)
+	row("upload+download (2 copies)", rt, 2*mb)
+	goal := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "NOT met"
+	}
+	ratio := (2 * mb / rt) / (mb / cp)
+	ratioSync := (2 * mb / rt) / (mb / cpSync)
+	fmt.Printf("\nserver max RSS (VmHWM): %.1f MB (goal < 100 MB: %s)\n", hwm, goal(hwm < 100))
+	fmt.Printf("upload+download vs cp: %.0f%% (goal ≥ 50%%: %s); vs cp+fsync (same durability): %.0f%%\n",
+		100*ratio, goal(ratio >= 0.5), 100*ratioSync)
+	return nil
+}
+
+func median(ss []sample, f func(sample) float64) float64 {
+	v := make([]float64, len(ss))
+	for i, s := range ss {
+		v[i] = f(s)
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+func writeRandomFile(path string, size int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	r := rand.NewChaCha8([32]byte{1})
+	buf := make([]byte, 1<<20)
+	for left := size; left > 0; {
+		n := min(int64(len(buf)), left)
+		r.Read(buf[:n])
+		if _, err := f.Write(buf[:n]); err != nil {
+			f.Close()
+			return err
+		}
+		left -= n
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// oneRun starts a fresh service, uploads and downloads src, stops the
+// service, and times `cp` of the same file.
+func oneRun(dir, src string, size int64, isotope string) (sample, error) {
+	var s sample
+	archives := filepath.Join(dir, "archives")
+	os.RemoveAll(archives)
+	defer os.RemoveAll(archives)
+	addr, err := freeAddr()
+	if err != nil {
+		return s, err
+	}
+	var cmd *exec.Cmd
+	if isotope != "" {
+		cmd = exec.Command(isotope, "storagesvc", "--addr", addr, "--dir", archives,
+			"--max-size", strconv.FormatInt(2*size+1<<20, 10), "--prune-interval", "0")
+	} else {
+		self, err := os.Executable()
+		if err != nil {
+			return s, err
+		}
+		cmd = exec.Command(self, "-serve", addr, "-serve-dir", archives)
+		if profileServer != "" {
+			cmd.Args = append(cmd.Args, "-cpuprofile", profileServer+".server")
+		}
+	}
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		return s, err
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	client := storagesvc.NewClient("http://"+addr, "")
+	hctx, hcancel := context.WithTimeout(ctx, 30*time.Second)
+	err = client.WaitHealthy(hctx)
+	hcancel()
+	if err != nil {
+		return s, fmt.Errorf("service did not come up: %w", err)
+	}
+
+	f, err := os.Open(src)
+	if err != nil {
+		return s, err
+	}
+	start := time.Now()
+	res, err := client.Upload(ctx, bufio.NewReaderSize(f, 1<<20), size, "src.bin", nil)
+	s.up = time.Since(start)
+	f.Close()
+	if err != nil {
+		return s, err
+	}
+
+	dst := filepath.Join(dir, "download.bin")
+	out, err := os.Create(dst)
+	if err != nil {
+		return s, err
+	}
+	start = time.Now()
+	err = client.Download(ctx, res.ID, out)
+	s.down = time.Since(start)
+	out.Close()
+	os.Remove(dst)
+	if err != nil {
+		return s, err
+	}
+	if s.hwmKB, err = vmHWM(cmd.Process.Pid); err != nil {
+		return s, err
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	os.RemoveAll(archives)
+
+	cpDst := filepath.Join(dir, "cp.bin")
+	start = time.Now()
+	if out, err := exec.Command("cp", src, cpDst).CombinedOutput(); err != nil {
+		return s, fmt.Errorf("cp: %v: %s", err, out)
+	}
+	s.cp = time.Since(start)
+	err = fsyncFile(cpDst)
+	s.cpSync = time.Since(start)
+	os.Remove(cpDst)
+	if err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+func fsyncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// vmHWM is the peak resident set size of a process, in kB.
+func vmHWM(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			return strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc status")
+}
