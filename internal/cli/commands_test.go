@@ -142,6 +142,20 @@ func TestConnectionRefusedSaysWhatToDo(t *testing.T) {
 	a.fails([]string{"env", "list"}, "cannot reach the Isotope API at http://127.0.0.1:1", "isotope server")
 }
 
+func TestTokenFromTheEnvironment(t *testing.T) {
+	a := newTestAPIWithToken(t, "s3cret")
+	t.Setenv("ISOTOPE_TOKEN", "")
+	a.fails([]string{"env", "list"}, "nauthorized")
+	t.Setenv("ISOTOPE_TOKEN", "s3cret")
+	a.ok("env", "create", "--name", "node", "--image", "fission/node-env")
+	// Archive uploads carry the token too.
+	big := writeFile(t, "big.js", strings.Repeat("x", v1.ArchiveLiteralSizeLimit+1))
+	a.ok("fn", "create", "--name", "big", "--env", "node", "--code", big)
+	if out := a.ok("fn", "get", "--name", "big").Stdout; len(out) != v1.ArchiveLiteralSizeLimit+1 {
+		t.Errorf("fn get returned %d bytes", len(out))
+	}
+}
+
 func writeFile(t *testing.T, name, content string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)

@@ -31,7 +31,10 @@ type testAPI struct {
 	extra map[string]http.Handler
 }
 
-func newTestAPI(t *testing.T) *testAPI {
+func newTestAPI(t *testing.T) *testAPI { return newTestAPIWithToken(t, "") }
+
+// newTestAPIWithToken is newTestAPI with a server that requires token.
+func newTestAPIWithToken(t *testing.T, token string) *testAPI {
 	t.Helper()
 	dir := t.TempDir()
 	bs, err := boltstore.Open(filepath.Join(dir, "isotope.db"), boltstore.Options{})
@@ -44,7 +47,7 @@ func newTestAPI(t *testing.T) *testAPI {
 	}
 	a := &testAPI{t: t, Store: bs, extra: map[string]http.Handler{}}
 	mux := http.NewServeMux()
-	mux.Handle(storagesvc.ArchivePath, storagesvc.NewServer(backend, storagesvc.Options{Logger: slog.New(slog.DiscardHandler)}))
+	mux.Handle(storagesvc.ArchivePath, storagesvc.NewServer(backend, storagesvc.Options{Token: token, Logger: slog.New(slog.DiscardHandler)}))
 	mux.HandleFunc("/v1/buildlogs", func(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
 		h := a.extra["/v1/buildlogs"]
@@ -55,7 +58,7 @@ func newTestAPI(t *testing.T) *testAPI {
 		}
 		h.ServeHTTP(w, r)
 	})
-	mux.Handle("/", apiserver.New(bs, apiserver.Options{Logger: slog.New(slog.DiscardHandler)}))
+	mux.Handle("/", apiserver.New(bs, apiserver.Options{Token: token, Logger: slog.New(slog.DiscardHandler)}))
 	srv := httptest.NewServer(mux)
 	a.URL = srv.URL
 	t.Cleanup(func() {
