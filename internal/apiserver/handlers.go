@@ -114,6 +114,12 @@ type watchEventOut struct {
 
 func (s *Server) watch(w http.ResponseWriter, r *http.Request, rt route, opts store.WatchOptions) {
 	ctx := r.Context()
+	select {
+	case <-s.stopping:
+		writeError(w, store.Errorf(store.ReasonUnavailable, "the API server is shutting down"), rt)
+		return
+	default:
+	}
 	if ts := r.URL.Query().Get("timeoutSeconds"); ts != "" {
 		n, err := strconv.Atoi(ts)
 		if err != nil || n <= 0 {
@@ -160,6 +166,8 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, rt route, opts st
 				return
 			}
 		case <-ctx.Done():
+			return
+		case <-s.stopping:
 			return
 		}
 	}

@@ -34,6 +34,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -72,6 +73,9 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	promh   http.Handler
+
+	stopping chan struct{} // closed by StopWatches
+	stopOnce sync.Once
 }
 
 // New returns a Server over st.
@@ -95,8 +99,16 @@ func New(st store.Store, opts Options) *Server {
 		log:     opts.Logger,
 		metrics: newMetrics(opts.Registry),
 		promh:   promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry}),
+
+		stopping: make(chan struct{}),
 	}
 }
+
+// StopWatches ends every open watch stream and refuses new ones with 503,
+// so that http.Server.Shutdown, which waits for in-flight requests, is
+// not held up by long-lived watches. Register it with
+// http.Server.RegisterOnShutdown. Clients re-watch elsewhere or later.
+func (s *Server) StopWatches() { s.stopOnce.Do(func() { close(s.stopping) }) }
 
 // Registry returns the registry served at /metrics, for the composing
 // server to add its own collectors to.

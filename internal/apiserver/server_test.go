@@ -2,10 +2,12 @@ package apiserver_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -414,5 +416,38 @@ func TestRawWatchStream(t *testing.T) {
 	defer stop3()
 	if _, err := io.Copy(io.Discard, r3); err != nil {
 		t.Errorf("stream with timeoutSeconds ended with %v", err)
+	}
+}
+
+// Shutdown of the listener's http.Server is not held up by watches.
+func TestShutdownEndsWatches(t *testing.T) {
+	st, err := boltstore.Open(filepath.Join(t.TempDir(), "isotope.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	api := apiserver.New(st, apiserver.Options{Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: api}
+	hs.RegisterOnShutdown(api.StopWatches)
+	go hs.Serve(ln)
+	resp, err := http.Get("http://" + ln.Addr().String() + base + "functions?watch=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ev, _ := nextEvent(t, bufio.NewReader(resp.Body)); ev.Type != "BOOKMARK" {
+		t.Fatalf("first event %+v", ev)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown with an open watch: %v", err)
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Errorf("watch stream after shutdown: %v", err)
 	}
 }

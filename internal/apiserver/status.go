@@ -23,6 +23,7 @@ var codes = map[store.Reason]int{
 	store.ReasonMethodNotAllowed: http.StatusMethodNotAllowed,
 	store.ReasonTooLarge:         http.StatusRequestEntityTooLarge,
 	store.ReasonInternal:         http.StatusInternalServerError,
+	store.ReasonUnavailable:      http.StatusServiceUnavailable,
 }
 
 // StatusOf converts an error to the Kubernetes Status answered for it:

@@ -144,6 +144,7 @@ var reasonsByCode = map[int]store.Reason{
 	http.StatusGone:                  store.ReasonExpired,
 	http.StatusRequestEntityTooLarge: store.ReasonTooLarge,
 	http.StatusInternalServerError:   store.ReasonInternal,
+	http.StatusServiceUnavailable:    store.ReasonUnavailable,
 }
 
 // decodeError turns a non-2xx answer into a *store.Error: from its

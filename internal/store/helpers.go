@@ -17,6 +17,7 @@ const (
 	ReasonMethodNotAllowed Reason = "MethodNotAllowed"      // 405
 	ReasonTooLarge         Reason = "RequestEntityTooLarge" // 413
 	ReasonInternal         Reason = "InternalError"         // 500
+	ReasonUnavailable      Reason = "ServiceUnavailable"    // 503: shutting down
 )
 
 // IsUnauthorized tests an error's reason.
