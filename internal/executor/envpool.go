@@ -1,0 +1,95 @@
+package executor
+
+import (
+	"context"
+	"sync"
+
+	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/executor/instance"
+)
+
+// envPool is poolmgr's pool of generic (unspecialized) instances of one
+// version of an environment, kept at its pool size so a cold function
+// only pays for specialization. Taking an instance starts a replacement,
+// as Fission's relabelled pod makes the ReplicaSet start another.
+type envPool struct {
+	m    *Manager
+	env  *v1.Environment
+	rt   instance.Runtime
+	size int
+
+	mu       sync.Mutex
+	idle     []instance.Instance
+	starting int
+	closed   bool
+}
+
+// poolSize is Fission's rule: poolsize for version 3, 3 below.
+func poolSize(env *v1.Environment) int {
+	if env.Spec.Version >= 3 {
+		return max(env.Spec.Poolsize, 0)
+	}
+	return 3
+}
+
+// take returns a generic instance: a warm one if any, else a new one.
+func (e *envPool) take(ctx context.Context) (instance.Instance, error) {
+	e.mu.Lock()
+	for len(e.idle) > 0 {
+		ins := e.idle[len(e.idle)-1]
+		e.idle = e.idle[:len(e.idle)-1]
+		e.m.metrics.instances.WithLabelValues("poolmgr", e.rt.Name(), "generic").Dec()
+		if ins.Alive() {
+			e.mu.Unlock()
+			e.refill()
+			return ins, nil
+		}
+		e.m.closeInstance(ins, true)
+	}
+	e.mu.Unlock()
+	e.refill()
+	return e.rt.Start(ctx, e.env)
+}
+
+// refill starts instances until the pool (with those starting) is full.
+// A failed start is logged and not retried until the next take.
+func (e *envPool) refill() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for !e.closed && len(e.idle)+e.starting < e.size {
+		e.starting++
+		e.m.bg.Go(func() {
+			ctx, cancel := context.WithTimeout(e.m.ctx, e.m.cfg.StartTimeout)
+			ins, err := e.rt.Start(ctx, e.env)
+			cancel()
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			e.starting--
+			if err != nil {
+				if !e.closed {
+					e.m.log.Warn("could not start a pool instance", "env", e.env.Namespace+"/"+e.env.Name, "err", err)
+				}
+				return
+			}
+			if e.closed {
+				e.m.closeInstance(ins, true)
+				return
+			}
+			e.idle = append(e.idle, ins)
+			e.m.metrics.instances.WithLabelValues("poolmgr", e.rt.Name(), "generic").Inc()
+		})
+	}
+}
+
+// close stops the pool and its idle instances.
+func (e *envPool) close() {
+	e.mu.Lock()
+	e.closed = true
+	idle := e.idle
+	e.idle = nil
+	e.mu.Unlock()
+	for _, ins := range idle {
+		e.m.metrics.instances.WithLabelValues("poolmgr", e.rt.Name(), "generic").Dec()
+		e.m.closeInstance(ins, true)
+	}
+}

@@ -1,0 +1,344 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/executor/instance"
+	"isotope.dev/isotope/internal/executor/procrt"
+	"isotope.dev/isotope/internal/executor/wasmrt"
+	"isotope.dev/isotope/internal/fnlog"
+	"isotope.dev/isotope/internal/store"
+	"isotope.dev/isotope/internal/wasm"
+)
+
+// Config configures the embedded executor.
+type Config struct {
+	// Store is where Functions, Environments and Packages are read and
+	// watched. Required.
+	Store store.Store
+	// Wasm runs isotope/wasm-env functions in-process; without it those
+	// functions fail with 500.
+	Wasm *wasm.Runtime
+	// Fetcher brings deploy archives into instance directories; default
+	// StoreFetcher over Store and StorageURL.
+	Fetcher instance.Fetcher
+	// StorageURL is the storage service relative archive URLs resolve
+	// against (the API listener's URL in embedded mode).
+	StorageURL string
+	// Logs receives function output; nil discards it.
+	Logs *fnlog.Store
+	// WorkDir holds instance directories and fetched archives. Required.
+	WorkDir string
+	Logger  *slog.Logger
+	// Registry, when set, gets the executor's metrics.
+	Registry *prometheus.Registry
+
+	// IdleTimeout is the default idletimeout (Fission: 120s).
+	IdleTimeout time.Duration
+	// ReapInterval is how often idle instances are looked for (Fission's
+	// objectReaperInterval: 5s).
+	ReapInterval time.Duration
+	// StartTimeout bounds a process start (default 30s).
+	StartTimeout time.Duration
+	// QueueLength is how many requests may wait at a poolmgr function's
+	// concurrency limit before 429; 0 means concurrency × requestsPerPod.
+	QueueLength int
+	// WasmMaxInstances caps the guest instances one WebAssembly function
+	// may run at once (default 64); see wasmrt.
+
+	WasmMaxInstances int
+
+	// Process and WasmRuntime replace the default runtimes (tests, or
+	// other deployments). Nil means procrt and wasmrt over the fields
+	// above.
+	Process     instance.Runtime
+	WasmRuntime instance.Runtime
+}
+
+// Manager is the embedded executor: poolmgr and newdeploy strategies over
+// the local-process and in-process WebAssembly runtimes. It implements
+// Executor. Run watches the store and reaps idle instances; Close stops
+// every instance.
+type Manager struct {
+	cfg     Config
+	log     *slog.Logger
+	procRT  instance.Runtime
+	wasmRT  instance.Runtime
+	metrics *metrics
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	bg     tracker // background starts, specializations and closes
+
+	mu     sync.Mutex
+	pools  map[string]*fnPool  // by function UID
+	old    map[*fnPool]bool    // retired pools still holding instances
+	envs   map[string]*envPool // by environment UID
+	closed bool
+}
+
+var _ Executor = (*Manager)(nil)
+
+// errRetired is internal: the pool was replaced during an Acquire.
+var errRetired = errors.New("function instances were replaced")
+
+// New returns an executor. Call Run to watch the store and Close to stop
+// every instance.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("executor: Config.Store is nil")
+	}
+	if cfg.WorkDir == "" {
+		return nil, errors.New("executor: Config.WorkDir is empty")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 120 * time.Second
+	}
+	if cfg.ReapInterval <= 0 {
+		cfg.ReapInterval = 5 * time.Second
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 30 * time.Second
+	}
+	if cfg.Fetcher == nil {
+		cfg.Fetcher = StoreFetcher{Packages: cfg.Store, StorageURL: cfg.StorageURL, Logger: cfg.Logger}
+	}
+	met, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("executor: register metrics: %w", err)
+	}
+	m := &Manager{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		metrics: met,
+		pools:   map[string]*fnPool{},
+		old:     map[*fnPool]bool{},
+		envs:    map[string]*envPool{},
+		procRT:  cfg.Process,
+		wasmRT:  cfg.WasmRuntime,
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	if m.procRT == nil {
+		m.procRT = procrt.New(procrt.Config{
+			WorkDir:      filepath.Join(cfg.WorkDir, "instances"),
+			Fetcher:      cfg.Fetcher,
+			Logs:         cfg.Logs,
+			Logger:       cfg.Logger,
+			StartTimeout: cfg.StartTimeout,
+		})
+	}
+	if m.wasmRT == nil && cfg.Wasm != nil {
+		m.wasmRT = wasmrt.New(wasmrt.Config{
+			Wasm:         cfg.Wasm,
+			WorkDir:      filepath.Join(cfg.WorkDir, "wasm"),
+			Fetcher:      cfg.Fetcher,
+			Logs:         cfg.Logs,
+			MaxInstances: cfg.WasmMaxInstances,
+		})
+	}
+	return m, nil
+}
+
+// Acquire implements Executor.
+func (m *Manager) Acquire(ctx context.Context, fn *v1.Function) (Lease, error) {
+	for range 10 {
+		p, err := m.poolFor(fn)
+		if err != nil {
+			return nil, err
+		}
+		l, err := p.acquire(ctx)
+		if errors.Is(err, errRetired) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if l.cold {
+			m.metrics.coldStarts.WithLabelValues(string(executorType(fn))).Inc()
+		}
+		return l, nil
+	}
+	return nil, errorf(http.StatusServiceUnavailable, "function %s/%s is being updated; try again", fn.Namespace, fn.Name)
+}
+
+func poolID(fn *v1.Function) string {
+	if fn.UID != "" {
+		return string(fn.UID)
+	}
+	return fn.Namespace + "/" + fn.Name
+}
+
+// poolFor returns the pool of fn's version, replacing (retiring) the pool
+// of an older version. A stale copy of the function (lower generation)
+// is served by the current pool.
+func (m *Manager) poolFor(fn *v1.Function) (*fnPool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, errorf(http.StatusServiceUnavailable, "executor is shutting down")
+	}
+	id, key := poolID(fn), keyOf(fn)
+	old := m.pools[id]
+	if old != nil && !old.retired0() {
+		if old.key == key || fn.Generation < old.key.generation {
+			return old, nil
+		}
+	}
+	p := &fnPool{m: m, key: key, fn: fn, lastUsed: time.Now()}
+	m.pools[id] = p
+	if old != nil {
+		m.old[old] = true
+		old.retire()
+	}
+	return p, nil
+}
+
+// retired0 reads retired under the pool's lock.
+func (p *fnPool) retired0() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.retired
+}
+
+// provide makes a specialized instance for res: from the environment's
+// warm pool (or a new one) for pooled runtimes, started fresh otherwise.
+func (m *Manager) provide(res instance.Function) (instance.Instance, error) {
+	rt, err := m.runtimeFor(res.Env)
+	if err != nil {
+		return nil, err
+	}
+	et := string(executorType(res.Fn))
+	timeout := time.Duration(max(res.Fn.Spec.InvokeStrategy.ExecutionStrategy.SpecializationTimeout, 120)) * time.Second
+	ctx, cancel := context.WithTimeout(m.ctx, timeout)
+	defer cancel()
+	start := time.Now()
+	fail := func(format string, args ...any) error {
+		m.metrics.specializations.WithLabelValues(et, rt.Name(), "failure").Inc()
+		err := errorf(http.StatusInternalServerError, format, args...)
+		m.log.Warn("specialization failed", "function", res.Fn.Namespace+"/"+res.Fn.Name, "err", err)
+		if m.cfg.Logs != nil {
+			m.cfg.Logs.Append(res.Fn.Namespace, res.Fn.Name, "host", err.Error())
+		}
+		return err
+	}
+	var ins instance.Instance
+	if rt.Pooled() && executorType(res.Fn) == v1.ExecutorTypePoolmgr {
+		ins, err = m.envPoolFor(res.Env, rt).take(ctx)
+	} else {
+		ins, err = rt.Start(ctx, res.Env)
+	}
+	if err != nil {
+		return nil, fail("function %s/%s: start an instance of environment %s/%s: %v", res.Fn.Namespace, res.Fn.Name, res.Env.Namespace, res.Env.Name, err)
+	}
+	if err := ins.Specialize(ctx, res); err != nil {
+		ins.Close()
+		return nil, fail("function %s/%s: specialize: %v", res.Fn.Namespace, res.Fn.Name, err)
+	}
+	m.metrics.specializations.WithLabelValues(et, rt.Name(), "success").Inc()
+	m.metrics.specSeconds.WithLabelValues(rt.Name()).Observe(time.Since(start).Seconds())
+	return ins, nil
+}
+
+// envPoolFor returns the warm pool of env's current version, replacing
+// the pool of an older version.
+func (m *Manager) envPoolFor(env *v1.Environment, rt instance.Runtime) *envPool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	id := string(env.UID)
+	if e := m.envs[id]; e != nil {
+		if e.env.ResourceVersion == env.ResourceVersion || m.closed {
+			return e
+		}
+		e.close()
+	}
+	e := &envPool{m: m, env: env, rt: rt, size: poolSize(env)}
+	if m.closed {
+		e.closed = true
+		return e
+	}
+	m.envs[id] = e
+	return e
+}
+
+// closeInstance stops ins in the background (Close waits for it).
+func (m *Manager) closeInstance(ins instance.Instance, _ bool) {
+	m.bg.Go(func() {
+		ins.Close()
+	})
+}
+
+func (m *Manager) closing() bool { return m.ctx.Err() != nil }
+
+// multiplexer reports whether res's runtime multiplexes requests itself.
+func (m *Manager) multiplexer(res instance.Function) (instance.Multiplexer, bool) {
+	if res.Env == nil || !IsWasmEnvImage(res.Env.Spec.Runtime.Image) || m.wasmRT == nil {
+		return nil, false
+	}
+	mx, ok := m.wasmRT.(instance.Multiplexer)
+	return mx, ok
+}
+
+func (m *Manager) runtimeName(res instance.Function) string {
+	if res.Env == nil {
+		return "unknown"
+	}
+	if rt, err := m.runtimeFor(res.Env); err == nil {
+		return rt.Name()
+	}
+	return "unknown"
+}
+
+// Close stops every instance, busy or not, and waits until all are gone.
+// Acquire fails with 503 afterwards.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	m.cancel()
+	pools := make([]*fnPool, 0, len(m.pools)+len(m.old))
+	for _, p := range m.pools {
+		pools = append(pools, p)
+	}
+	for p := range m.old {
+		pools = append(pools, p)
+	}
+	envs := m.envs
+	m.pools, m.old, m.envs = map[string]*fnPool{}, map[*fnPool]bool{}, map[string]*envPool{}
+	m.mu.Unlock()
+	shut := errorf(http.StatusServiceUnavailable, "executor is shutting down")
+	for _, p := range pools {
+		p.mu.Lock()
+		p.retired = true
+		for _, w := range p.waiters {
+			w.ch <- grant{err: shut}
+		}
+		p.waiters = nil
+		insts := p.insts
+		p.insts = nil
+		p.mu.Unlock()
+		for _, in := range insts {
+			m.closeInstance(in.ins, false)
+		}
+	}
+	for _, e := range envs {
+		e.close()
+	}
+	m.bg.Wait()
+	return nil
+}

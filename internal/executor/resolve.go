@@ -1,0 +1,100 @@
+package executor
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/executor/instance"
+	"isotope.dev/isotope/internal/executor/procrt"
+	"isotope.dev/isotope/internal/store"
+)
+
+// errorf returns an *Error with code and a formatted message.
+func errorf(code int, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// resolve reads the environment and package fn names and checks that the
+// package can be served.
+func (m *Manager) resolve(ctx context.Context, fn *v1.Function) (instance.Function, error) {
+	envRef, pkgRef := fn.Spec.Environment, fn.Spec.Package.PackageRef
+	envNs := orDefault(envRef.Namespace, fn.Namespace)
+	pkgNs := orDefault(pkgRef.Namespace, fn.Namespace)
+	env, err := store.GetAs[*v1.Environment](ctx, m.cfg.Store, envNs, envRef.Name)
+	if err != nil {
+		return instance.Function{}, storeErr(err, "environment %s/%s of function %s/%s", envNs, envRef.Name, fn.Namespace, fn.Name)
+	}
+	pkg, err := store.GetAs[*v1.Package](ctx, m.cfg.Store, pkgNs, pkgRef.Name)
+	if err != nil {
+		return instance.Function{}, storeErr(err, "package %s/%s of function %s/%s", pkgNs, pkgRef.Name, fn.Namespace, fn.Name)
+	}
+	if err := servable(pkg); err != nil {
+		return instance.Function{}, err
+	}
+	return instance.Function{Fn: fn, Env: env, Pkg: pkg}, nil
+}
+
+// servable checks a package's build status and deploy archive.
+func servable(pkg *v1.Package) error {
+	switch st := pkg.Status.BuildStatus; st {
+	case v1.BuildStatusSucceeded, v1.BuildStatusNone, "":
+	case v1.BuildStatusFailed:
+		return errorf(http.StatusServiceUnavailable, "package %s/%s cannot be served: its build failed (see `isotope pkg info --name %s`)", pkg.Namespace, pkg.Name, pkg.Name)
+	default:
+		return errorf(http.StatusServiceUnavailable, "package %s/%s is not ready: build status is %q", pkg.Namespace, pkg.Name, st)
+	}
+	if pkg.Spec.Deployment.IsEmpty() {
+		return errorf(http.StatusServiceUnavailable, "package %s/%s has no deployment archive (build status %q)", pkg.Namespace, pkg.Name, pkg.Status.BuildStatus)
+	}
+	return nil
+}
+
+// storeErr maps a store read failure to an executor error naming what.
+func storeErr(err error, what string, args ...any) error {
+	name := fmt.Sprintf(what, args...)
+	if store.IsNotFound(err) {
+		return errorf(http.StatusNotFound, "%s not found", name)
+	}
+	return errorf(http.StatusInternalServerError, "read %s: %v", name, err)
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		if def == "" {
+			return v1.DefaultNamespace
+		}
+		return def
+	}
+	return s
+}
+
+// runtimeFor picks the runtime of env: in-process WebAssembly for the
+// isotope/wasm-env image, a local process otherwise.
+func (m *Manager) runtimeFor(env *v1.Environment) (instance.Runtime, error) {
+	if IsWasmEnvImage(env.Spec.Runtime.Image) {
+		if m.wasmRT == nil {
+			return nil, errorf(http.StatusInternalServerError, "environment %s/%s uses %s but this executor has no WebAssembly runtime", env.Namespace, env.Name, WasmEnvImage)
+		}
+		return m.wasmRT, nil
+	}
+	if err := procrt.CheckEnv(env); err != nil {
+		return nil, errorf(http.StatusInternalServerError, "%v", err)
+	}
+	if m.procRT == nil {
+		return nil, errorf(http.StatusInternalServerError, "environment %s/%s needs a local process runtime, which this executor does not have", env.Namespace, env.Name)
+	}
+	return m.procRT, nil
+}
+
+// deployFingerprint identifies a package's deploy archive: instances are
+// replaced when it changes, not on status-only updates.
+func deployFingerprint(pkg *v1.Package) string {
+	b, _ := json.Marshal(pkg.Spec.Deployment)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}

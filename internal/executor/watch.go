@@ -1,0 +1,220 @@
+package executor
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/store"
+)
+
+// Run watches Functions, Environments and Packages and reaps idle
+// instances every ReapInterval, until ctx ends. It keeps instances in
+// step with the store:
+//   - a newdeploy Function gets its instances as soon as it appears
+//     (max(MinScale, 1)), and new ones when it changes;
+//   - a deleted Function, or a changed or deleted Environment or deploy
+//     archive, retires the instances that ran the old one;
+//   - an Environment gets its warm pool (poolmgr) as soon as it appears.
+func (m *Manager) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for kind, handle := range map[string]func(context.Context, store.Event){
+		v1.KindFunction:    m.onFunction,
+		v1.KindEnvironment: m.onEnvironment,
+		v1.KindPackage:     m.onPackage,
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.watch(ctx, kind, handle)
+		}()
+	}
+	t := time.NewTicker(m.cfg.ReapInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		case <-m.ctx.Done():
+			wg.Wait()
+			return nil
+		case now := <-t.C:
+			m.reap(now)
+		}
+	}
+}
+
+// watch delivers kind's events to handle, re-opening the watch when it
+// ends (from the last resourceVersion seen, or afresh if that expired).
+func (m *Manager) watch(ctx context.Context, kind string, handle func(context.Context, store.Event)) {
+	rv := ""
+	delay := 50 * time.Millisecond
+	for ctx.Err() == nil && m.ctx.Err() == nil {
+		w, err := m.cfg.Store.Watch(ctx, kind, store.WatchOptions{ResourceVersion: rv})
+		if store.IsExpired(err) {
+			rv = ""
+			continue
+		}
+		if err != nil {
+			m.log.Warn("executor watch failed; retrying", "kind", kind, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-m.ctx.Done():
+			case <-time.After(delay):
+			}
+			delay = min(delay*2, 5*time.Second)
+			continue
+		}
+		delay = 50 * time.Millisecond
+	events:
+		for {
+			select {
+			case <-ctx.Done():
+				break events
+			case <-m.ctx.Done():
+				break events
+			case ev, ok := <-w.ResultChan():
+				if !ok {
+					break events
+				}
+				if ev.Object != nil {
+					rv = ev.Object.GetResourceVersion()
+				}
+				if ev.Type != store.Bookmark {
+					handle(ctx, ev)
+				}
+			}
+		}
+		w.Stop()
+	}
+}
+
+func (m *Manager) onFunction(ctx context.Context, ev store.Event) {
+	fn, ok := ev.Object.(*v1.Function)
+	if !ok {
+		return
+	}
+	id := poolID(fn)
+	if ev.Type == store.Deleted {
+		m.mu.Lock()
+		p := m.pools[id]
+		delete(m.pools, id)
+		if p != nil {
+			m.old[p] = true
+		}
+		m.mu.Unlock()
+		if p != nil {
+			p.retire()
+		}
+		return
+	}
+	if executorType(fn) == v1.ExecutorTypeNewdeploy {
+		p, err := m.poolFor(fn)
+		if err != nil {
+			return
+		}
+		m.ensureAsync(p)
+		return
+	}
+	// poolmgr: replace the instances of an older version right away.
+	m.mu.Lock()
+	p := m.pools[id]
+	m.mu.Unlock()
+	if p != nil && p.key != keyOf(fn) && fn.Generation >= p.key.generation {
+		m.poolFor(fn)
+	}
+}
+
+// ensureAsync starts newdeploy's initial instances in the background.
+func (m *Manager) ensureAsync(p *fnPool) {
+	m.bg.Go(func() {
+		if err := p.ensureMin(m.ctx); err != nil {
+			m.log.Info("newdeploy function not started yet", "function", p.fn.Namespace+"/"+p.fn.Name, "reason", err)
+		}
+	})
+}
+
+func (m *Manager) onEnvironment(ctx context.Context, ev store.Event) {
+	env, ok := ev.Object.(*v1.Environment)
+	if !ok {
+		return
+	}
+	m.mu.Lock()
+	if e := m.envs[string(env.UID)]; e != nil && (ev.Type == store.Deleted || e.env.ResourceVersion != env.ResourceVersion) {
+		delete(m.envs, string(env.UID))
+		e.close()
+	}
+	m.mu.Unlock()
+	m.retireWhere(func(p *fnPool) bool {
+		return p.res.Env != nil && p.res.Env.UID == env.UID &&
+			(ev.Type == store.Deleted || p.res.Env.ResourceVersion != env.ResourceVersion)
+	})
+	if ev.Type == store.Deleted {
+		return
+	}
+	if rt, err := m.runtimeFor(env); err == nil && rt.Pooled() && poolSize(env) > 0 {
+		m.envPoolFor(env, rt).refill()
+	}
+}
+
+func (m *Manager) onPackage(ctx context.Context, ev store.Event) {
+	pkg, ok := ev.Object.(*v1.Package)
+	if !ok {
+		return
+	}
+	m.retireWhere(func(p *fnPool) bool {
+		return p.res.Pkg != nil && p.res.Pkg.Namespace == pkg.Namespace && p.res.Pkg.Name == pkg.Name &&
+			(ev.Type == store.Deleted || deployFingerprint(p.res.Pkg) != deployFingerprint(pkg))
+	})
+}
+
+// retireWhere retires the resolved pools matching match (read under the
+// pool's lock) and starts newdeploy replacements.
+func (m *Manager) retireWhere(match func(*fnPool) bool) {
+	m.mu.Lock()
+	var hit []*fnPool
+	for id, p := range m.pools {
+		p.mu.Lock()
+		ok := p.resolved && !p.retired && match(p)
+		p.mu.Unlock()
+		if ok {
+			hit = append(hit, p)
+			delete(m.pools, id)
+			m.old[p] = true
+		}
+	}
+	m.mu.Unlock()
+	for _, p := range hit {
+		p.retire()
+		if executorType(p.fn) == v1.ExecutorTypeNewdeploy {
+			if np, err := m.poolFor(p.fn); err == nil {
+				m.ensureAsync(np)
+			}
+		}
+	}
+}
+
+// reap closes idle instances and forgets empty retired pools.
+func (m *Manager) reap(now time.Time) {
+	m.mu.Lock()
+	pools := make(map[*fnPool]string, len(m.pools)+len(m.old))
+	for id, p := range m.pools {
+		pools[p] = id
+	}
+	for p := range m.old {
+		pools[p] = ""
+	}
+	m.mu.Unlock()
+	for p, id := range pools {
+		if p.reap(now) {
+			m.mu.Lock()
+			if m.pools[id] == p {
+				delete(m.pools, id)
+			}
+			delete(m.old, p)
+			m.mu.Unlock()
+		}
+	}
+}
