@@ -333,7 +333,7 @@ func archiveString(a v1.Archive) string {
 
 func newPkgInfo(g *Globals) *cobra.Command {
 	var name, output string
-	cmd := &cobra.Command{Use: "info", Short: "Show a package's build status and log", Args: cobra.NoArgs}
+	cmd := &cobra.Command{Use: "info", Aliases: []string{"get"}, Short: "Show a package's build status and log (get -o json|yaml prints the whole object)", Args: cobra.NoArgs}
 	cmd.Flags().StringVar(&name, "name", "", "package name")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml (default: a summary)")
 	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {

@@ -167,6 +167,8 @@ func (s *Server) assemble() error {
 	mux.Handle("/v1/buildlogs", requireToken(cfg.Token, bm.Handler()))
 	mux.Handle("/", api)
 	s.apiSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Open watch streams would otherwise hold Shutdown until its timeout.
+	s.apiSrv.RegisterOnShutdown(api.StopWatches)
 
 	routerHandler, routerRoles, err := s.assembleServing(reg, logs, apiURL)
 	if err != nil {
