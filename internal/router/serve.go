@@ -1,0 +1,232 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/executor"
+)
+
+// serveFunction sends one matched request to fn through a lease, under
+// fn's deadline, and records the outcome.
+func (rt *Router) serveFunction(w http.ResponseWriter, r *http.Request, fn *v1.Function, m *match) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(r.Context(), functionTimeout(fn))
+	defer cancel()
+
+	lease, err := rt.exec.Acquire(ctx, fn)
+	if err != nil {
+		code := rt.failureCode(r, ctx, err)
+		msg := http.StatusText(code)
+		var ee *executor.Error
+		if errors.As(err, &ee) || rt.cfg.DebugErrors {
+			msg += ": " + err.Error()
+		}
+		if code == statusClientClosed {
+			rt.log.Info("client closed request while waiting for an instance", "function", fn.Namespace+"/"+fn.Name)
+		} else {
+			writeError(w, r, code, msg)
+		}
+		rt.finish(r, fn, code, start, false)
+		return
+	}
+	cold := lease.ColdStart()
+
+	if r.ContentLength != 0 {
+		// Let the function answer while it still reads the request
+		// (HTTP/1 otherwise drains the body before the first response
+		// byte), so bodies stream both ways. HTTP/2 is always duplex.
+		_ = http.NewResponseController(w).EnableFullDuplex()
+	}
+	req := rewrite(r, ctx, fn, m)
+	rw := &responseWriter{ResponseWriter: w, ctx: ctx, client: r.Context()}
+	completed := false
+	defer func() {
+		if completed {
+			return
+		}
+		// The lease panicked (http.ErrAbortHandler included): release
+		// the instance as failed, count it, and let net/http abort the
+		// connection.
+		p := recover()
+		lease.Release(fmt.Errorf("router: handler panic: %v", p))
+		code := rw.code
+		if code == 0 {
+			code = http.StatusBadGateway
+		}
+		rt.finish(r, fn, code, start, cold)
+		panic(p)
+	}()
+	lease.ServeHTTP(rw, req)
+	completed = true
+
+	ctxErr := ctx.Err()
+	switch {
+	case !rw.wroteHeader && ctxErr != nil:
+		// The function gave up (or never started) because the deadline
+		// passed or the client left: say which.
+		rw.failWith(rt.ctxCode(r))
+	case !rw.wroteHeader:
+		rw.WriteHeader(http.StatusOK)
+	}
+	lease.Release(ctxErr)
+
+	code := rw.code
+	truncated := ctxErr != nil && !rw.replaced && r.Context().Err() == nil
+	if truncated {
+		// The response had started when the deadline passed: its body
+		// is cut short, so record a timeout and abort the connection
+		// below rather than end the response as if it were complete.
+		code = http.StatusGatewayTimeout
+	}
+	if ctxErr != nil && r.Context().Err() != nil {
+		code = statusClientClosed
+		rt.log.Info("client closed request", "function", fn.Namespace+"/"+fn.Name, "path", r.URL.Path)
+	}
+	rt.finish(r, fn, code, start, cold)
+	if truncated {
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// failureCode maps an Acquire failure to a status: the client leaving is
+// 499, our deadline 504, otherwise the executor's code (429 stays 429).
+func (rt *Router) failureCode(r *http.Request, ctx context.Context, err error) int {
+	if ctx.Err() != nil {
+		return rt.ctxCode(r)
+	}
+	return executor.CodeOf(err)
+}
+
+// ctxCode is the status for a request whose context has ended.
+func (rt *Router) ctxCode(r *http.Request) int {
+	if r.Context().Err() != nil {
+		return statusClientClosed
+	}
+	return http.StatusGatewayTimeout
+}
+
+func (rt *Router) finish(r *http.Request, fn *v1.Function, code int, start time.Time, cold bool) {
+	d := time.Since(start)
+	rt.metrics.observe(fn.Namespace, fn.Name, code, d, cold)
+	if rt.cfg.AccessLog {
+		rt.log.Info("request", "method", r.Method, "uri", r.RequestURI, "host", r.Host,
+			"function", fn.Namespace+"/"+fn.Name, "code", code, "duration", d, "cold", cold)
+	}
+}
+
+// rewrite makes the request the function sees (fission.md §3e): the
+// X-Fission-* headers, forwarding headers, and the path rewritten for
+// the route. The incoming request is the router's to change, so its
+// header map is reused rather than copied; the URL is copied.
+func rewrite(r *http.Request, ctx context.Context, fn *v1.Function, m *match) *http.Request {
+	req := r.WithContext(ctx)
+	u := *r.URL
+	u.Path = m.path
+	u.RawPath = ""
+	req.URL = &u
+	req.RequestURI = u.RequestURI()
+
+	h := req.Header
+	h.Set("X-Fission-Function-Uid", string(fn.UID))
+	h.Set("X-Fission-Function-Name", fn.Name)
+	h.Set("X-Fission-Function-Namespace", fn.Namespace)
+	h.Set("X-Fission-Function-Resourceversion", fn.ResourceVersion)
+	if m.route != nil && m.route.pat != nil {
+		for i, name := range m.route.pat.names {
+			if i < len(m.params) {
+				h.Set("X-Fission-Params-"+name, m.params[i])
+			}
+		}
+	}
+	full := r.RequestURI
+	if full == "" {
+		full = r.URL.RequestURI()
+	}
+	h.Set("X-Fission-Full-Url", full)
+	if _, ok := h["X-Forwarded-Host"]; !ok {
+		h.Set("X-Forwarded-Host", r.Host)
+	}
+	if _, ok := h["Forwarded"]; !ok {
+		h.Set("Forwarded", "host="+r.Host+";")
+	}
+	return req
+}
+
+// responseWriter records the status a lease writes and, when the lease
+// answers with an error because the router's deadline passed or the
+// client left (a reverse proxy writes 502 then), replaces that answer
+// with 504 or 499. Flush and Unwrap keep streaming, trailers and
+// upgrades working through http.ResponseController.
+type responseWriter struct {
+	http.ResponseWriter
+	ctx, client context.Context
+	code        int
+	wroteHeader bool
+	replaced    bool // the lease's response was replaced; drop its body
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.wroteHeader {
+		return
+	}
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		w.ResponseWriter.WriteHeader(code)
+		return
+	}
+	if code >= 500 && w.ctx.Err() != nil {
+		c := http.StatusGatewayTimeout
+		if w.client.Err() != nil {
+			c = statusClientClosed
+		}
+		w.failWith(c)
+		return
+	}
+	w.wroteHeader = true
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// failWith answers code with a short text body in place of whatever the
+// lease would have written.
+func (w *responseWriter) failWith(code int) {
+	w.wroteHeader, w.replaced, w.code = true, true, code
+	h := w.ResponseWriter.Header()
+	for k := range h {
+		delete(h, k)
+	}
+	if code == statusClientClosed {
+		return // nobody is listening
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	w.ResponseWriter.WriteHeader(code)
+	fmt.Fprintln(w.ResponseWriter, "function timed out")
+}
+
+func (w *responseWriter) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.replaced {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush sends buffered data to the client now (streaming responses).
+func (w *responseWriter) Flush() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.replaced {
+		return
+	}
+	http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
