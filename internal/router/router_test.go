@@ -81,7 +81,7 @@ func TestPrefixAndKeepPrefix(t *testing.T) {
 	cases := []struct{ path, fn, sees string }{
 		{"/api/v1/items?q=1", "api", "/v1/items"},
 		{"/api/", "api", "/"},
-		{"/api/admin", "admin", "/"},          // prefix without slash: the bare path matches
+		{"/api/admin", "admin", "/"},            // prefix without slash: the bare path matches
 		{"/api/admin/users", "admin", "/users"}, // longest prefix wins
 		{"/api/administrator", "api", "/administrator"},
 		{"/keep", "kept", "/keep"},
