@@ -253,7 +253,7 @@ func (b *localBuilder) supervise() {
 		b.mu.Lock()
 		b.ready = false
 		b.lastErr = err
-		stopped := b.stopped
+		stopped := b.stopped || b.startErr != nil
 		b.mu.Unlock()
 		if stopped {
 			return
@@ -292,7 +292,7 @@ func (b *localBuilder) runOnce() error {
 		b.mu.Lock()
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
 			b.startErr = fmt.Errorf("builder program %q not found: %w", argv[0], err)
-			close(b.readyCh)
+			b.closeReadyLocked()
 		}
 		b.mu.Unlock()
 		return err
@@ -335,16 +335,21 @@ func (b *localBuilder) runOnce() error {
 			if resp.StatusCode == http.StatusOK {
 				b.mu.Lock()
 				b.ready = true
-				select {
-				case <-b.readyCh:
-				default:
-					close(b.readyCh)
-				}
+				b.closeReadyLocked()
 				b.mu.Unlock()
 				b.log.Info("builder ready", "addr", addr, "pid", cmd.Process.Pid)
 				return waitExit()
 			}
 		}
+	}
+}
+
+// closeReadyLocked closes readyCh once.
+func (b *localBuilder) closeReadyLocked() {
+	select {
+	case <-b.readyCh:
+	default:
+		close(b.readyCh)
 	}
 }
 
