@@ -202,11 +202,13 @@ func waitStatus(t *testing.T, st store.Store, name string) *v1.Package {
 func TestBuildSucceedsAndRefreshesFunctions(t *testing.T) {
 	f := newFixture(t, "")
 	create(t, f.st, testEnv(t, "go"))
-	create(t, f.st, pkgWithSource("hello", "go", sourceZip(t, map[string]string{"hello.go": "package main"})))
+	// The function exists before its package is built (a rebuild): the
+	// build must point it at the package's new version.
 	fn := &v1.Function{ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: "default"}}
 	fn.Spec.Environment = v1.EnvironmentReference{Name: "go"}
 	fn.Spec.Package.PackageRef = v1.PackageRef{Name: "hello"}
 	create(t, f.st, fn)
+	create(t, f.st, pkgWithSource("hello", "go", sourceZip(t, map[string]string{"hello.go": "package main"})))
 
 	p := waitStatus(t, f.st, "hello")
 	if p.Status.BuildStatus != v1.BuildStatusSucceeded {
@@ -231,9 +233,17 @@ func TestBuildSucceedsAndRefreshesFunctions(t *testing.T) {
 	if len(zr.File) != 1 || zr.File[0].Name != "hello.go.out" {
 		t.Errorf("deploy archive files: %v", zr.File)
 	}
-	got, _ := store.GetAs[*v1.Function](context.Background(), f.st, "default", "hello")
-	if got.Spec.Package.PackageRef.ResourceVersion != p.ResourceVersion {
-		t.Errorf("function packageref.resourceversion = %q, want the package's %q", got.Spec.Package.PackageRef.ResourceVersion, p.ResourceVersion)
+	// The functions are bumped right after the status is written.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, _ := store.GetAs[*v1.Function](context.Background(), f.st, "default", "hello")
+		if got.Spec.Package.PackageRef.ResourceVersion == p.ResourceVersion {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("function packageref.resourceversion = %q, want the package's %q", got.Spec.Package.PackageRef.ResourceVersion, p.ResourceVersion)
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval
 	}
 }
 
