@@ -74,16 +74,15 @@ func buildArchive(specDir string, a *ArchiveUploadSpec) (*builtArchive, error) {
 	if err != nil {
 		return nil, err
 	}
-	files := map[string]string{} // slash path relative to root → file
-	add := func(p string) error {
-		rel, err := filepath.Rel(root, p)
-		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-			return fmt.Errorf("%s is outside the archive's root %s", p, root)
+	files := map[string]string{} // entry name → file
+	add := func(name, p string) error {
+		if excluded(a.Exclude, name) {
+			return nil
 		}
-		rel = filepath.ToSlash(rel)
-		if !excluded(a.Exclude, rel) {
-			files[rel] = p
+		if prev, dup := files[name]; dup && prev != p {
+			return fmt.Errorf("%s and %s would both be %q in the archive", prev, p, name)
 		}
+		files[name] = p
 		return nil
 	}
 	for _, g := range a.Include {
@@ -99,22 +98,24 @@ func buildArchive(specDir string, a *ArchiveUploadSpec) (*builtArchive, error) {
 			if err != nil {
 				return nil, err
 			}
+			base := filepath.Base(m)
 			if !st.IsDir() {
 				if st.Mode().IsRegular() {
-					if err := add(m); err != nil {
+					if err := add(base, m); err != nil {
 						return nil, err
 					}
 				}
 				continue
 			}
 			err = filepath.WalkDir(m, func(p string, de fs.DirEntry, err error) error {
+				if err != nil || !de.Type().IsRegular() {
+					return err
+				}
+				rel, err := filepath.Rel(m, p)
 				if err != nil {
 					return err
 				}
-				if de.Type().IsRegular() {
-					return add(p)
-				}
-				return nil
+				return add(path.Join(base, filepath.ToSlash(rel)), p)
 			})
 			if err != nil {
 				return nil, err

@@ -63,10 +63,12 @@ type DeploymentConfig struct {
 
 // ArchiveUploadSpec describes an archive built from local files at apply
 // time. RootDir is relative to the spec directory's parent (the project
-// directory) unless absolute; Include globs are relative to RootDir and a
-// matched directory is included whole; Exclude globs are matched against
-// each file's slash-separated path relative to RootDir, its base name and
-// each of its parent directories.
+// directory) unless absolute. Include globs are resolved in RootDir; as in
+// Fission (whose CLI archives with mholt/archiver), each matched file is
+// stored under its base name and each matched directory under its base
+// name with its whole tree: include ["src"] gives src/main.go, include
+// ["src/*"] gives main.go. Exclude globs are matched against each entry's
+// name, its base name and each of its parent directories.
 type ArchiveUploadSpec struct {
 	APIVersion string   `json:"apiVersion,omitempty"`
 	Kind       string   `json:"kind"`
@@ -155,8 +157,9 @@ type chunk struct {
 	line int // 1-based line of its first byte
 }
 
-// splitDocuments cuts a YAML stream at "---" separator lines. Text after
-// "--- " on a separator line belongs to the next document.
+// splitDocuments cuts a YAML stream at "---" separator lines (and "..."
+// end markers). Text after "--- " on a separator line belongs to the next
+// document.
 func splitDocuments(data []byte) []chunk {
 	var (
 		out   []chunk
@@ -170,6 +173,12 @@ func splitDocuments(data []byte) []chunk {
 		line++
 		l := sc.Text()
 		t := strings.TrimRight(l, "\r")
+		if t == "..." { // document end marker
+			out = append(out, chunk{text: bytes.Clone(cur.Bytes()), line: start})
+			cur.Reset()
+			start = line + 1
+			continue
+		}
 		if t == "---" || strings.HasPrefix(t, "--- ") || strings.HasPrefix(t, "---\t") {
 			out = append(out, chunk{text: bytes.Clone(cur.Bytes()), line: start})
 			cur.Reset()
