@@ -186,15 +186,21 @@ type EnvironmentSpec struct {
 	// +optional
 	Poolsize int `json:"poolsize,omitempty"`
 	// +optional
-	TerminationGracePeriod int64  `json:"terminationGracePeriod,omitempty"`
-	KeepArchive            bool   `json:"keeparchive"`
-	ImagePullSecret        string `json:"imagepullsecret"`
+	TerminationGracePeriod int64 `json:"terminationGracePeriod,omitempty"`
+	// +optional
+	KeepArchive bool `json:"keeparchive"`
+	// +optional
+	ImagePullSecret string `json:"imagepullsecret"`
 }
 
 // Environment is a language runtime (and optionally a builder).
 // +genclient
 // +kubebuilder:object:root=true
-// +kubebuilder:resource:scope=Namespaced,shortName=env
+// +kubebuilder:resource:scope=Namespaced,shortName=env,categories=isotope
+// +kubebuilder:printcolumn:name="Version",type=integer,JSONPath=`.spec.version`
+// +kubebuilder:printcolumn:name="Image",type=string,JSONPath=`.spec.runtime.image`
+// +kubebuilder:printcolumn:name="Builder",type=string,JSONPath=`.spec.builder.image`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Environment struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -232,8 +238,10 @@ type PackageStatus struct {
 // Package is a function's source and/or deployment archive.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:scope=Namespaced,shortName=pkg
+// +kubebuilder:resource:scope=Namespaced,shortName=pkg,categories=isotope
+// +kubebuilder:printcolumn:name="Environment",type=string,JSONPath=`.spec.environment.name`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.buildstatus`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Package struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -316,7 +324,11 @@ type FunctionStatus struct{}
 // Function is a unit of code served by the router.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:scope=Namespaced,shortName=fn
+// +kubebuilder:resource:scope=Namespaced,shortName=fn,categories=isotope
+// +kubebuilder:printcolumn:name="Environment",type=string,JSONPath=`.spec.environment.name`
+// +kubebuilder:printcolumn:name="Package",type=string,JSONPath=`.spec.package.packageref.name`
+// +kubebuilder:printcolumn:name="Executor",type=string,JSONPath=`.spec.InvokeStrategy.ExecutionStrategy.ExecutorType`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Function struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -379,7 +391,11 @@ type HTTPTriggerSpec struct {
 
 // HTTPTrigger routes HTTP requests to a function.
 // +kubebuilder:object:root=true
-// +kubebuilder:resource:scope=Namespaced
+// +kubebuilder:resource:scope=Namespaced,categories=isotope
+// +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.spec.relativeurl`
+// +kubebuilder:printcolumn:name="Prefix",type=string,JSONPath=`.spec.prefix`
+// +kubebuilder:printcolumn:name="Function",type=string,JSONPath=`.spec.functionref.name`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type HTTPTrigger struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -406,7 +422,10 @@ type TimeTriggerSpec struct {
 
 // TimeTrigger calls a function on a schedule.
 // +kubebuilder:object:root=true
-// +kubebuilder:resource:scope=Namespaced
+// +kubebuilder:resource:scope=Namespaced,categories=isotope
+// +kubebuilder:printcolumn:name="Cron",type=string,JSONPath=`.spec.cron`
+// +kubebuilder:printcolumn:name="Function",type=string,JSONPath=`.spec.functionref.name`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type TimeTrigger struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
