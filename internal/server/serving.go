@@ -1,16 +1,64 @@
 package server
 
 import (
+	"context"
+	"fmt"
 	"net/http"
+	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"isotope.dev/isotope/internal/executor"
 	"isotope.dev/isotope/internal/fnlog"
+	"isotope.dev/isotope/internal/router"
+	"isotope.dev/isotope/internal/timer"
+	"isotope.dev/isotope/internal/wasm"
 )
 
-// assembleServing wires the executor, router and timer: the request path.
+// assembleServing wires the request path: the wazero runtime, the
+// executor over it (and over local processes), the router, and the timer
+// that calls the router.
 func (s *Server) assembleServing(reg *prometheus.Registry, logs *fnlog.Store, apiURL string) (http.Handler, []role, error) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/router-healthz", func(w http.ResponseWriter, r *http.Request) {})
-	return mux, nil, nil
+	rt, err := wasm.NewRuntime(context.Background(), wasm.Config{CacheDir: filepath.Join(s.cfg.DataDir, "cache", "wasm")})
+	if err != nil {
+		return nil, nil, fmt.Errorf("start the WebAssembly runtime: %w", err)
+	}
+	s.closers = append(s.closers, func() { rt.Close(context.Background()) })
+
+	exec, err := executor.New(executor.Config{
+		Store:      s.store,
+		Wasm:       rt,
+		StorageURL: apiURL,
+		Logs:       logs,
+		WorkDir:    filepath.Join(s.cfg.DataDir, "functions"),
+		Logger:     s.log.With("role", "executor"),
+		Registry:   reg,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	// Stop instances (and their processes) before the runtime closes.
+	s.closers = append([]func(){func() { exec.Close() }}, s.closers...)
+
+	rtr := router.New(router.Config{
+		Store:    s.store,
+		Executor: exec,
+		Logger:   s.log.With("role", "router"),
+		Registry: reg,
+		Version:  Version,
+	})
+	tmr := timer.New(timer.Config{
+		Store:     s.store,
+		RouterURL: "http://" + s.routerLn.Addr().String(),
+		Logger:    s.log.With("role", "timer"),
+	})
+	return rtr, []role{
+		{"executor", exec.Run},
+		{"router", rtr.Run},
+		{"timer", tmr.Run},
+	}, nil
 }
+
+// Version is the platform version reported by the router's /_version;
+// set at build time with -ldflags "-X isotope.dev/isotope/internal/server.Version=…".
+var Version = "dev"
