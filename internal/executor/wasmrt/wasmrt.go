@@ -1,15 +1,31 @@
-// Package wasmrt is the executor's in-process WebAssembly runtime: an
-// instance of an isotope/wasm-env environment is a module loaded into
-// the process's wasm.Runtime. Starting one costs nothing; specializing
-// fetches the deploy archive and loads (compiles once per archive,
-// warms the reactor pool) the module.
+// Package wasmrt is the executor's in-process WebAssembly runtime for
+// environments whose image is isotope/wasm-env. An instance is a module
+// loaded into the process's wasm.Runtime: starting one costs nothing (no
+// process, no pool to keep warm); specializing fetches the package's
+// deploy archive (a .wasm file, or a zip holding one and the files the
+// guest may read) and loads it, which compiles it once per archive and
+// warms the reactor's instances, so the first request pays for neither.
+//
+// One loaded module serves many requests at once on its own pool of
+// guest instances, so the runtime is an instance.Multiplexer: strategies
+// keep one instance per function.
 package wasmrt
 
 import (
+	"bufio"
+	"bytes"
 	"context"
-	"errors"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/executor/instance"
@@ -19,15 +35,32 @@ import (
 
 // Config configures the runtime.
 type Config struct {
-	Wasm         *wasm.Runtime
-	WorkDir      string
-	Fetcher      instance.Fetcher
-	Logs         *fnlog.Store
+	// Wasm compiles and runs modules. Required.
+	Wasm *wasm.Runtime
+	// WorkDir receives fetched deploy archives, one directory per
+	// package archive (shared by the functions that use it).
+	WorkDir string
+	// Fetcher brings deploy archives into WorkDir. Required.
+	Fetcher instance.Fetcher
+	// Logs receives each function's stderr and the host's lines about it
+	// (traps, timeouts); nil discards them.
+	Logs *fnlog.Store
+	// MaxInstances caps the guest instances of one function, that is
+	// its concurrent requests (default 64).
 	MaxInstances int
 }
 
-// Runtime is the in-process WebAssembly runtime.
-type Runtime struct{ cfg Config }
+// Runtime is the in-process WebAssembly runtime. It is safe for
+// concurrent use.
+type Runtime struct {
+	cfg   Config
+	locks sync.Map // archive dir → *sync.Mutex
+}
+
+var (
+	_ instance.Runtime     = (*Runtime)(nil)
+	_ instance.Multiplexer = (*Runtime)(nil)
+)
 
 // New returns a runtime.
 func New(cfg Config) *Runtime {
@@ -37,32 +70,149 @@ func New(cfg Config) *Runtime {
 	return &Runtime{cfg: cfg}
 }
 
+// Name implements instance.Runtime.
 func (r *Runtime) Name() string { return "wasm" }
+
+// Pooled implements instance.Runtime: an empty instance costs nothing.
 func (r *Runtime) Pooled() bool { return false }
 
-// Slots implements instance.Multiplexer.
-func (r *Runtime) Slots(fn *v1.Function) int { return r.cfg.MaxInstances }
+// Slots implements instance.Multiplexer: the function's concurrency ×
+// requestsPerPod, capped at MaxInstances.
+func (r *Runtime) Slots(fn *v1.Function) int {
+	c, rpp := fn.Spec.Concurrency, fn.Spec.RequestsPerPod
+	if c <= 0 {
+		c = r.cfg.MaxInstances
+	}
+	return min(c*max(rpp, 1), r.cfg.MaxInstances)
+}
 
+// Start implements instance.Runtime.
 func (r *Runtime) Start(ctx context.Context, env *v1.Environment) (instance.Instance, error) {
+	if r.cfg.Wasm == nil {
+		return nil, fmt.Errorf("environment %s/%s: no WebAssembly runtime configured", env.Namespace, env.Name)
+	}
 	return &wasmInstance{rt: r, env: env}, nil
 }
 
 type wasmInstance struct {
 	rt     *Runtime
 	env    *v1.Environment
-	mod    *wasm.Module
+	mod    atomic.Pointer[wasm.Module]
 	closed atomic.Bool
 }
 
+// Specialize implements instance.Instance: fetch, then load.
 func (w *wasmInstance) Specialize(ctx context.Context, f instance.Function) error {
-	return errors.New("not yet")
-}
-
-func (w *wasmInstance) ServeHTTP(rw http.ResponseWriter, r *http.Request) { w.mod.ServeHTTP(rw, r) }
-func (w *wasmInstance) Alive() bool                                       { return !w.closed.Load() }
-func (w *wasmInstance) Close() error {
-	if w.closed.CompareAndSwap(false, true) && w.mod != nil {
-		return w.mod.Close()
+	if w.mod.Load() != nil {
+		return fmt.Errorf("instance is already specialized")
+	}
+	pkg, fn := f.Pkg, f.Fn
+	key := pkg.Spec.Deployment.Checksum.Sum
+	dirKey := key
+	if dirKey == "" {
+		b, _ := json.Marshal(pkg.Spec.Deployment)
+		s := sha256.Sum256(b)
+		dirKey = hex.EncodeToString(s[:])
+	}
+	dir := filepath.Join(w.rt.cfg.WorkDir, pkg.Namespace, pkg.Name, dirKey[:min(len(dirKey), 32)])
+	target := filepath.Join(dir, "deployarchive")
+	if err := w.rt.fetch(ctx, pkg, dir); err != nil {
+		return fmt.Errorf("fetch deploy archive of package %s/%s: %w", pkg.Namespace, pkg.Name, err)
+	}
+	archiveDir := ""
+	if st, err := os.Stat(target); err == nil && st.IsDir() {
+		archiveDir = target
+	}
+	timeout := time.Duration(fn.Spec.FunctionTimeout) * time.Second
+	var log *logAdapter
+	if w.rt.cfg.Logs != nil {
+		log = &logAdapter{logs: w.rt.cfg.Logs, ns: fn.Namespace, name: fn.Name}
+	}
+	req := wasm.LoadRequest{
+		Key:        key,
+		Path:       target,
+		Name:       fn.Namespace + "/" + fn.Name,
+		Entrypoint: fn.Spec.Package.FunctionName,
+		ArchiveDir: archiveDir,
+		Limits:     wasm.Limits{Timeout: timeout, MaxInstances: w.rt.Slots(fn)},
+	}
+	if log != nil {
+		req.Log = log
+	}
+	mod, err := w.rt.cfg.Wasm.Load(ctx, req)
+	if err != nil {
+		return err
+	}
+	if w.closed.Load() || !w.mod.CompareAndSwap(nil, mod) {
+		mod.Close()
+		return fmt.Errorf("instance closed during specialization")
 	}
 	return nil
+}
+
+// fetch brings the archive into dir once, whatever the number of
+// instances of functions sharing it.
+func (r *Runtime) fetch(ctx context.Context, pkg *v1.Package, dir string) error {
+	mu, _ := r.locks.LoadOrStore(dir, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	if _, err := os.Stat(filepath.Join(dir, "deployarchive")); err == nil {
+		return nil
+	}
+	if r.cfg.Fetcher == nil {
+		return fmt.Errorf("wasmrt: Config.Fetcher is nil")
+	}
+	return r.cfg.Fetcher.FetchDeployment(ctx, pkg, dir, "deployarchive", false)
+}
+
+// ServeHTTP implements instance.Instance.
+func (w *wasmInstance) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	m := w.mod.Load()
+	if m == nil {
+		http.Error(rw, "instance is not specialized", http.StatusInternalServerError)
+		return
+	}
+	m.ServeHTTP(rw, r)
+}
+
+// Alive implements instance.Instance. A trap or a timeout costs one guest
+// instance inside the module, never the module.
+func (w *wasmInstance) Alive() bool { return !w.closed.Load() }
+
+// Close implements instance.Instance.
+func (w *wasmInstance) Close() error {
+	if w.closed.Swap(true) {
+		return nil
+	}
+	if m := w.mod.Load(); m != nil {
+		return m.Close()
+	}
+	return nil
+}
+
+// logAdapter turns the wasm package's log lines ("<time> <ns/name>
+// <source>: <text>") into function log lines with their stream.
+type logAdapter struct {
+	logs     *fnlog.Store
+	ns, name string
+}
+
+func (a *logAdapter) Write(p []byte) (int, error) {
+	sc := bufio.NewScanner(bytes.NewReader(p))
+	sc.Buffer(make([]byte, 0, 4096), len(p)+1)
+	for sc.Scan() {
+		line := sc.Text()
+		stream, text := "stderr", line
+		// Drop the time and the name; keep the source as the stream.
+		if f := strings.SplitN(line, " ", 3); len(f) == 3 {
+			if src, rest, ok := strings.Cut(f[2], ": "); ok && !strings.Contains(src, " ") {
+				stream, text = src, rest
+				if stream == "isotope" {
+					stream = "host"
+				}
+			}
+		}
+		a.logs.Append(a.ns, a.name, stream, text)
+	}
+	return len(p), nil
 }
