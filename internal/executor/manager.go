@@ -35,6 +35,9 @@ type Config struct {
 	// StorageURL is the storage service relative archive URLs resolve
 	// against (the API listener's URL in embedded mode).
 	StorageURL string
+	// StorageToken is the bearer token the storage service requires, if
+	// any (the API's token in embedded mode).
+	StorageToken string
 	// Logs receives function output; nil discards it.
 	Logs *fnlog.Store
 	// WorkDir holds instance directories and fetched archives. Required.
@@ -55,7 +58,6 @@ type Config struct {
 	QueueLength int
 	// WasmMaxInstances caps the guest instances one WebAssembly function
 	// may run at once (default 64); see wasmrt.
-
 	WasmMaxInstances int
 
 	// Process and WasmRuntime replace the default runtimes (tests, or
@@ -114,7 +116,7 @@ func New(cfg Config) (*Manager, error) {
 		cfg.StartTimeout = 30 * time.Second
 	}
 	if cfg.Fetcher == nil {
-		cfg.Fetcher = StoreFetcher{Packages: cfg.Store, StorageURL: cfg.StorageURL, Logger: cfg.Logger}
+		cfg.Fetcher = StoreFetcher{Packages: cfg.Store, StorageURL: cfg.StorageURL, StorageToken: cfg.StorageToken, Logger: cfg.Logger}
 	}
 	met, err := newMetrics(cfg.Registry)
 	if err != nil {
