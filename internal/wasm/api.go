@@ -58,6 +58,10 @@ type Config struct {
 	// 64 KiB pages (wazero WithMemoryLimitPages). 0 means 65536 (4 GiB);
 	// per-function Limits.MemoryPages are enforced below it.
 	MaxMemoryPages uint32
+	// KeepIdleCompiled is how many compiled modules no Module uses any
+	// more stay in memory for a later Load (a function scaled to zero and
+	// back). 0 means 8; negative frees code with its last Module.
+	KeepIdleCompiled int
 }
 
 // Limits bound what one function may use. Zero fields take the defaults
@@ -192,7 +196,8 @@ type RuntimeStats struct {
 	// SharedLoads counts Loads that reused a module already compiled or
 	// being compiled in this Runtime (single-flight).
 	SharedLoads uint64
-	// Modules is the number of distinct compiled modules held now.
+	// Modules is the number of distinct compiled modules held now
+	// (in use or kept idle).
 	Modules int
 }
 

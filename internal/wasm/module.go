@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/experimental"
@@ -91,7 +92,7 @@ func newModule(ctx context.Context, rt *Runtime, c *compiled, name string, req L
 		m.wagiSem = make(chan struct{}, lim.MaxInstances)
 	case ABIReactor:
 		m.pool = newPool(m)
-		wctx, cancel := context.WithTimeout(ctx, lim.Timeout)
+		wctx, cancel := context.WithTimeout(ctx, initTimeout(lim))
 		err := m.pool.warm(wctx, lim.WarmInstances)
 		cancel()
 		if err != nil {
@@ -281,3 +282,10 @@ func (l *limitedMemory) Reallocate(size uint64) []byte {
 }
 
 func (l *limitedMemory) Free() { l.buf = nil }
+
+// initTimeout bounds _initialize: a guest runtime's start (Go's takes
+// milliseconds, far more under a race detector) must not fail just
+// because the function's request timeout is short.
+func initTimeout(l Limits) time.Duration {
+	return max(l.Timeout, 30*time.Second)
+}

@@ -76,7 +76,7 @@ func (p *pool) refill() {
 			default:
 				return
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), p.m.limits.Timeout)
+			ctx, cancel := context.WithTimeout(context.Background(), initTimeout(p.m.limits))
 			in, err := p.m.newInstance(ctx)
 			cancel()
 			if err != nil {

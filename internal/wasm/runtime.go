@@ -1,6 +1,7 @@
 package wasm
 
 import (
+	"container/list"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -55,6 +56,8 @@ type Runtime struct {
 	workers  int
 	mu       sync.Mutex
 	compiled map[string]*compiled
+	idle     *list.List // of *compiled with no Module, most recent first
+	keepIdle int
 	closed   bool
 
 	compiles, diskHits, shared atomic.Uint64
@@ -69,6 +72,7 @@ type compiled struct {
 	abi   ABI
 	err   error
 	refs  int
+	elem  *list.Element // in Runtime.idle while refs == 0
 }
 
 // NewRuntime starts a Runtime. Close it to free compiled code.
@@ -82,7 +86,10 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 		}
 		rc = rc.WithMemoryLimitPages(cfg.MaxMemoryPages)
 	}
-	r := &Runtime{cfg: cfg, compiled: map[string]*compiled{}, workers: cfg.CompilationWorkers}
+	r := &Runtime{cfg: cfg, compiled: map[string]*compiled{}, idle: list.New(), workers: cfg.CompilationWorkers, keepIdle: cfg.KeepIdleCompiled}
+	if r.keepIdle == 0 {
+		r.keepIdle = 8
+	}
 	if r.workers <= 0 {
 		r.workers = 2
 	}
@@ -196,6 +203,10 @@ func (r *Runtime) compile(ctx context.Context, key, sumHex string, wasmBytes []b
 	}
 	if c, ok := r.compiled[key]; ok {
 		c.refs++
+		if c.elem != nil {
+			r.idle.Remove(c.elem)
+			c.elem = nil
+		}
 		r.mu.Unlock()
 		r.shared.Add(1)
 		select {
@@ -256,17 +267,35 @@ func (r *Runtime) compile(ctx context.Context, key, sumHex string, wasmBytes []b
 	return c, nil
 }
 
-// release drops one reference to c and frees its code when none remain.
+// release drops one reference to c. Code no Module uses is kept for a
+// later Load of the same key, up to Config.KeepIdleCompiled modules; the
+// least recently released beyond that are freed.
 func (r *Runtime) release(c *compiled) {
+	var free []*compiled
 	r.mu.Lock()
 	c.refs--
-	last := c.refs == 0
-	if last && r.compiled[c.key] == c {
-		delete(r.compiled, c.key)
+	if c.refs == 0 {
+		if c.cm == nil || r.closed || r.keepIdle < 0 {
+			free = append(free, c)
+		} else {
+			c.elem = r.idle.PushFront(c)
+		}
+		for r.idle.Len() > max(r.keepIdle, 0) {
+			old := r.idle.Remove(r.idle.Back()).(*compiled)
+			old.elem = nil
+			free = append(free, old)
+		}
+		for _, f := range free {
+			if r.compiled[f.key] == f {
+				delete(r.compiled, f.key)
+			}
+		}
 	}
 	r.mu.Unlock()
-	if last && c.cm != nil {
-		c.cm.Close(context.Background())
+	for _, f := range free {
+		if f.cm != nil {
+			f.cm.Close(context.Background())
+		}
 	}
 }
 

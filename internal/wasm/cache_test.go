@@ -1,0 +1,110 @@
+package wasm
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"isotope.dev/isotope/internal/wasm/wasmtest"
+)
+
+// snapshot lists every file under dir with its size and modification time.
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		files[p] = fmt.Sprintf("%s %d", info.ModTime().Format(time.RFC3339Nano), info.Size())
+		return nil
+	})
+	return files
+}
+
+func TestCompileCacheSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	// A small module keeps the cold compile cheap; the Go guests take
+	// the same path.
+	wasm := wasmtest.WAGIHello()
+
+	first, err := NewRuntime(ctx, Config{CacheDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := first.Load(ctx, LoadRequest{Wasm: wasm, Key: "archive-sha"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := first.Stats(); s.Compiles != 1 || s.DiskCacheHits != 0 {
+		t.Fatalf("first runtime: %+v, want one compile", s)
+	}
+	m.Close()
+	first.Close(ctx)
+	before := snapshot(t, dir)
+	if len(before) < 2 {
+		t.Fatalf("cache dir holds %d files after a compile", len(before))
+	}
+
+	second, err := NewRuntime(ctx, Config{CacheDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close(ctx)
+	m, err = second.Load(ctx, LoadRequest{Wasm: wasm, Key: "archive-sha"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if s := second.Stats(); s.Compiles != 0 || s.DiskCacheHits != 1 {
+		t.Errorf("second runtime: %+v, want a disk cache hit and no compile", s)
+	}
+	// wazero writes its cache file only after compiling, so an unchanged
+	// directory proves the code was read, not rebuilt.
+	after := snapshot(t, dir)
+	if len(after) != len(before) {
+		t.Errorf("cache dir changed: %d files before, %d after", len(before), len(after))
+	}
+	for p, v := range before {
+		if after[p] != v {
+			t.Errorf("cache file %s rewritten", p)
+		}
+	}
+	if r := do(t, "GET", serve(t, m, "").URL+"/", "", nil); r.status != 200 {
+		t.Errorf("module from the disk cache: %d %q", r.status, r.body)
+	}
+}
+
+func TestConcurrentLoadsCompileOnce(t *testing.T) {
+	rt := newRuntime(t, Config{CacheDir: wasmtest.CompileCacheDir()})
+	wasm := reactorModule(t)
+	var wg sync.WaitGroup
+	mods := make([]*Module, 6)
+	errs := make([]error, 6)
+	for i := range mods {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mods[i], errs[i] = rt.Load(context.Background(), LoadRequest{Wasm: wasm, Key: "k", Limits: Limits{WarmInstances: -1}})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer mods[i].Close()
+	}
+	if s := rt.Stats(); s.Compiles+s.DiskCacheHits != 1 || s.SharedLoads != 5 || s.Modules != 1 {
+		t.Errorf("stats = %+v, want one compile shared by 6 loads", s)
+	}
+}

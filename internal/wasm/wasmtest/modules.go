@@ -1,0 +1,165 @@
+// Package wasmtest provides WebAssembly modules for tests and benchmarks
+// of the runtime: tiny hand-assembled modules (the bytes a WAT source would
+// assemble to, written out here because no assembler is installed) and Go
+// guests built with the host toolchain.
+package wasmtest
+
+// Opcodes and encodings of the WebAssembly 1.0 binary format used below.
+const (
+	opUnreachable = 0x00
+	opLoop        = 0x03
+	opEnd         = 0x0b
+	opBr          = 0x0c
+	opBrIf        = 0x0d
+	opCall        = 0x10
+	opDrop        = 0x1a
+	opI32Store    = 0x36
+	opMemoryGrow  = 0x40
+	opI32Const    = 0x41
+	opI32Ne       = 0x47
+	blockEmpty    = 0x40
+	valI32        = 0x7f
+)
+
+func uleb(v uint32) []byte {
+	var b []byte
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if v != 0 {
+			b = append(b, c|0x80)
+			continue
+		}
+		return append(b, c)
+	}
+}
+
+func sleb(v int32) []byte {
+	var b []byte
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
+
+func name(s string) []byte { return append(uleb(uint32(len(s))), s...) }
+
+func vec(items ...[]byte) []byte {
+	b := uleb(uint32(len(items)))
+	for _, it := range items {
+		b = append(b, it...)
+	}
+	return b
+}
+
+func section(id byte, payload []byte) []byte {
+	return append(append([]byte{id}, uleb(uint32(len(payload)))...), payload...)
+}
+
+func i32const(v int32) []byte { return append([]byte{opI32Const}, sleb(v)...) }
+
+func cat(parts ...[]byte) []byte {
+	var b []byte
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
+}
+
+// module assembles a module with one optional fd_write import (function
+// index 0), a memory of minPages, the given exported functions (all of
+// type () -> ()) and an optional data segment at offset 16.
+func module(withFdWrite bool, minPages uint32, funcs map[string][]byte, data []byte) []byte {
+	fdWriteType := cat([]byte{0x60}, vec([]byte{valI32}, []byte{valI32}, []byte{valI32}, []byte{valI32}), vec([]byte{valI32}))
+	voidType := cat([]byte{0x60}, vec(), vec())
+	out := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
+	out = append(out, section(1, vec(fdWriteType, voidType))...)
+	base := uint32(0)
+	if withFdWrite {
+		out = append(out, section(2, vec(cat(name("wasi_snapshot_preview1"), name("fd_write"), []byte{0x00}, uleb(0))))...)
+		base = 1
+	}
+	names := sortedKeys(funcs)
+	var fnTypes, exports, bodies [][]byte
+	exports = append(exports, cat(name("memory"), []byte{0x02}, uleb(0)))
+	for i, n := range names {
+		fnTypes = append(fnTypes, uleb(1))
+		exports = append(exports, cat(name(n), []byte{0x00}, uleb(base+uint32(i))))
+		body := cat(vec(), funcs[n], []byte{opEnd})
+		bodies = append(bodies, cat(uleb(uint32(len(body))), body))
+	}
+	out = append(out, section(3, vec(fnTypes...))...)
+	out = append(out, section(5, vec(cat([]byte{0x00}, uleb(minPages))))...)
+	out = append(out, section(7, vec(exports...))...)
+	out = append(out, section(10, vec(bodies...))...)
+	if data != nil {
+		seg := cat([]byte{0x00}, i32const(16), []byte{opEnd}, uleb(uint32(len(data))), data)
+		out = append(out, section(11, vec(seg))...)
+	}
+	return out
+}
+
+func sortedKeys(m map[string][]byte) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	for i := range ks {
+		for j := i + 1; j < len(ks); j++ {
+			if ks[j] < ks[i] {
+				ks[i], ks[j] = ks[j], ks[i]
+			}
+		}
+	}
+	return ks
+}
+
+// WAGIStatic is a WAGI module whose _start writes out (a whole CGI
+// response) to stdout with one fd_write. It is the equivalent of
+//
+//	(module
+//	  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+//	  (memory (export "memory") 1)
+//	  (data (i32.const 16) "<out>")
+//	  (func (export "_start")
+//	    (i32.store (i32.const 0) (i32.const 16))
+//	    (i32.store (i32.const 4) (i32.const <len>))
+//	    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
+func WAGIStatic(out string) []byte {
+	start := cat(
+		i32const(0), i32const(16), []byte{opI32Store, 2, 0},
+		i32const(4), i32const(int32(len(out))), []byte{opI32Store, 2, 0},
+		i32const(1), i32const(0), i32const(1), i32const(8), []byte{opCall}, uleb(0), []byte{opDrop},
+	)
+	return module(true, 1, map[string][]byte{"_start": start}, []byte(out))
+}
+
+// WAGIHello answers 200 text/plain "hello\n".
+func WAGIHello() []byte { return WAGIStatic("Content-Type: text/plain\n\nhello\n") }
+
+// Spin is a WAGI module whose _start loops forever: (loop (br 0)).
+func Spin() []byte {
+	return module(false, 1, map[string][]byte{"_start": {opLoop, blockEmpty, opBr, 0, opEnd}}, nil)
+}
+
+// MemoryHog is a WAGI module whose _start grows memory one page at a time
+// until memory.grow fails, then traps (unreachable):
+// (loop (br_if 0 (i32.ne (memory.grow (i32.const 1)) (i32.const -1)))) unreachable.
+func MemoryHog() []byte {
+	body := cat([]byte{opLoop, blockEmpty}, i32const(1), []byte{opMemoryGrow, 0}, i32const(-1), []byte{opI32Ne, opBrIf, 0, opEnd, opUnreachable})
+	return module(false, 1, map[string][]byte{"_start": body}, nil)
+}
+
+// Trap is a WAGI module whose _start executes unreachable.
+func Trap() []byte {
+	return module(false, 1, map[string][]byte{"_start": {opUnreachable}}, nil)
+}
+
+// NoEntry exports only a function "foo": neither ABI.
+func NoEntry() []byte {
+	return module(false, 1, map[string][]byte{"foo": {}}, nil)
+}

@@ -1,0 +1,175 @@
+// Package wasmenv is the `isotope wasm-env` environment server: a Fission
+// environment runtime (fission.md §3a) whose functions are WebAssembly
+// modules run by internal/wasm. It listens on :8888, answers /healthz,
+// loads a function on POST /specialize (v1, the fixed file <userfunc>/user)
+// or POST /v2/specialize (a JSON FunctionLoadRequest), and then serves
+// every other path with that function. So one program is both a Fission
+// environment image and Isotope's own wasm-env pod.
+package wasmenv
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"isotope.dev/isotope/internal/wasm"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Runtime runs the function; required.
+	Runtime *wasm.Runtime
+	// UserfuncDir is where the fetcher puts the function: v1 specialize
+	// loads <UserfuncDir>/user. Default "/userfunc".
+	UserfuncDir string
+	// Limits apply to the function's requests.
+	Limits wasm.Limits
+	// Env is the function's environment (nothing of the host's leaks in).
+	Env map[string]string
+	// Log receives the function's log lines (its stderr, traps, timeouts).
+	Log io.Writer
+}
+
+// FunctionLoadRequest is the body of POST /v2/specialize, with Fission's
+// JSON keys (FunctionMetadata has no tag upstream, so its key is literal).
+type FunctionLoadRequest struct {
+	FilePath         string        `json:"filepath"`
+	FunctionName     string        `json:"functionName"`
+	URL              string        `json:"url"`
+	FunctionMetadata *FunctionMeta `json:"FunctionMetadata,omitempty"`
+	EnvVersion       int           `json:"envVersion"`
+}
+
+// FunctionMeta is the part of the Function's ObjectMeta the server uses.
+type FunctionMeta struct {
+	Name            string `json:"name,omitempty"`
+	Namespace       string `json:"namespace,omitempty"`
+	UID             string `json:"uid,omitempty"`
+	ResourceVersion string `json:"resourceVersion,omitempty"`
+}
+
+// Server is the environment's HTTP handler.
+type Server struct {
+	cfg Config
+	mu  sync.Mutex // serializes specialization
+	mod *wasm.Module
+	// ready is the loaded module, read without the lock on every request.
+	ready atomic.Pointer[wasm.Module]
+}
+
+// New returns a generic (unspecialized) Server.
+func New(cfg Config) *Server {
+	if cfg.UserfuncDir == "" {
+		cfg.UserfuncDir = "/userfunc"
+	}
+	return &Server{cfg: cfg}
+}
+
+// ServeHTTP routes Fission's runtime protocol.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/healthz":
+		w.WriteHeader(http.StatusOK)
+		return
+	case "/specialize":
+		if r.Method == http.MethodPost {
+			s.specialize(w, r, FunctionLoadRequest{FilePath: filepath.Join(s.cfg.UserfuncDir, "user")})
+			return
+		}
+	case "/v2/specialize":
+		if r.Method == http.MethodPost {
+			var req FunctionLoadRequest
+			if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+				http.Error(w, "v2/specialize: body is not a JSON FunctionLoadRequest: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			if req.FilePath == "" {
+				http.Error(w, "v2/specialize: field \"filepath\" is required", http.StatusBadRequest)
+				return
+			}
+			s.specialize(w, r, req)
+			return
+		}
+	}
+	m := s.ready.Load()
+	if m == nil {
+		http.Error(w, "Generic container: no requests supported", http.StatusInternalServerError)
+		return
+	}
+	m.ServeHTTP(w, r)
+}
+
+func (s *Server) specialize(w http.ResponseWriter, r *http.Request, req FunctionLoadRequest) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mod != nil {
+		http.Error(w, "Not a generic container", http.StatusBadRequest)
+		return
+	}
+	m, err := s.load(r.Context(), req)
+	if err != nil {
+		fmt.Fprintf(logOr(s.cfg.Log), "specialize failed: %v\n", err)
+		http.Error(w, "specialize: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	s.mod = m
+	s.ready.Store(m)
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *Server) load(ctx context.Context, req FunctionLoadRequest) (*wasm.Module, error) {
+	st, err := os.Stat(req.FilePath)
+	if err != nil {
+		return nil, fmt.Errorf("filepath %s: %w", req.FilePath, err)
+	}
+	archiveDir := ""
+	if st.IsDir() {
+		archiveDir = req.FilePath
+	}
+	name := "user"
+	if md := req.FunctionMetadata; md != nil && md.Name != "" {
+		name = md.Name
+		if md.Namespace != "" {
+			name = md.Namespace + "/" + md.Name
+		}
+	}
+	return s.cfg.Runtime.Load(ctx, wasm.LoadRequest{
+		Path:       req.FilePath,
+		Name:       name,
+		Entrypoint: req.FunctionName,
+		Env:        s.cfg.Env,
+		ArchiveDir: archiveDir,
+		Limits:     s.cfg.Limits,
+		Log:        s.cfg.Log,
+	})
+}
+
+// Module is the loaded function, or nil before specialization.
+func (s *Server) Module() *wasm.Module {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mod
+}
+
+// Close unloads the function.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mod != nil {
+		return s.mod.Close()
+	}
+	return nil
+}
+
+func logOr(w io.Writer) io.Writer {
+	if w == nil {
+		return io.Discard
+	}
+	return w
+}

@@ -1,0 +1,124 @@
+package wasmenv
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"isotope.dev/isotope/internal/wasm"
+	"isotope.dev/isotope/internal/wasm/wasmtest"
+)
+
+func newServer(t *testing.T, userfunc string) *httptest.Server {
+	t.Helper()
+	rt, err := wasm.NewRuntime(context.Background(), wasm.Config{CacheDir: wasmtest.CompileCacheDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{Runtime: rt, UserfuncDir: userfunc, Env: map[string]string{"GREETING": "from-env"}})
+	hs := httptest.NewServer(s)
+	t.Cleanup(func() {
+		hs.Close()
+		s.Close()
+		rt.Close(context.Background())
+	})
+	return hs
+}
+
+func call(t *testing.T, method, url, ctype, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestSpecializeV1(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "user"), wasmtest.WAGIHello(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hs := newServer(t, dir)
+	if code, _ := call(t, "GET", hs.URL+"/healthz", "", ""); code != 200 {
+		t.Errorf("healthz = %d", code)
+	}
+	if code, body := call(t, "GET", hs.URL+"/", "", ""); code != 500 || !strings.Contains(body, "Generic container") {
+		t.Errorf("before specialize: %d %q", code, body)
+	}
+	if code, body := call(t, "POST", hs.URL+"/specialize", "text/plain", ""); code != 200 {
+		t.Fatalf("specialize: %d %q", code, body)
+	}
+	if code, body := call(t, "GET", hs.URL+"/any/path?x=1", "", ""); code != 200 || body != "hello\n" {
+		t.Errorf("after specialize: %d %q", code, body)
+	}
+	if code, _ := call(t, "GET", hs.URL+"/healthz", "", ""); code != 200 {
+		t.Errorf("healthz after specialize = %d", code)
+	}
+	for _, p := range []string{"/specialize", "/v2/specialize"} {
+		if code, body := call(t, "POST", hs.URL+p, "application/json", `{"filepath":"`+dir+`/user"}`); code != 400 || !strings.Contains(body, "Not a generic container") {
+			t.Errorf("second %s: %d %q", p, code, body)
+		}
+	}
+}
+
+func TestSpecializeV2(t *testing.T) {
+	p, err := wasmtest.BuildReactor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasmBytes, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	userfunc := t.TempDir()
+	archive := filepath.Join(userfunc, "deployarchive")
+	os.MkdirAll(archive, 0o755)
+	os.WriteFile(filepath.Join(archive, "function.wasm"), wasmBytes, 0o644)
+	hs := newServer(t, userfunc)
+
+	// A bad load leaves the container generic and says what is wrong.
+	code, body := call(t, "POST", hs.URL+"/v2/specialize", "application/json", `{"filepath":"`+userfunc+`/missing","functionName":"Handler"}`)
+	if code != 500 || !strings.Contains(body, "missing") {
+		t.Errorf("bad filepath: %d %q", code, body)
+	}
+	if code, body := call(t, "POST", hs.URL+"/v2/specialize", "application/json", `{"functionName":"Handler"}`); code != 400 || !strings.Contains(body, `"filepath"`) {
+		t.Errorf("no filepath: %d %q", code, body)
+	}
+
+	req := `{"filepath":"` + archive + `","functionName":"Handler","url":"/","FunctionMetadata":{"name":"hello","namespace":"default","uid":"u1"},"envVersion":2}`
+	if code, body := call(t, "POST", hs.URL+"/v2/specialize", "application/json", req); code != 200 {
+		t.Fatalf("v2 specialize: %d %q", code, body)
+	}
+	code, body = call(t, "PATCH", hs.URL+"/items/7?verbose=1", "text/plain", "payload")
+	if code != 200 {
+		t.Fatalf("request: %d %q", code, body)
+	}
+	var e struct {
+		Method, Path, Query, Body, Greeting string
+	}
+	if err := json.Unmarshal([]byte(body), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.Method != "PATCH" || e.Path != "/items/7" || e.Query != "verbose=1" || e.Body != "payload" || e.Greeting != "from-env" {
+		t.Errorf("echo = %+v", e)
+	}
+	if code, _ := call(t, "POST", hs.URL+"/specialize", "text/plain", ""); code != 400 {
+		t.Errorf("second specialize = %d", code)
+	}
+}
