@@ -234,3 +234,20 @@ func (e *testEnv) waitStatus(method, path string, code int, hdr ...string) {
 		return c == code
 	})
 }
+
+// waitFunctions polls until the route table knows every function
+// ("ns/name"): functions and triggers arrive through separate watches, so
+// a route answering is no proof that a function created next to it is in.
+func (e *testEnv) waitFunctions(keys ...string) {
+	e.t.Helper()
+	e.poll("functions "+strings.Join(keys, ", ")+" in the route table", func() bool {
+		t := e.rt.table.Load()
+		for _, k := range keys {
+			ns, name, _ := strings.Cut(k, "/")
+			if t.functions[key{ns, name}] == nil {
+				return false
+			}
+		}
+		return true
+	})
+}

@@ -152,7 +152,7 @@ func TestInternalRoutesFixedRoutesAnd404(t *testing.T) {
 	e := newTestEnv(t)
 	e.create(function("default", "hello"))
 	e.create(function("other", "fn"))
-	e.waitStatus("GET", "/fission-function/other/fn", 200)
+	e.waitFunctions("default/hello", "other/fn")
 
 	cases := []struct{ path, fn, sees string }{
 		{"/fission-function/hello", "hello", "/"},
@@ -213,6 +213,7 @@ func TestCanaryWeights(t *testing.T) {
 	e.create(trigger("default", "canary", v1.HTTPTriggerSpec{RelativeURL: "/canary", FunctionReference: v1.FunctionReference{
 		Type: v1.FunctionReferenceTypeFunctionWeights, FunctionWeights: map[string]int{"v1": 80, "v2": 20},
 	}}))
+	e.waitFunctions("default/v1", "default/v2")
 	e.waitStatus("GET", "/canary", 200)
 	const n = 1000
 	counts := map[string]int{}
@@ -244,6 +245,7 @@ func TestFunctionTimeoutIs504(t *testing.T) {
 		<-r.Context().Done()
 		http.Error(w, "upstream: context deadline exceeded", http.StatusBadGateway)
 	}))
+	e.waitFunctions("default/slow", "default/proxy")
 	e.waitStatus("GET", "/fission-function/default/slow", http.StatusGatewayTimeout)
 	code, body, _ := e.do("GET", "/fission-function/proxy")
 	if code != http.StatusGatewayTimeout || strings.Contains(body, "upstream") {
@@ -261,6 +263,7 @@ func TestExecutorErrorsPassThrough(t *testing.T) {
 	e.create(function("default", "broken"))
 	e.exec.fail("default", "busy", &executor.Error{Code: http.StatusTooManyRequests, Message: "concurrency limit 1 reached"})
 	e.exec.fail("default", "broken", errors.New("boom"))
+	e.waitFunctions("default/busy", "default/broken")
 	e.waitStatus("GET", "/fission-function/busy", http.StatusTooManyRequests)
 	_, body, _ := e.do("GET", "/fission-function/busy")
 	if !strings.Contains(body, "concurrency limit 1 reached") {
@@ -363,6 +366,7 @@ func TestMetricsCountRequests(t *testing.T) {
 	e.create(function("default", "counted"))
 	e.create(function("default", "limited"))
 	e.exec.fail("default", "limited", &executor.Error{Code: 429, Message: "busy"})
+	e.waitFunctions("default/counted", "default/limited")
 	e.waitStatus("GET", "/fission-function/counted", 200)
 	e.exec.setCold("default", "counted")
 	for range 5 {
