@@ -17,6 +17,10 @@ const (
 	MetaMatchedRoute = "matched_route"
 	MetaFullURL      = "full_url"
 	MetaScriptName   = "script_name"
+	// MetaWarmup marks the host's warm-up request, sent once to each new
+	// instance of an SDK-built module: the guest answers it without
+	// running user code, so its first real request pays no first-use cost.
+	MetaWarmup = "isotope_warmup"
 )
 
 // encodeRequest frames r for isotope_handle (docs/reactor-abi.md):
@@ -25,6 +29,10 @@ const (
 // key, str value) meta, bytes body. Integers are little-endian u32; str and
 // bytes are a u32 length then the bytes.
 func encodeRequest(dst []byte, r *http.Request, opts InvokeOptions, body []byte) []byte {
+	return encodeRequestMeta(dst, r, opts, body, false)
+}
+
+func encodeRequestMeta(dst []byte, r *http.Request, opts InvokeOptions, body []byte, warmup bool) []byte {
 	uri := r.RequestURI
 	if uri == "" {
 		uri = r.URL.RequestURI()
@@ -46,7 +54,11 @@ func encodeRequest(dst []byte, r *http.Request, opts InvokeOptions, body []byte)
 			dst = appendStr(dst, v)
 		}
 	}
-	meta := [3][2]string{{MetaMatchedRoute, opts.MatchedRoute}, {MetaFullURL, opts.FullURL}, {MetaScriptName, opts.ScriptName}}
+	w := ""
+	if warmup {
+		w = "1"
+	}
+	meta := [4][2]string{{MetaMatchedRoute, opts.MatchedRoute}, {MetaFullURL, opts.FullURL}, {MetaScriptName, opts.ScriptName}, {MetaWarmup, w}}
 	m := 0
 	for _, kv := range meta {
 		if kv[1] != "" {
@@ -132,4 +144,11 @@ func decodeResponse(b []byte) (*response, error) {
 		return nil, fmt.Errorf("reactor response has invalid status %d", status)
 	}
 	return &response{status: status, header: h, body: append([]byte(nil), body...)}, nil
+}
+
+// EncodeRequestFrame returns the reactor ABI request frame of r, exactly as
+// the host writes it into guest memory (for tools and benchmarks that call
+// isotope_handle themselves).
+func EncodeRequestFrame(r *http.Request, opts InvokeOptions, body []byte) []byte {
+	return encodeRequest(nil, r, opts, body)
 }

@@ -185,7 +185,9 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 			return nil, fmt.Errorf("_initialize: %w", err)
 		}
 	}
+	sdkBuilt := false
 	if v := mod.ExportedFunction(exportABIVersion); v != nil {
+		sdkBuilt = true
 		res, err := v.Call(ctx)
 		if err != nil || len(res) != 1 || uint32(res[0]) != ReactorABIVersion {
 			mod.Close(context.Background())
@@ -200,6 +202,20 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	in.handle = mod.ExportedFunction(exportHandle)
 	in.alloc = mod.ExportedFunction(exportAlloc)
 	in.mem = mod.ExportedMemory(exportMemory)
+	// Get the request buffer now, so a typical first request costs one
+	// guest call like every later one.
+	if err := in.allocate(ctx, initialRequestBuffer); err != nil {
+		in.stderr.Flush()
+		mod.Close(context.Background())
+		return nil, fmt.Errorf("%s: %w", exportAlloc, err)
+	}
+	if sdkBuilt {
+		if err := in.warmup(ctx); err != nil {
+			in.stderr.Flush()
+			mod.Close(context.Background())
+			return nil, fmt.Errorf("warm-up request: %w", err)
+		}
+	}
 	return in, nil
 }
 
@@ -233,21 +249,47 @@ func (m *Module) serveReactor(ctx context.Context, r *http.Request, opts InvokeO
 	return resp, nil
 }
 
+// initialRequestBuffer is the request buffer asked for at instance start.
+const initialRequestBuffer = 16 << 10
+
+// allocate asks the guest for a request buffer of n bytes.
+func (in *instance) allocate(ctx context.Context, n uint32) error {
+	in.stack[0] = uint64(n)
+	if err := in.alloc.CallWithStack(ctx, in.stack); err != nil {
+		return err
+	}
+	ptr := uint32(in.stack[0])
+	if ptr == 0 {
+		return &hostError{http.StatusBadGateway, fmt.Sprintf("isotope_alloc(%d) returned 0 (out of memory?)", n)}
+	}
+	in.bufPtr, in.bufCap = ptr, n
+	return nil
+}
+
+// warmup sends the MetaWarmup request, which the guest answers without
+// running user code.
+func (in *instance) warmup(ctx context.Context) error {
+	r, _ := http.NewRequest(http.MethodGet, "/", nil)
+	r.RequestURI = "/"
+	in.reqBuf = encodeRequestMeta(in.reqBuf[:0], r, InvokeOptions{}, nil, true)
+	_, err := in.roundTrip(ctx, Limits{MaxResponseBody: 1 << 20})
+	return err
+}
+
 // call writes the framed request into guest memory, calls isotope_handle
 // and decodes the framed response.
 func (in *instance) call(ctx context.Context, r *http.Request, opts InvokeOptions, body []byte, lim Limits) (*response, error) {
 	in.reqBuf = encodeRequest(in.reqBuf[:0], r, opts, body)
+	return in.roundTrip(ctx, lim)
+}
+
+// roundTrip passes in.reqBuf to isotope_handle and decodes the answer.
+func (in *instance) roundTrip(ctx context.Context, lim Limits) (*response, error) {
 	n := uint32(len(in.reqBuf))
 	if n > in.bufCap || in.bufPtr == 0 {
-		in.stack[0] = uint64(n)
-		if err := in.alloc.CallWithStack(ctx, in.stack); err != nil {
+		if err := in.allocate(ctx, n); err != nil {
 			return nil, err
 		}
-		ptr := uint32(in.stack[0])
-		if ptr == 0 {
-			return nil, &hostError{http.StatusBadGateway, fmt.Sprintf("isotope_alloc(%d) returned 0 (out of memory?)", n)}
-		}
-		in.bufPtr, in.bufCap = ptr, n
 	}
 	if !in.mem.Write(in.bufPtr, in.reqBuf) {
 		return nil, &hostError{http.StatusBadGateway, fmt.Sprintf("isotope_alloc returned %#x, outside guest memory", in.bufPtr)}

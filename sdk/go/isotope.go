@@ -67,6 +67,7 @@ const (
 	metaMatchedRoute = "matched_route"
 	metaFullURL      = "full_url"
 	metaScriptName   = "script_name"
+	metaWarmup       = "isotope_warmup"
 )
 
 type metaKey struct{}
@@ -154,6 +155,14 @@ func handleFrame(frame []byte) []byte {
 		return encodeResponse(nil, http.StatusInternalServerError, http.Header{"Content-Type": {"text/plain; charset=utf-8"}}, []byte("isotope sdk: bad request frame: "+err.Error()+"\n"))
 	}
 	w := &responseWriter{header: http.Header{}}
+	if md, _ := req.Context().Value(metaKey{}).(map[string]string); md[metaWarmup] != "" {
+		// The host's warm-up: resolve the entry point and exercise the
+		// framing, but run no user code.
+		handler()
+		w.WriteHeader(http.StatusNoContent)
+		w.finish()
+		return encodeResponse(nil, w.status, w.header, nil)
+	}
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
