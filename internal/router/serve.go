@@ -9,6 +9,7 @@ import (
 
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/executor"
+	"isotope.dev/isotope/internal/executor/instance"
 )
 
 // serveFunction sends one matched request to fn through a lease, under
@@ -154,7 +155,25 @@ func rewrite(r *http.Request, ctx context.Context, fn *v1.Function, m *match) *h
 	if _, ok := h["Forwarded"]; !ok {
 		h.Set("Forwarded", "host="+r.Host+";")
 	}
-	return req
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return req.WithContext(instance.WithRoute(ctx, instance.Route{Pattern: m.pattern(), FullURL: scheme + "://" + r.Host + full}))
+}
+
+// pattern is the route as WAGI's X_MATCHED_ROUTE shows it: the trigger's
+// relativeurl, its prefix followed by "/...", or "/..." for the internal
+// /fission-function route.
+func (m *match) pattern() string {
+	switch {
+	case m.route == nil:
+		return "/..."
+	case m.route.kind == kindPrefix:
+		return m.route.prefix + "/..."
+	default:
+		return m.route.trigger.Spec.RelativeURL
+	}
 }
 
 // responseWriter records the status a lease writes and, when the lease

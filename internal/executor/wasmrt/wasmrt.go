@@ -172,6 +172,9 @@ func (w *wasmInstance) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		http.Error(rw, "instance is not specialized", http.StatusInternalServerError)
 		return
 	}
+	if route, ok := instance.RouteFrom(r.Context()); ok {
+		r = r.WithContext(wasm.WithRouteInfo(r.Context(), route.Pattern, route.FullURL))
+	}
 	m.ServeHTTP(rw, r)
 }
 
