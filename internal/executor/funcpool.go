@@ -164,8 +164,10 @@ func (p *fnPool) acquire(ctx context.Context) (*lease, error) {
 		p.mu.Lock()
 		if !p.resolved {
 			p.res, p.resolved = res, true
-			l = p.limitsLocked()
 		}
+		// The limits depend on the resolved runtime (a wasm module serves
+		// many requests at once): recompute them whoever resolved first.
+		l = p.limitsLocked()
 		if p.retired {
 			p.mu.Unlock()
 			return nil, errRetired
