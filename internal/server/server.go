@@ -12,6 +12,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,6 +26,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"isotope.dev/isotope/internal/apiserver"
+	"isotope.dev/isotope/internal/auth/hmac"
+	"isotope.dev/isotope/internal/auth/routerauth"
+	"isotope.dev/isotope/internal/auth/token"
 	"isotope.dev/isotope/internal/buildermgr"
 	"isotope.dev/isotope/internal/fnlog"
 	"isotope.dev/isotope/internal/storagesvc"
@@ -37,8 +41,17 @@ type Config struct {
 	DataDir string
 	// APIAddr and RouterAddr are listen addresses (port 0 = any free).
 	APIAddr, RouterAddr string
-	// Token, when set, is required as a bearer token on the API.
+	// Token, when set, is required as a bearer token on the API. When
+	// empty and the API listens on a non-loopback address, the token in
+	// <DataDir>/token is used, generated on first start (package token).
 	Token string
+	// RouterAuth, when set, turns on the router's login flow and requires
+	// a bearer token on every router path (package routerauth). The API
+	// token is accepted there too.
+	RouterAuth *routerauth.Options
+	// Stderr receives the one-time notice of a generated API token
+	// (default os.Stderr).
+	Stderr io.Writer
 	// MaxArchiveSize caps one archive (default 256 MiB).
 	MaxArchiveSize int64
 	// PruneInterval and PruneGrace configure the archive pruner
@@ -68,6 +81,8 @@ type Server struct {
 	closers  []func()
 	apiSrv   *http.Server
 	routeSrv *http.Server
+
+	routerAuth *routerauth.Auth
 }
 
 // role is a background controller of the server.
@@ -120,10 +135,50 @@ func New(cfg Config) (_ *Server, err error) {
 	if s.routerLn, err = net.Listen("tcp", cfg.RouterAddr); err != nil {
 		return nil, fmt.Errorf("router listener (--router-addr %s): %w", cfg.RouterAddr, err)
 	}
+	if err := s.resolveToken(s.apiLn.Addr().String()); err != nil {
+		return nil, err
+	}
 	if err := s.assemble(); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Token is the bearer token the API requires ("" when none).
+func (s *Server) Token() string { return s.cfg.Token }
+
+// resolveToken applies the API token rule to the address the API really
+// listens on: a non-loopback API without an explicit token uses the data
+// dir's token, generated (and announced once on Stderr) on first start.
+func (s *Server) resolveToken(apiAddr string) error {
+	if s.cfg.Token != "" || token.IsLoopback(apiAddr) {
+		return nil
+	}
+	tok, created, err := token.LoadOrCreate(s.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	s.cfg.Token = tok
+	path := filepath.Join(s.cfg.DataDir, token.FileName)
+	if created {
+		out := s.cfg.Stderr
+		if out == nil {
+			out = os.Stderr
+		}
+		fmt.Fprint(out, token.Notice(path, tok))
+	} else {
+		s.log.Info("the API listens on a non-loopback address: it requires the token in "+path, "api", apiAddr)
+	}
+	return nil
+}
+
+// timerClient is the timer's client for the router: nil (a plain client)
+// unless router auth is on, then one that sends router tokens.
+func (s *Server) timerClient() *http.Client {
+	if s.routerAuth == nil {
+		return nil
+	}
+	return &http.Client{Transport: s.routerAuth.Transport(nil)}
 }
 
 // assemble wires every role over the embedded backends.
@@ -132,6 +187,19 @@ func (s *Server) assemble() error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	apiURL := "http://" + s.apiLn.Addr().String()
+	if cfg.RouterAuth != nil {
+		o := *cfg.RouterAuth
+		if cfg.Token != "" {
+			o.StaticTokens = append(append([]string{}, o.StaticTokens...), cfg.Token)
+		}
+		if o.Logger == nil {
+			o.Logger = s.log.With("role", "router-auth")
+		}
+		var err error
+		if s.routerAuth, err = routerauth.New(o); err != nil {
+			return err
+		}
+	}
 
 	api := apiserver.New(s.store, apiserver.Options{Token: cfg.Token, Registry: reg, Logger: s.log.With("role", "api")})
 	archives := storagesvc.NewServer(s.archives, storagesvc.Options{MaxSize: cfg.MaxArchiveSize, Token: cfg.Token, Logger: s.log.With("role", "storagesvc")})
@@ -144,7 +212,9 @@ func (s *Server) assemble() error {
 	s.builders, err = buildermgr.NewLocalBuilders(buildermgr.LocalConfig{
 		WorkDir:    filepath.Join(cfg.DataDir, "builders"),
 		Executable: cfg.Executable,
-		Env:        []string{"ISOTOPE_GO_CACHE=" + filepath.Join(cfg.DataDir, "cache", "go")},
+		// Local builders are called unsigned over loopback: a server
+		// started with an internal-auth secret must not pass it on.
+		Env: append([]string{"ISOTOPE_GO_CACHE=" + filepath.Join(cfg.DataDir, "cache", "go")}, hmac.DisableEnv()...),
 		Fetcher: &buildermgr.InProcessFetcher{
 			Packages: s.store, StorageURL: apiURL, StorageToken: cfg.Token,
 			Logger: s.log.With("role", "fetcher"),
@@ -173,6 +243,9 @@ func (s *Server) assemble() error {
 	routerHandler, routerRoles, err := s.assembleServing(reg, logs, apiURL)
 	if err != nil {
 		return err
+	}
+	if s.routerAuth != nil {
+		routerHandler = s.routerAuth.Middleware(routerHandler)
 	}
 	s.routeSrv = &http.Server{Handler: routerHandler, ReadHeaderTimeout: 10 * time.Second}
 

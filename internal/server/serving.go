@@ -50,7 +50,9 @@ func (s *Server) assembleServing(reg *prometheus.Registry, logs *fnlog.Store, ap
 	tmr := timer.New(timer.Config{
 		Store:     s.store,
 		RouterURL: "http://" + s.routerLn.Addr().String(),
-		Logger:    s.log.With("role", "timer"),
+		// Carries router auth tokens when router auth is on.
+		HTTPClient: s.timerClient(),
+		Logger:     s.log.With("role", "timer"),
 	})
 	return rtr, []role{
 		{"executor", exec.Run},
