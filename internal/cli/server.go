@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"isotope.dev/isotope/internal/auth/routerauth"
 	"isotope.dev/isotope/internal/server"
 )
 
@@ -23,14 +24,24 @@ func defaultDataDir() string {
 
 func newServerCommand(g *Globals) *cobra.Command {
 	var cfg server.Config
-	var logLevel string
+	var logLevel, token string
+	var routerAuth routerauth.Options
+	var routerAuthOn bool
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run the whole platform in one process (embedded mode)",
 		Long: `Run every Isotope role in one process: the API (with the archive store at
 /v1/archive), the builder manager with local builders, the executor with
 in-process WebAssembly, the router and the timer. State lives in a bbolt file
-in the data dir. Port 0 picks a free port; the real addresses are logged.`,
+in the data dir. Port 0 picks a free port; the real addresses are logged.
+
+The API requires a bearer token whenever it listens on a non-loopback
+address: --token or ISOTOPE_TOKEN if given, otherwise one generated into
+<data-dir>/token on first start (printed once) and reused later. With
+--router-auth the router requires a bearer token too: POST /auth/login with
+{"username","password"} (ISOTOPE_ROUTER_USERNAME / ISOTOPE_ROUTER_PASSWORD)
+returns a JWT signed with ISOTOPE_ROUTER_SIGNING_KEY (random per start when
+unset); see ` + "`isotope token create`" + `.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var level slog.Level
@@ -39,6 +50,17 @@ in the data dir. Port 0 picks a free port; the real addresses are logged.`,
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			cfg.Token = g.Token
+			if token != "" {
+				cfg.Token = token
+			}
+			if routerAuthOn {
+				routerAuth.Username = os.Getenv(routerauth.EnvUsername)
+				routerAuth.Password = os.Getenv(routerauth.EnvPassword)
+				if k := os.Getenv(routerauth.EnvSigningKey); k != "" {
+					routerAuth.SigningKey = []byte(k)
+				}
+				cfg.RouterAuth = &routerAuth
+			}
 			srv, err := server.New(cfg)
 			if err != nil {
 				return err
@@ -56,5 +78,9 @@ in the data dir. Port 0 picks a free port; the real addresses are logged.`,
 	f.IntVar(&cfg.BuildParallel, "build-parallel", 2, "how many packages build at once")
 	f.DurationVar(&cfg.BuildTimeout, "build-timeout", 10*time.Minute, "longest a build may take")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&token, "token", "", "bearer token the API requires (default ISOTOPE_TOKEN; none on loopback, else generated into <data-dir>/token)")
+	f.BoolVar(&routerAuthOn, "router-auth", false, "require a bearer token on the router (credentials from ISOTOPE_ROUTER_USERNAME/PASSWORD)")
+	f.StringVar(&routerAuth.LoginPath, "router-auth-path", routerauth.DefaultLoginPath, "router login path (with --router-auth)")
+	f.DurationVar(&routerAuth.Expiry, "router-auth-expiry", routerauth.DefaultExpiry, "lifetime of a router token (with --router-auth)")
 	return cmd
 }
