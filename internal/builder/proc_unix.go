@@ -9,9 +9,10 @@ import (
 
 // killGroupOnCancel runs the command in its own process group and kills
 // the whole group when the build is canceled or times out, so a build
-// script's children (go build, compilers) die with it.
+// script's children (go build, compilers) die with it. On Linux the
+// command is also killed when the builder dies (see groupAttr).
 func killGroupOnCancel(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = groupAttr()
 	cmd.Cancel = func() error {
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
