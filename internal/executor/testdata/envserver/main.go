@@ -4,7 +4,8 @@
 //
 // Query parameters after specialization: pid (answer the process id),
 // stderr=MSG (print MSG on stderr first), echo (answer the request body),
-// header=NAME (answer that request header).
+// header=NAME (answer that request header), sleep=DURATION (take that
+// long before answering the content: a slow function for overload tests).
 package main
 
 import (
@@ -15,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
 type loadRequest struct {
@@ -95,6 +97,14 @@ func main() {
 			w.Write(b)
 		case q.Has("header"):
 			fmt.Fprint(w, r.Header.Get(q.Get("header")))
+		case q.Has("sleep"):
+			d, err := time.ParseDuration(q.Get("sleep"))
+			if err != nil {
+				http.Error(w, "sleep: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			time.Sleep(d)
+			w.Write(c)
 		default:
 			w.Write(c)
 		}
