@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"isotope.dev/isotope/internal/auth/hmac"
 	"isotope.dev/isotope/internal/builder"
 )
 
@@ -109,6 +110,7 @@ func serveRole(ctx context.Context, log *slog.Logger, role, addr string, h http.
 	if err != nil {
 		return fmt.Errorf("--addr: %w", err)
 	}
+	h = verifyInternal(log, hmac.Service(role), h, hmac.VerifierOptions{}) // role is the channel: builder, fetcher
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
 	log.Info(role+" listening", append([]any{"addr", ln.Addr().String()}, kv...)...)
 	errc := make(chan error, 1)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 
 	"github.com/spf13/cobra"
 
@@ -58,6 +59,7 @@ yet. Flags may be written with one dash, as Fission's fetcher takes them.`,
 				SharedDir: args[0], SecretDir: secretDir, ConfigDir: cfgmapDir,
 				Packages: newStoreClient(g.Server, g.Token), StorageToken: g.Token,
 				RuntimeURL: runtimeURL, Logger: log,
+				HTTPClient: &http.Client{Transport: fetcherTransport(runtimeURL)},
 			})
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"isotope.dev/isotope/internal/auth/hmac"
 	"isotope.dev/isotope/internal/storagesvc"
 )
 
@@ -62,7 +63,9 @@ once they are older than --prune-grace.`,
 				return fmt.Errorf("--addr: %w", err)
 			}
 			srv := &http.Server{
-				Handler:           storagesvc.NewServer(backend, storagesvc.Options{MaxSize: max.Value(), Token: token, Logger: log}),
+				Handler: verifyInternal(log, hmac.ServiceStoragesvc,
+					storagesvc.NewServer(backend, storagesvc.Options{MaxSize: max.Value(), Token: token, Logger: log}),
+					hmac.VerifierOptions{MaxBody: max.Value() + 1<<20}), // + multipart framing
 				ReadHeaderTimeout: 30 * time.Second,
 			}
 			ctx, cancel := context.WithCancel(cmd.Context())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"isotope.dev/isotope/internal/auth/hmac"
 	"isotope.dev/isotope/internal/wasm"
 	"isotope.dev/isotope/internal/wasmenv"
 )
@@ -58,7 +60,9 @@ SDK run as reactors on a pool of warm instances.`,
 				return err
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "wasm-env listening on %s\n", ln.Addr())
-			hs := &http.Server{Handler: srv, ReadHeaderTimeout: 30 * time.Second}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			h := verifyInternal(log, hmac.ServiceRuntime, srv, hmac.VerifierOptions{Protect: runtimeControlPaths})
+			hs := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
 			errc := make(chan error, 1)
 			go func() { errc <- hs.Serve(ln) }()
 			select {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/auth/hmac"
 )
 
 // Client talks to a storage service (Isotope's or Fission's) over
@@ -41,7 +42,10 @@ func NewClient(baseURL, token string) *Client {
 	// Large socket buffers: archives are streamed in big chunks.
 	t.WriteBufferSize = copyBufSize
 	t.ReadBufferSize = copyBufSize
-	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, HTTP: &http.Client{Transport: t}}
+	// Signed for Fission's storagesvc channel when ISOTOPE_INTERNAL_AUTH_SECRET
+	// (or FISSION_INTERNAL_AUTH_SECRET) is set; unchanged otherwise.
+	rt := hmac.Transport(hmac.SecretsFromEnv(), hmac.ServiceStoragesvc, t)
+	return &Client{base: strings.TrimRight(baseURL, "/"), token: token, HTTP: &http.Client{Transport: rt}}
 }
 
 // UploadResult is what Upload returns: the id, the download URL to store
