@@ -18,6 +18,9 @@ func (m *Manager) build(ctx context.Context, pkg *v1.Package) error {
 	key := pkg.Namespace + "/" + pkg.Name
 	log := m.log.With("namespace", pkg.Namespace, "package", pkg.Name)
 
+	// The live log exists before the status says running, so a reader
+	// that sees "running" always finds this build's log.
+	live := m.Logs.Start(key)
 	// pending → running. A conflict means the package changed under us:
 	// the error requeues it and the next pass sees the new state.
 	pkg.Status.BuildStatus = v1.BuildStatusRunning
@@ -25,11 +28,11 @@ func (m *Manager) build(ctx context.Context, pkg *v1.Package) error {
 	pkg.Status.LastUpdateTimestamp = metav1.Now()
 	obj, err := m.cfg.Store.UpdateStatus(ctx, pkg)
 	if err != nil {
+		live.Finish()
 		return err
 	}
 	pkg = obj.(*v1.Package)
 	log.Info("build started")
-	live := m.Logs.Start(key)
 	started := time.Now()
 
 	bctx, cancel := context.WithTimeout(ctx, m.cfg.BuildTimeout)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/store"
@@ -102,43 +103,81 @@ func (ll *LiveLog) CopyTo(ctx context.Context, w io.Writer, follow bool, flush f
 }
 
 // Handler serves GET /v1/buildlogs?namespace=NS&name=PKG[&follow=true]:
-// the live output of the package's current build, followed to its end; or,
-// when no build of it ran in this process, the stored build log.
+// the output of the package's build. With follow, a pending package is
+// waited for, a running build is streamed live to its end, and a finished
+// one answers its stored log; without follow, what there is now.
 func (m *Manager) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		ns := r.URL.Query().Get("namespace")
+		q := r.URL.Query()
+		ns := q.Get("namespace")
 		if ns == "" {
 			ns = v1.DefaultNamespace
 		}
-		name := r.URL.Query().Get("name")
+		name := q.Get("name")
 		if name == "" {
 			http.Error(w, "query parameter name (the package) is required", http.StatusBadRequest)
 			return
 		}
-		obj, err := m.cfg.Store.Get(r.Context(), v1.KindPackage, ns, name)
-		if store.IsNotFound(err) {
-			http.Error(w, err.Error(), http.StatusNotFound)
-			return
-		}
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
+		follow := q.Get("follow") == "true"
 		flush := func() {
 			if f, ok := w.(http.Flusher); ok {
 				f.Flush()
 			}
 		}
-		if ll := m.Logs.Get(ns + "/" + name); ll != nil {
-			_ = ll.CopyTo(r.Context(), w, r.URL.Query().Get("follow") == "true", flush)
-			return
+		headerSent := false
+		sendHeader := func() {
+			if !headerSent {
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				w.Header().Set("X-Content-Type-Options", "nosniff")
+				w.WriteHeader(http.StatusOK)
+				flush()
+				headerSent = true
+			}
 		}
-		io.WriteString(w, obj.(*v1.Package).Status.BuildLog)
+		for {
+			obj, err := m.cfg.Store.Get(r.Context(), v1.KindPackage, ns, name)
+			if err != nil {
+				if headerSent {
+					return
+				}
+				code := http.StatusInternalServerError
+				if store.IsNotFound(err) {
+					code = http.StatusNotFound
+				}
+				http.Error(w, err.Error(), code)
+				return
+			}
+			pkg := obj.(*v1.Package)
+			switch pkg.Status.BuildStatus {
+			case v1.BuildStatusRunning:
+				if ll := m.Logs.Get(ns + "/" + name); ll != nil {
+					sendHeader()
+					// Followed to the build's end, or what there is now.
+					_ = ll.CopyTo(r.Context(), w, follow, flush)
+					return
+				}
+			case v1.BuildStatusPending, "":
+			default:
+				sendHeader()
+				io.WriteString(w, pkg.Status.BuildLog)
+				return
+			}
+			if !follow {
+				sendHeader()
+				return
+			}
+			// Pending (or running in a builder manager that has not
+			// picked it up yet): wait for the build to start.
+			sendHeader()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
 	})
 }
