@@ -9,7 +9,10 @@
 //
 // The program is started with the container's command and args, its
 // working directory (container.workingDir, else the instance directory)
-// and this environment, on top of the server's own:
+// and this environment, on top of a few variables of the server's own
+// that programs need to run (PATH, HOME, USER, LOGNAME, LANG, LC_*, TZ,
+// TMPDIR, SSL_CERT_FILE, SSL_CERT_DIR) — never the rest, which may hold
+// the server's secrets (ISOTOPE_TOKEN, internal-auth keys):
 //
 //   - PORT and RUNTIME_PORT: the loopback port it must listen on (Fission
 //     images use 8888; Python's honours RUNTIME_PORT). It must accept on
@@ -189,7 +192,7 @@ func (p *proc) start(port int) error {
 		argv = append(argv, expand(a, vars))
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), environ...)
+	cmd.Env = append(hostEnv(), environ...)
 	cmd.Dir = p.dir
 	if c.WorkingDir != "" {
 		cmd.Dir = c.WorkingDir
@@ -331,4 +334,21 @@ func randomID() string {
 	var b [4]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// hostEnv is the part of the server's environment a runtime program
+// inherits: what it needs to find its interpreter and format text, and
+// nothing that could carry the server's credentials.
+func hostEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case name == "PATH", name == "HOME", name == "USER", name == "LOGNAME", name == "LANG",
+			name == "TZ", name == "TMPDIR", name == "SSL_CERT_FILE", name == "SSL_CERT_DIR",
+			strings.HasPrefix(name, "LC_"):
+			out = append(out, kv)
+		}
+	}
+	return out
 }

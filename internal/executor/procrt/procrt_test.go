@@ -162,6 +162,34 @@ func TestV2SpecializeServesTheFetchedFileAndLogsOutput(t *testing.T) {
 	}
 }
 
+// A runtime program inherits PATH and the like from the server, never the
+// server's credentials.
+func TestProgramDoesNotInheritServerSecrets(t *testing.T) {
+	t.Setenv("ISOTOPE_TOKEN", "server-secret")
+	t.Setenv("ISOTOPE_INTERNAL_AUTH_SECRET", "internal-secret")
+	f := newFixture(t)
+	ctx := context.Background()
+	env := proctest.Environment(t, "default", "secrets", 2, map[string]string{"GREETING": "hi"})
+	inst, err := f.rt.Start(ctx, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close()
+	if err := inst.Specialize(ctx, f.function(t, env, []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(inst)
+	defer srv.Close()
+	for name, want := range map[string]string{
+		"ISOTOPE_TOKEN": "", "ISOTOPE_INTERNAL_AUTH_SECRET": "",
+		"GREETING": "hi", "PATH": os.Getenv("PATH"),
+	} {
+		if got := get(t, srv.URL+"/?env="+name); got != want {
+			t.Errorf("function sees %s=%q, want %q", name, got, want)
+		}
+	}
+}
+
 func TestV1SpecializeLoadsUserfuncUser(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()

@@ -4,7 +4,8 @@
 //
 // Query parameters after specialization: pid (answer the process id),
 // stderr=MSG (print MSG on stderr first), echo (answer the request body),
-// header=NAME (answer that request header), sleep=DURATION (take that
+// header=NAME (answer that request header), env=NAME (answer that
+// environment variable), sleep=DURATION (take that
 // long before answering the content: a slow function for overload tests).
 package main
 
@@ -97,6 +98,8 @@ func main() {
 			w.Write(b)
 		case q.Has("header"):
 			fmt.Fprint(w, r.Header.Get(q.Get("header")))
+		case q.Has("env"):
+			fmt.Fprint(w, os.Getenv(q.Get("env")))
 		case q.Has("sleep"):
 			d, err := time.ParseDuration(q.Get("sleep"))
 			if err != nil {
