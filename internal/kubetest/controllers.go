@@ -1,0 +1,157 @@
+package kubetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// StartControllers starts kube-controller-manager and kube-scheduler
+// against the control plane, once per test binary, and waits until the
+// controller manager acts (it creates the "default" ServiceAccount).
+// Their logs are in Env.Dir; a test that fails while they run gets
+// their last lines. Pods are scheduled only onto nodes, and there are
+// none until a node agent registers one: until then scheduled work stays
+// Pending.
+func (e *Env) StartControllers(t testing.TB) {
+	t.Helper()
+	e.ctrlOnce.Do(func() { e.ctrlErr = e.startControllers() })
+	if e.ctrlErr != nil {
+		t.Fatalf("kubetest: %v", e.ctrlErr)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, p := range e.ctrls {
+				t.Logf("%s log (last lines):\n%s", p.name, p.tail(30))
+			}
+		}
+	})
+}
+
+func (e *Env) startControllers() error {
+	if err := CheckAssets(true); err != nil {
+		return err
+	}
+	common := []string{
+		"--kubeconfig=" + e.Kubeconfig,
+		"--leader-elect=false",
+		"--secure-port=0", // no HTTPS endpoint: nothing to collide on
+		"--v=2",
+	}
+	kcm, err := e.startProc("kube-controller-manager", append(common,
+		"--controllers=*",
+		"--use-service-account-credentials=false",
+		"--cluster-name=isotope-test",
+		// The same signer as the apiserver's service-account keys, so
+		// the token controller can mint tokens the apiserver accepts.
+		"--service-account-private-key-file="+filepath.Join(e.env.ControlPlane.APIServer.CertDir, "sa-signer.key"),
+	)...)
+	if err != nil {
+		return err
+	}
+	e.ctrls = append(e.ctrls, kcm)
+	sched, err := e.startProc("kube-scheduler", common...)
+	if err != nil {
+		return err
+	}
+	e.ctrls = append(e.ctrls, sched)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for {
+		sa := &corev1.ServiceAccount{}
+		err := e.Client.Get(ctx, types.NamespacedName{Namespace: "default", Name: "default"}, sa)
+		if err == nil {
+			return nil
+		}
+		for _, p := range e.ctrls {
+			if p.exited() {
+				return fmt.Errorf("%s exited: %v\n%s", p.name, p.waitErr, p.tail(30))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kube-controller-manager did not create the default ServiceAccount within 2m (last error %v)\n%s", err, kcm.tail(30))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// proc is a control-plane process we started.
+type proc struct {
+	name    string
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{}
+	waitErr error
+}
+
+func (e *Env) startProc(name string, args ...string) (*proc, error) {
+	logPath := filepath.Join(e.Dir, name+".log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(filepath.Join(AssetsDir(), name), args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	dieWithParent(cmd)
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	go func() {
+		p.waitErr = cmd.Wait()
+		logf.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop ends the process: SIGTERM, then SIGKILL after 10s.
+func (p *proc) stop() error {
+	if p.exited() {
+		return nil
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(10 * time.Second):
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+	return errors.New(p.name + " ignored SIGTERM for 10s; killed")
+}
+
+// tail returns the last n lines of the process's log.
+func (p *proc) tail(n int) string {
+	data, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
