@@ -8,15 +8,17 @@ cd "$(dirname "$0")/.."
 BIN=${ISOTOPE_BIN:-bin/isotope}
 [ -x "$BIN" ] || go build -o "$BIN" ./cmd/isotope
 
-"$BIN" server "$@" &
+log=${ISOTOPE_LOG:-${TMPDIR:-/tmp}/isotope-server.log}
+"$BIN" server "$@" 2>"$log" &
 server=$!
+echo "== isotope server started (pid $server); its log: $log"
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null' EXIT
 trap 'exit 130' INT TERM
 
 # Wait for the API (the server prints its addresses when it starts).
 for _ in $(seq 1 100); do
 	"$BIN" env list >/dev/null 2>&1 && break
-	kill -0 "$server" 2>/dev/null || { echo "isotope server exited; see its log above" >&2; exit 1; }
+	kill -0 "$server" 2>/dev/null || { echo "isotope server exited:" >&2; tail -5 "$log" >&2; exit 1; }
 	sleep 0.1
 done
 
