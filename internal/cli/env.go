@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
@@ -22,13 +23,9 @@ func init() { register(newEnvCommand) }
 // name the local programs an embedded server runs for images it does not
 // run natively.
 func newEnvCommand(g *Globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:     "env",
-		Aliases: []string{"environment"},
-		Short:   "Manage environments (language runtimes and builders)",
-	}
-	cmd.AddCommand(newEnvCreate(g), newEnvGet(g), newEnvList(g), newEnvUpdate(g), newEnvDelete(g))
-	return cmd
+	k := kindCommands[*v1.Environment]{g: g, noun: "environment"}
+	return group("env", []string{"environment"}, "Manage environments (language runtimes and builders)",
+		newEnvCreate(g), k.get("get", "Show an environment", describeEnv), newEnvList(k), newEnvUpdate(k), newEnvDelete(k))
 }
 
 // envOptions are the flags of env create and env update.
@@ -234,44 +231,24 @@ func newEnvCreate(g *Globals) *cobra.Command {
 	return cmd
 }
 
-func newEnvGet(g *Globals) *cobra.Command {
-	var name, output string
-	cmd := &cobra.Command{Use: "get", Short: "Show an environment", Args: cobra.NoArgs}
-	cmd.Flags().StringVar(&name, "name", "", "environment name")
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml (default: a summary)")
-	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
-		if err := requireFlag("name", name); err != nil {
-			return err
-		}
-		if err := checkFormat(output); err != nil {
-			return err
-		}
-		obj, err := st.Get(ctx, v1.KindEnvironment, g.ns(), name)
-		if err != nil {
-			return err
-		}
-		if output != "" {
-			return printObject(cmd.OutOrStdout(), obj, output)
-		}
-		env := obj.(*v1.Environment)
-		s := newSummary(cmd.OutOrStdout())
-		s.add("Name", env.Name)
-		s.add("Namespace", env.Namespace)
-		s.add("Version", strconv.Itoa(env.Spec.Version))
-		s.add("Image", env.Spec.Runtime.Image)
-		s.add("Runtime command", containerCommand(env.Spec.Runtime.Container))
-		s.add("Builder image", env.Spec.Builder.Image)
-		s.add("Builder command", containerCommand(env.Spec.Builder.Container))
-		s.add("Build command", env.Spec.Builder.Command)
-		s.add("Pool size", strconv.Itoa(env.Spec.Poolsize))
-		s.add("Resources", resourcesString(env.Spec.Resources))
-		s.add("Grace period", fmt.Sprintf("%ds", env.Spec.TerminationGracePeriod))
-		s.add("Keep archive", strconv.FormatBool(env.Spec.KeepArchive))
-		s.add("Labels", mapString(env.Labels))
-		s.add("Created", env.CreationTimestamp.UTC().Format("2006-01-02T15:04:05Z"))
-		return s.flush()
-	})
-	return cmd
+// describeEnv is the summary `env get` prints.
+func describeEnv(w io.Writer, env *v1.Environment) error {
+	s := newSummary(w)
+	s.add("Name", env.Name)
+	s.add("Namespace", env.Namespace)
+	s.add("Version", strconv.Itoa(env.Spec.Version))
+	s.add("Image", env.Spec.Runtime.Image)
+	s.add("Runtime command", containerCommand(env.Spec.Runtime.Container))
+	s.add("Builder image", env.Spec.Builder.Image)
+	s.add("Builder command", containerCommand(env.Spec.Builder.Container))
+	s.add("Build command", env.Spec.Builder.Command)
+	s.add("Pool size", strconv.Itoa(env.Spec.Poolsize))
+	s.add("Resources", resourcesString(env.Spec.Resources))
+	s.add("Grace period", fmt.Sprintf("%ds", env.Spec.TerminationGracePeriod))
+	s.add("Keep archive", strconv.FormatBool(env.Spec.KeepArchive))
+	s.add("Labels", mapString(env.Labels))
+	s.add("Created", env.CreationTimestamp.UTC().Format("2006-01-02T15:04:05Z"))
+	return s.flush()
 }
 
 // containerCommand renders a local container's command line.
@@ -310,132 +287,47 @@ func quantity(l corev1.ResourceList, name corev1.ResourceName) string {
 	return ""
 }
 
-func newEnvList(g *Globals) *cobra.Command {
-	var output string
-	var all bool
-	cmd := &cobra.Command{Use: "list", Short: "List environments", Args: cobra.NoArgs}
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml (default: a table)")
-	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list every namespace")
-	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
-		if err := checkFormat(output); err != nil {
-			return err
-		}
-		objs, rv, err := st.List(ctx, v1.KindEnvironment, listOpts(g, all))
-		if err != nil {
-			return err
-		}
-		if output != "" {
-			return printList(cmd.OutOrStdout(), v1.KindEnvironment, objs, rv, output)
-		}
-		t := newTable(cmd.OutOrStdout(), "NAME", "IMAGE", "BUILDER_IMAGE", "POOLSIZE", "MINCPU", "MAXCPU", "MINMEMORY", "MAXMEMORY", "EXTNET", "GRACETIME", "NAMESPACE")
-		for _, o := range objs {
-			e := o.(*v1.Environment)
+func newEnvList(k kindCommands[*v1.Environment]) *cobra.Command {
+	return k.list(listing[*v1.Environment]{
+		short:   "List environments",
+		headers: []string{"NAME", "IMAGE", "BUILDER_IMAGE", "POOLSIZE", "MINCPU", "MAXCPU", "MINMEMORY", "MAXMEMORY", "EXTNET", "GRACETIME", "NAMESPACE"},
+		row: func(e *v1.Environment) []string {
 			r := e.Spec.Resources
-			t.row(e.Name, e.Spec.Runtime.Image, e.Spec.Builder.Image, strconv.Itoa(e.Spec.Poolsize),
+			return []string{e.Name, e.Spec.Runtime.Image, e.Spec.Builder.Image, strconv.Itoa(e.Spec.Poolsize),
 				quantity(r.Requests, corev1.ResourceCPU), quantity(r.Limits, corev1.ResourceCPU),
 				quantity(r.Requests, corev1.ResourceMemory), quantity(r.Limits, corev1.ResourceMemory),
-				strconv.FormatBool(e.Spec.AllowAccessToExternalNetwork), strconv.FormatInt(e.Spec.TerminationGracePeriod, 10), e.Namespace)
-		}
-		return t.flush()
+				strconv.FormatBool(e.Spec.AllowAccessToExternalNetwork), strconv.FormatInt(e.Spec.TerminationGracePeriod, 10), e.Namespace}
+		},
 	})
-	return cmd
 }
 
-// listOpts lists the command's namespace, or every namespace.
-func listOpts(g *Globals, all bool) store.ListOptions {
-	if all {
-		return store.ListOptions{}
-	}
-	return store.ListOptions{Namespace: g.ns()}
-}
-
-func newEnvUpdate(g *Globals) *cobra.Command {
+func newEnvUpdate(k kindCommands[*v1.Environment]) *cobra.Command {
 	o := &envOptions{}
-	cmd := &cobra.Command{Use: "update", Short: "Change an environment (only the flags given)", Args: cobra.NoArgs}
-	o.addFlags(cmd)
-	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
-		if err := requireFlag("name", o.name); err != nil {
-			return err
-		}
-		return updateObject(ctx, st, v1.KindEnvironment, g.ns(), o.name, func(obj v1.Object) error {
-			return o.apply(cmd, obj.(*v1.Environment), false)
-		}, func(changed bool) {
-			reportUpdate(cmd, "environment", o.name, changed)
-		})
+	cmd := k.update("Change an environment (only the flags given)", &o.name, nil, func(cmd *cobra.Command, env *v1.Environment) error {
+		return o.apply(cmd, env, false)
 	})
+	o.addFlags(cmd)
 	return cmd
 }
 
-// updateObject reads an object, lets mutate change it and writes it back
-// with the read resourceVersion, retrying when someone else wrote in
-// between. done learns whether anything changed.
-func updateObject(ctx context.Context, st store.Store, kind, ns, name string, mutate func(v1.Object) error, done func(changed bool)) error {
-	for attempt := 0; ; attempt++ {
-		obj, err := st.Get(ctx, kind, ns, name)
-		if err != nil {
-			return err
-		}
-		rv := obj.GetResourceVersion()
-		if err := mutate(obj); err != nil {
-			return err
-		}
-		updated, err := st.Update(ctx, obj)
-		if store.IsConflict(err) && attempt < 5 {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if done != nil {
-			done(updated.GetResourceVersion() != rv)
-		}
-		return nil
-	}
-}
-
-func reportUpdate(cmd *cobra.Command, what, name string, changed bool) {
-	if changed {
-		fmt.Fprintf(cmd.OutOrStdout(), "%s '%s' updated\n", what, name)
-	} else {
-		fmt.Fprintf(cmd.OutOrStdout(), "%s '%s' unchanged\n", what, name)
-	}
-}
-
-func newEnvDelete(g *Globals) *cobra.Command {
-	var name string
+func newEnvDelete(k kindCommands[*v1.Environment]) *cobra.Command {
 	var force bool
-	cmd := &cobra.Command{Use: "delete", Short: "Delete an environment", Args: cobra.NoArgs}
-	cmd.Flags().StringVar(&name, "name", "", "environment name")
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "delete even if functions use it; succeed if it does not exist")
-	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
-		if err := requireFlag("name", name); err != nil {
-			return err
-		}
+	cmd := namedCommand(k.g, "delete", "Delete an environment", k.noun, func(ctx context.Context, cmd *cobra.Command, st store.Store, name string) error {
 		if !force {
-			fns, _, err := st.List(ctx, v1.KindFunction, store.ListOptions{Namespace: g.ns()})
+			users, err := functionsWhere(ctx, st, k.g.ns(), func(fn *v1.Function) bool { return fn.Spec.Environment.Name == name })
 			if err != nil {
 				return err
 			}
-			var users []string
-			for _, o := range fns {
-				if fn := o.(*v1.Function); fn.Spec.Environment.Name == name {
-					users = append(users, fn.Name)
-				}
-			}
 			if len(users) > 0 {
-				return fmt.Errorf("environment '%s' is used by function(s) %s; delete them first or use --force", name, strings.Join(users, ", "))
+				return fmt.Errorf("environment '%s' is used by function(s) %s; delete them first or use --force", name, functionNames(users))
 			}
 		}
-		err := st.Delete(ctx, v1.KindEnvironment, g.ns(), name, "")
-		if store.IsNotFound(err) && force {
+		missing, err := k.deleteOne(ctx, st, cmd.OutOrStdout(), name, force)
+		if missing {
 			fmt.Fprintf(cmd.OutOrStdout(), "environment '%s' not found; nothing to delete\n", name)
-			return nil
 		}
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "environment '%s' deleted\n", name)
-		return nil
+		return err
 	})
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "delete even if functions use it; succeed if it does not exist")
 	return cmd
 }

@@ -21,14 +21,11 @@ func init() { register(newFnCommand) }
 // newFnCommand is `isotope fn` (alias function). `fn logs`, `fn test`
 // come from other files through registerSub.
 func newFnCommand(g *Globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:     "fn",
-		Aliases: []string{"function"},
-		Short:   "Manage functions",
-	}
-	cmd.AddCommand(newFnCreate(g), newFnGet(g, "get"), newFnGet(g, "getsrc"), newFnGetDeploy(g),
-		newFnGetMeta(g), newFnUpdate(g), newFnDelete(g), newFnList(g))
-	return cmd
+	k := kindCommands[*v1.Function]{g: g, noun: "function"}
+	return group("fn", []string{"function"}, "Manage functions",
+		newFnCreate(g), newFnArchive(g, "get"), newFnArchive(g, "getsrc"), newFnArchive(g, "getdeploy"),
+		k.get("getmeta", "Show a function's metadata", describeFn), newFnUpdate(g),
+		k.delete("Delete a function (its package stays; see pkg delete --orphan)"), newFnList(k))
 }
 
 // fnOptions are the flags of fn create and fn update.
@@ -241,10 +238,7 @@ func newFnCreate(g *Globals) *cobra.Command {
 				return err
 			}
 			if !sf.spec && !sf.dry {
-				if _, err := st.Get(ctx, v1.KindEnvironment, ns, o.env); err != nil {
-					if store.IsNotFound(err) {
-						return fmt.Errorf("--env: environment '%s' not found in namespace '%s'", o.env, ns)
-					}
+				if err := checkEnvExists(ctx, st, ns, o.env); err != nil {
 					return err
 				}
 			}
@@ -344,90 +338,51 @@ func getFunctionPackage(ctx context.Context, st store.Store, ns, name string) (*
 	return fn, p, nil
 }
 
-// newFnGet is `fn get` and `fn getsrc`: the function's source archive
-// (or, for a function made from a deploy archive only, that archive).
-func newFnGet(g *Globals, use string) *cobra.Command {
-	var name, output string
-	cmd := &cobra.Command{Use: use, Short: "Print the function's source code", Args: cobra.NoArgs}
-	cmd.Flags().StringVar(&name, "name", "", "function name")
-	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file instead of stdout")
-	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
-		if err := requireFlag("name", name); err != nil {
-			return err
-		}
-		_, p, err := getFunctionPackage(ctx, st, g.ns(), name)
-		if err != nil {
-			return err
-		}
-		a := p.Spec.Source
-		if a.IsEmpty() {
-			a = p.Spec.Deployment
-		}
-		if a.IsEmpty() {
-			return fmt.Errorf("package '%s' of function '%s' holds no archive", p.Name, name)
-		}
-		return writeOutput(output, cmd.OutOrStdout(), func(w io.Writer) error { return readArchive(ctx, g, a, w) })
-	})
-	return cmd
+// newFnArchive is `fn get` and `fn getsrc`, the function's source archive
+// (or, for a function made from a deploy archive only, that archive), and
+// `fn getdeploy`, its deploy archive.
+func newFnArchive(g *Globals, use string) *cobra.Command {
+	short := "Print the function's source code"
+	if use == "getdeploy" {
+		short = "Print the function's deploy archive"
+	}
+	return archiveOutCommand(g, use, short, "function", "write to this file instead of stdout",
+		func(ctx context.Context, st store.Store, name string) (v1.Archive, error) {
+			_, p, err := getFunctionPackage(ctx, st, g.ns(), name)
+			switch {
+			case err != nil:
+				return v1.Archive{}, err
+			case use == "getdeploy":
+				return deployArchive(p)
+			case !p.Spec.Source.IsEmpty():
+				return p.Spec.Source, nil
+			case !p.Spec.Deployment.IsEmpty():
+				return p.Spec.Deployment, nil
+			}
+			return v1.Archive{}, fmt.Errorf("package '%s' of function '%s' holds no archive", p.Name, name)
+		})
 }
 
-func newFnGetDeploy(g *Globals) *cobra.Command {
-	var name, output string
-	cmd := &cobra.Command{Use: "getdeploy", Short: "Print the function's deploy archive", Args: cobra.NoArgs}
-	cmd.Flags().StringVar(&name, "name", "", "function name")
-	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file instead of stdout")
-	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
-		if err := requireFlag("name", name); err != nil {
-			return err
-		}
-		_, p, err := getFunctionPackage(ctx, st, g.ns(), name)
-		if err != nil {
-			return err
-		}
-		return writeDeploy(ctx, g, p, output, cmd)
-	})
-	return cmd
-}
-
-func newFnGetMeta(g *Globals) *cobra.Command {
-	var name, output string
-	cmd := &cobra.Command{Use: "getmeta", Short: "Show a function's metadata", Args: cobra.NoArgs}
-	cmd.Flags().StringVar(&name, "name", "", "function name")
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml (default: a summary)")
-	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
-		if err := requireFlag("name", name); err != nil {
-			return err
-		}
-		if err := checkFormat(output); err != nil {
-			return err
-		}
-		fn, err := store.GetAs[*v1.Function](ctx, st, g.ns(), name)
-		if err != nil {
-			return err
-		}
-		if output != "" {
-			return printObject(cmd.OutOrStdout(), fn, output)
-		}
-		s := newSummary(cmd.OutOrStdout())
-		es := fn.Spec.InvokeStrategy.ExecutionStrategy
-		s.add("Name", fn.Name)
-		s.add("Namespace", fn.Namespace)
-		s.add("Environment", fn.Spec.Environment.Name)
-		s.add("Package", fn.Spec.Package.PackageRef.Name)
-		s.add("Entry point", fn.Spec.Package.FunctionName)
-		s.add("Executor type", string(es.ExecutorType))
-		s.add("Scale", fmt.Sprintf("%d..%d", es.MinScale, es.MaxScale))
-		s.add("Function timeout", fmt.Sprintf("%ds", fn.Spec.FunctionTimeout))
-		if fn.Spec.IdleTimeout != nil {
-			s.add("Idle timeout", fmt.Sprintf("%ds", *fn.Spec.IdleTimeout))
-		}
-		s.add("Concurrency", strconv.Itoa(fn.Spec.Concurrency))
-		s.add("Requests per instance", strconv.Itoa(fn.Spec.RequestsPerPod))
-		s.add("Resources", resourcesString(fn.Spec.Resources))
-		s.add("Created", fn.CreationTimestamp.UTC().Format("2006-01-02T15:04:05Z"))
-		return s.flush()
-	})
-	return cmd
+// describeFn is the summary `fn getmeta` prints.
+func describeFn(w io.Writer, fn *v1.Function) error {
+	s := newSummary(w)
+	es := fn.Spec.InvokeStrategy.ExecutionStrategy
+	s.add("Name", fn.Name)
+	s.add("Namespace", fn.Namespace)
+	s.add("Environment", fn.Spec.Environment.Name)
+	s.add("Package", fn.Spec.Package.PackageRef.Name)
+	s.add("Entry point", fn.Spec.Package.FunctionName)
+	s.add("Executor type", string(es.ExecutorType))
+	s.add("Scale", fmt.Sprintf("%d..%d", es.MinScale, es.MaxScale))
+	s.add("Function timeout", fmt.Sprintf("%ds", fn.Spec.FunctionTimeout))
+	if fn.Spec.IdleTimeout != nil {
+		s.add("Idle timeout", fmt.Sprintf("%ds", *fn.Spec.IdleTimeout))
+	}
+	s.add("Concurrency", strconv.Itoa(fn.Spec.Concurrency))
+	s.add("Requests per instance", strconv.Itoa(fn.Spec.RequestsPerPod))
+	s.add("Resources", resourcesString(fn.Spec.Resources))
+	s.add("Created", fn.CreationTimestamp.UTC().Format("2006-01-02T15:04:05Z"))
+	return s.flush()
 }
 
 func newFnUpdate(g *Globals) *cobra.Command {
@@ -494,59 +449,12 @@ func newFnUpdate(g *Globals) *cobra.Command {
 	return cmd
 }
 
-func newFnDelete(g *Globals) *cobra.Command {
-	var name string
-	var ignoreNotFound bool
-	cmd := &cobra.Command{Use: "delete", Short: "Delete a function (its package stays; see pkg delete --orphan)", Args: cobra.NoArgs}
-	cmd.Flags().StringVar(&name, "name", "", "function name")
-	cmd.Flags().BoolVar(&ignoreNotFound, "ignorenotfound", false, "succeed when the function does not exist")
-	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
-		if err := requireFlag("name", name); err != nil {
-			return err
-		}
-		err := st.Delete(ctx, v1.KindFunction, g.ns(), name, "")
-		if store.IsNotFound(err) && ignoreNotFound {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "function '%s' deleted\n", name)
-		return nil
-	})
-	return cmd
-}
-
-func newFnList(g *Globals) *cobra.Command {
-	var output, env string
-	var all bool
-	cmd := &cobra.Command{Use: "list", Short: "List functions", Args: cobra.NoArgs}
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml (default: a table)")
-	cmd.Flags().StringVar(&env, "env", "", "only functions of this environment")
-	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list every namespace")
-	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
-		if err := checkFormat(output); err != nil {
-			return err
-		}
-		objs, rv, err := st.List(ctx, v1.KindFunction, listOpts(g, all))
-		if err != nil {
-			return err
-		}
-		if env != "" {
-			kept := objs[:0]
-			for _, o := range objs {
-				if o.(*v1.Function).Spec.Environment.Name == env {
-					kept = append(kept, o)
-				}
-			}
-			objs = kept
-		}
-		if output != "" {
-			return printList(cmd.OutOrStdout(), v1.KindFunction, objs, rv, output)
-		}
-		t := newTable(cmd.OutOrStdout(), "NAME", "ENV", "EXECUTORTYPE", "MINSCALE", "MAXSCALE", "MINCPU", "MAXCPU", "MINMEMORY", "MAXMEMORY", "SECRETS", "CONFIGMAPS", "NAMESPACE")
-		for _, o := range objs {
-			fn := o.(*v1.Function)
+func newFnList(k kindCommands[*v1.Function]) *cobra.Command {
+	var env string
+	cmd := k.list(listing[*v1.Function]{
+		short:   "List functions",
+		headers: []string{"NAME", "ENV", "EXECUTORTYPE", "MINSCALE", "MAXSCALE", "MINCPU", "MAXCPU", "MINMEMORY", "MAXMEMORY", "SECRETS", "CONFIGMAPS", "NAMESPACE"},
+		row: func(fn *v1.Function) []string {
 			es := fn.Spec.InvokeStrategy.ExecutionStrategy
 			r := fn.Spec.Resources
 			var secrets, cms []string
@@ -556,12 +464,18 @@ func newFnList(g *Globals) *cobra.Command {
 			for _, c := range fn.Spec.ConfigMaps {
 				cms = append(cms, c.Name)
 			}
-			t.row(fn.Name, fn.Spec.Environment.Name, string(es.ExecutorType), strconv.Itoa(es.MinScale), strconv.Itoa(es.MaxScale),
+			return []string{fn.Name, fn.Spec.Environment.Name, string(es.ExecutorType), strconv.Itoa(es.MinScale), strconv.Itoa(es.MaxScale),
 				quantity(r.Requests, corev1.ResourceCPU), quantity(r.Limits, corev1.ResourceCPU),
 				quantity(r.Requests, corev1.ResourceMemory), quantity(r.Limits, corev1.ResourceMemory),
-				strings.Join(secrets, ","), strings.Join(cms, ","), fn.Namespace)
-		}
-		return t.flush()
+				strings.Join(secrets, ","), strings.Join(cms, ","), fn.Namespace}
+		},
+		filter: func(context.Context, store.Store, store.ListOptions) (func(*v1.Function) bool, error) {
+			if env == "" {
+				return nil, nil
+			}
+			return func(fn *v1.Function) bool { return fn.Spec.Environment.Name == env }, nil
+		},
 	})
+	cmd.Flags().StringVar(&env, "env", "", "only functions of this environment")
 	return cmd
 }

@@ -18,14 +18,12 @@ func init() { register(newPkgCommand) }
 
 // newPkgCommand is `isotope pkg` (alias package).
 func newPkgCommand(g *Globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:     "pkg",
-		Aliases: []string{"package"},
-		Short:   "Manage packages (source and deploy archives, builds)",
-	}
-	cmd.AddCommand(newPkgCreate(g), newPkgUpdate(g), newPkgGetArchive(g, "getsrc"), newPkgGetArchive(g, "getdeploy"),
-		newPkgInfo(g), newPkgList(g), newPkgRebuild(g), newPkgDelete(g))
-	return cmd
+	k := kindCommands[*v1.Package]{g: g, noun: "package"}
+	info := k.get("info", "Show a package's build status and log (get -o json|yaml prints the whole object)", describePkg)
+	info.Aliases = []string{"get"}
+	return group("pkg", []string{"package"}, "Manage packages (source and deploy archives, builds)",
+		newPkgCreate(g), newPkgUpdate(g), newPkgArchive(g, "getsrc"), newPkgArchive(g, "getdeploy"),
+		info, newPkgList(k), newPkgRebuild(g), newPkgDelete(k))
 }
 
 // pkgOptions are the flags of pkg create and pkg update.
@@ -90,10 +88,7 @@ func newPkgCreate(g *Globals) *cobra.Command {
 			o.name = uniqueName(strings.TrimSuffix(base, filepath.Ext(base)))
 		}
 		if !sf.spec && !sf.dry {
-			if _, err := st.Get(ctx, v1.KindEnvironment, ns, o.env); err != nil {
-				if store.IsNotFound(err) {
-					return fmt.Errorf("--env: environment '%s' not found in namespace '%s'", o.env, ns)
-				}
+			if err := checkEnvExists(ctx, st, ns, o.env); err != nil {
 				return err
 			}
 		}
@@ -142,19 +137,44 @@ type pkgChange struct {
 	exceptFn string
 }
 
+// checkEnvExists refuses --env naming an environment that does not exist.
+func checkEnvExists(ctx context.Context, st store.Store, ns, env string) error {
+	if _, err := st.Get(ctx, v1.KindEnvironment, ns, env); err != nil {
+		if store.IsNotFound(err) {
+			return fmt.Errorf("--env: environment '%s' not found in namespace '%s'", env, ns)
+		}
+		return err
+	}
+	return nil
+}
+
 // functionsUsing returns the functions whose package is ns/name.
 func functionsUsing(ctx context.Context, st store.Store, ns, name string) ([]*v1.Function, error) {
+	return functionsWhere(ctx, st, ns, func(fn *v1.Function) bool { return fn.Spec.Package.PackageRef.Name == name })
+}
+
+// functionsWhere returns the functions of namespace ns that keep accepts.
+func functionsWhere(ctx context.Context, st store.Store, ns string, keep func(*v1.Function) bool) ([]*v1.Function, error) {
 	fns, _, err := store.ListAs[*v1.Function](ctx, st, store.ListOptions{Namespace: ns})
 	if err != nil {
 		return nil, err
 	}
 	var out []*v1.Function
 	for _, fn := range fns {
-		if fn.Spec.Package.PackageRef.Name == name {
+		if keep(fn) {
 			out = append(out, fn)
 		}
 	}
 	return out, nil
+}
+
+// functionNames lists the functions' names, comma separated.
+func functionNames(fns []*v1.Function) string {
+	names := make([]string, len(fns))
+	for i, fn := range fns {
+		names[i] = fn.Name
+	}
+	return strings.Join(names, ", ")
 }
 
 // updatePackage applies c to a package: its spec, then its status
@@ -284,41 +304,49 @@ func newPkgUpdate(g *Globals) *cobra.Command {
 	return cmd
 }
 
-// newPkgGetArchive is `pkg getsrc` and `pkg getdeploy`.
-func newPkgGetArchive(g *Globals, use string) *cobra.Command {
-	var name, output string
+// newPkgArchive is `pkg getsrc` and `pkg getdeploy`.
+func newPkgArchive(g *Globals, use string) *cobra.Command {
 	what := "source"
 	if use == "getdeploy" {
 		what = "deploy"
 	}
-	cmd := &cobra.Command{Use: use, Short: "Write the package's " + what + " archive to a file or stdout", Args: cobra.NoArgs}
-	cmd.Flags().StringVar(&name, "name", "", "package name")
-	cmd.Flags().StringVarP(&output, "output", "o", "", "file to write (default: stdout)")
-	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
-		if err := requireFlag("name", name); err != nil {
-			return err
-		}
-		p, err := store.GetAs[*v1.Package](ctx, st, g.ns(), name)
+	return archiveOutCommand(g, use, "Write the package's "+what+" archive to a file or stdout", "package", "file to write (default: stdout)",
+		func(ctx context.Context, st store.Store, name string) (v1.Archive, error) {
+			p, err := store.GetAs[*v1.Package](ctx, st, g.ns(), name)
+			switch {
+			case err != nil:
+				return v1.Archive{}, err
+			case use == "getdeploy":
+				return deployArchive(p)
+			case p.Spec.Source.IsEmpty():
+				return v1.Archive{}, fmt.Errorf("package '%s' has no source archive", name)
+			}
+			return p.Spec.Source, nil
+		})
+}
+
+// archiveOutCommand is a command that writes one archive of the object
+// named by --name to the file -o names, or to stdout.
+func archiveOutCommand(g *Globals, use, short, noun, outputHelp string, pick func(ctx context.Context, st store.Store, name string) (v1.Archive, error)) *cobra.Command {
+	var output string
+	cmd := namedCommand(g, use, short, noun, func(ctx context.Context, cmd *cobra.Command, st store.Store, name string) error {
+		a, err := pick(ctx, st, name)
 		if err != nil {
 			return err
 		}
-		if use == "getdeploy" {
-			return writeDeploy(ctx, g, p, output, cmd)
-		}
-		if p.Spec.Source.IsEmpty() {
-			return fmt.Errorf("package '%s' has no source archive", name)
-		}
-		return writeOutput(output, cmd.OutOrStdout(), func(w io.Writer) error { return readArchive(ctx, g, p.Spec.Source, w) })
+		return writeOutput(output, cmd.OutOrStdout(), func(w io.Writer) error { return readArchive(ctx, g, a, w) })
 	})
+	cmd.Flags().StringVarP(&output, "output", "o", "", outputHelp)
 	return cmd
 }
 
-// writeDeploy writes a package's deploy archive, or says why there is none.
-func writeDeploy(ctx context.Context, g *Globals, p *v1.Package, output string, cmd *cobra.Command) error {
+// deployArchive is a package's deploy archive, or an error saying why
+// there is none.
+func deployArchive(p *v1.Package) (v1.Archive, error) {
 	if p.Spec.Deployment.IsEmpty() {
-		return fmt.Errorf("package '%s' has no deploy archive (build status: %s)", p.Name, displayStatus(p.Status.BuildStatus))
+		return v1.Archive{}, fmt.Errorf("package '%s' has no deploy archive (build status: %s)", p.Name, displayStatus(p.Status.BuildStatus))
 	}
-	return writeOutput(output, cmd.OutOrStdout(), func(w io.Writer) error { return readArchive(ctx, g, p.Spec.Deployment, w) })
+	return p.Spec.Deployment, nil
 }
 
 func archiveString(a v1.Archive) string {
@@ -331,50 +359,30 @@ func archiveString(a v1.Archive) string {
 	return ""
 }
 
-func newPkgInfo(g *Globals) *cobra.Command {
-	var name, output string
-	cmd := &cobra.Command{Use: "info", Aliases: []string{"get"}, Short: "Show a package's build status and log (get -o json|yaml prints the whole object)", Args: cobra.NoArgs}
-	cmd.Flags().StringVar(&name, "name", "", "package name")
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml (default: a summary)")
-	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
-		if err := requireFlag("name", name); err != nil {
-			return err
-		}
-		if err := checkFormat(output); err != nil {
-			return err
-		}
-		p, err := store.GetAs[*v1.Package](ctx, st, g.ns(), name)
-		if err != nil {
-			return err
-		}
-		if output != "" {
-			return printObject(cmd.OutOrStdout(), p, output)
-		}
-		s := newSummary(cmd.OutOrStdout())
-		s.add("Name", p.Name)
-		s.add("Namespace", p.Namespace)
-		s.add("Environment", p.Spec.Environment.Name)
-		s.add("Status", displayStatus(p.Status.BuildStatus))
-		s.add("Build command", p.Spec.BuildCommand)
-		s.add("Source", archiveString(p.Spec.Source))
-		s.add("Deployment", archiveString(p.Spec.Deployment))
-		s.add("Last update", timeString(p.Status.LastUpdateTimestamp))
-		if err := s.flush(); err != nil {
-			return err
-		}
-		out := cmd.OutOrStdout()
-		fmt.Fprintln(out, "Build log:")
-		if p.Status.BuildLog == "" {
-			fmt.Fprintln(out, "  (empty)")
-			return nil
-		}
-		io.WriteString(out, p.Status.BuildLog)
-		if !strings.HasSuffix(p.Status.BuildLog, "\n") {
-			fmt.Fprintln(out)
-		}
+// describePkg is what `pkg info` prints: a summary, then the build log.
+func describePkg(out io.Writer, p *v1.Package) error {
+	s := newSummary(out)
+	s.add("Name", p.Name)
+	s.add("Namespace", p.Namespace)
+	s.add("Environment", p.Spec.Environment.Name)
+	s.add("Status", displayStatus(p.Status.BuildStatus))
+	s.add("Build command", p.Spec.BuildCommand)
+	s.add("Source", archiveString(p.Spec.Source))
+	s.add("Deployment", archiveString(p.Spec.Deployment))
+	s.add("Last update", timeString(p.Status.LastUpdateTimestamp))
+	if err := s.flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "Build log:")
+	if p.Status.BuildLog == "" {
+		fmt.Fprintln(out, "  (empty)")
 		return nil
-	})
-	return cmd
+	}
+	io.WriteString(out, p.Status.BuildLog)
+	if !strings.HasSuffix(p.Status.BuildLog, "\n") {
+		fmt.Fprintln(out)
+	}
+	return nil
 }
 
 func timeString(t metav1.Time) string {
@@ -384,54 +392,37 @@ func timeString(t metav1.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05Z")
 }
 
-func newPkgList(g *Globals) *cobra.Command {
-	var output, status string
-	var orphan, all bool
-	cmd := &cobra.Command{Use: "list", Short: "List packages", Args: cobra.NoArgs}
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml (default: a table)")
+func newPkgList(k kindCommands[*v1.Package]) *cobra.Command {
+	var status string
+	var orphan bool
+	cmd := k.list(listing[*v1.Package]{
+		short:   "List packages",
+		headers: []string{"NAME", "BUILD_STATUS", "ENV", "LASTUPDATEDAT", "NAMESPACE"},
+		row: func(p *v1.Package) []string {
+			return []string{p.Name, displayStatus(p.Status.BuildStatus), p.Spec.Environment.Name, timeString(p.Status.LastUpdateTimestamp), p.Namespace}
+		},
+		check: func() error {
+			switch v1.BuildStatus(status) {
+			case "", v1.BuildStatusPending, v1.BuildStatusRunning, v1.BuildStatusSucceeded, v1.BuildStatusFailed, v1.BuildStatusNone:
+				return nil
+			}
+			return fmt.Errorf("--status: unknown build status %q (want pending, running, succeeded, failed or none)", status)
+		},
+		filter: func(ctx context.Context, st store.Store, opts store.ListOptions) (func(*v1.Package) bool, error) {
+			var used map[string]bool
+			if orphan {
+				var err error
+				if used, err = packagesInUse(ctx, st, opts); err != nil {
+					return nil, err
+				}
+			}
+			return func(p *v1.Package) bool {
+				return (status == "" || displayStatus(p.Status.BuildStatus) == status) && !(orphan && used[p.Namespace+"/"+p.Name])
+			}, nil
+		},
+	})
 	cmd.Flags().StringVar(&status, "status", "", "only packages with this build status (pending, running, succeeded, failed, none)")
 	cmd.Flags().BoolVar(&orphan, "orphan", false, "only packages no function uses")
-	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list every namespace")
-	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
-		if err := checkFormat(output); err != nil {
-			return err
-		}
-		switch v1.BuildStatus(status) {
-		case "", v1.BuildStatusPending, v1.BuildStatusRunning, v1.BuildStatusSucceeded, v1.BuildStatusFailed, v1.BuildStatusNone:
-		default:
-			return fmt.Errorf("--status: unknown build status %q (want pending, running, succeeded, failed or none)", status)
-		}
-		objs, rv, err := st.List(ctx, v1.KindPackage, listOpts(g, all))
-		if err != nil {
-			return err
-		}
-		var used map[string]bool
-		if orphan {
-			if used, err = packagesInUse(ctx, st, listOpts(g, all)); err != nil {
-				return err
-			}
-		}
-		kept := objs[:0]
-		for _, o := range objs {
-			p := o.(*v1.Package)
-			if status != "" && displayStatus(p.Status.BuildStatus) != status {
-				continue
-			}
-			if orphan && used[p.Namespace+"/"+p.Name] {
-				continue
-			}
-			kept = append(kept, o)
-		}
-		if output != "" {
-			return printList(cmd.OutOrStdout(), v1.KindPackage, kept, rv, output)
-		}
-		t := newTable(cmd.OutOrStdout(), "NAME", "BUILD_STATUS", "ENV", "LASTUPDATEDAT", "NAMESPACE")
-		for _, o := range kept {
-			p := o.(*v1.Package)
-			t.row(p.Name, displayStatus(p.Status.BuildStatus), p.Spec.Environment.Name, timeString(p.Status.LastUpdateTimestamp), p.Namespace)
-		}
-		return t.flush()
-	})
 	return cmd
 }
 
@@ -453,16 +444,8 @@ func packagesInUse(ctx context.Context, st store.Store, opts store.ListOptions) 
 }
 
 func newPkgRebuild(g *Globals) *cobra.Command {
-	var name string
 	var force, noWait bool
-	cmd := &cobra.Command{Use: "rebuild", Short: "Build a failed package again (a succeeded one with --force)", Args: cobra.NoArgs}
-	cmd.Flags().StringVar(&name, "name", "", "package name")
-	cmd.Flags().BoolVar(&force, "force", false, "rebuild even a package whose build succeeded")
-	cmd.Flags().BoolVar(&noWait, "no-wait", false, "do not wait for the build")
-	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
-		if err := requireFlag("name", name); err != nil {
-			return err
-		}
+	cmd := namedCommand(g, "rebuild", "Build a failed package again (a succeeded one with --force)", "package", func(ctx context.Context, cmd *cobra.Command, st store.Store, name string) error {
 		p, err := store.GetAs[*v1.Package](ctx, st, g.ns(), name)
 		if err != nil {
 			return err
@@ -494,42 +477,21 @@ func newPkgRebuild(g *Globals) *cobra.Command {
 		}
 		return waitForBuild(ctx, g, st, cmd.OutOrStdout(), cmd.ErrOrStderr(), obj.(*v1.Package))
 	})
+	cmd.Flags().BoolVar(&force, "force", false, "rebuild even a package whose build succeeded")
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "do not wait for the build")
 	return cmd
 }
 
-func newPkgDelete(g *Globals) *cobra.Command {
+func newPkgDelete(k kindCommands[*v1.Package]) *cobra.Command {
 	var name string
 	var orphan, force, ignoreNotFound bool
-	cmd := &cobra.Command{Use: "delete", Short: "Delete a package, or every orphan package", Args: cobra.NoArgs}
-	cmd.Flags().StringVar(&name, "name", "", "package name")
-	cmd.Flags().BoolVar(&orphan, "orphan", false, "delete every package no function uses")
-	cmd.Flags().BoolVarP(&force, "force", "f", false, "delete even if functions use the package")
-	cmd.Flags().BoolVar(&ignoreNotFound, "ignorenotfound", false, "succeed when the package does not exist")
-	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
-		ns := g.ns()
-		out := cmd.OutOrStdout()
+	cmd := command(k.g, "delete", "Delete a package, or every orphan package", func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
+		ns := k.g.ns()
 		if orphan {
 			if name != "" {
 				return fmt.Errorf("give --name or --orphan, not both")
 			}
-			used, err := packagesInUse(ctx, st, store.ListOptions{Namespace: ns})
-			if err != nil {
-				return err
-			}
-			pkgs, _, err := st.List(ctx, v1.KindPackage, store.ListOptions{Namespace: ns})
-			if err != nil {
-				return err
-			}
-			for _, p := range pkgs {
-				if used[p.GetNamespace()+"/"+p.GetName()] {
-					continue
-				}
-				if err := st.Delete(ctx, v1.KindPackage, ns, p.GetName(), p.GetResourceVersion()); err != nil && !store.IsNotFound(err) {
-					return err
-				}
-				fmt.Fprintf(out, "package '%s' deleted\n", p.GetName())
-			}
-			return nil
+			return deleteOrphanPackages(ctx, st, cmd.OutOrStdout(), ns)
 		}
 		if err := requireFlag("name", name); err != nil {
 			return err
@@ -540,22 +502,37 @@ func newPkgDelete(g *Globals) *cobra.Command {
 				return err
 			}
 			if len(users) > 0 {
-				names := make([]string, len(users))
-				for i, fn := range users {
-					names[i] = fn.Name
-				}
-				return fmt.Errorf("package '%s' is used by function(s) %s; use --force to delete it anyway", name, strings.Join(names, ", "))
+				return fmt.Errorf("package '%s' is used by function(s) %s; use --force to delete it anyway", name, functionNames(users))
 			}
 		}
-		err := st.Delete(ctx, v1.KindPackage, ns, name, "")
-		if store.IsNotFound(err) && ignoreNotFound {
-			return nil
+		_, err := k.deleteOne(ctx, st, cmd.OutOrStdout(), name, ignoreNotFound)
+		return err
+	})
+	cmd.Flags().StringVar(&name, "name", "", "package name")
+	cmd.Flags().BoolVar(&orphan, "orphan", false, "delete every package no function uses")
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "delete even if functions use the package")
+	cmd.Flags().BoolVar(&ignoreNotFound, "ignorenotfound", false, "succeed when the package does not exist")
+	return cmd
+}
+
+// deleteOrphanPackages deletes every package of ns that no function uses.
+func deleteOrphanPackages(ctx context.Context, st store.Store, out io.Writer, ns string) error {
+	used, err := packagesInUse(ctx, st, store.ListOptions{Namespace: ns})
+	if err != nil {
+		return err
+	}
+	pkgs, _, err := st.List(ctx, v1.KindPackage, store.ListOptions{Namespace: ns})
+	if err != nil {
+		return err
+	}
+	for _, p := range pkgs {
+		if used[p.GetNamespace()+"/"+p.GetName()] {
+			continue
 		}
-		if err != nil {
+		if err := st.Delete(ctx, v1.KindPackage, ns, p.GetName(), p.GetResourceVersion()); err != nil && !store.IsNotFound(err) {
 			return err
 		}
-		fmt.Fprintf(out, "package '%s' deleted\n", name)
-		return nil
-	})
-	return cmd
+		fmt.Fprintf(out, "package '%s' deleted\n", p.GetName())
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,13 +20,9 @@ func init() { register(newRouteCommand) }
 
 // newRouteCommand is `isotope route` (aliases httptrigger, ht).
 func newRouteCommand(g *Globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:     "route",
-		Aliases: []string{"httptrigger", "ht"},
-		Short:   "Manage HTTP routes to functions",
-	}
-	cmd.AddCommand(newRouteCreate(g), newRouteGet(g), newRouteList(g), newRouteUpdate(g), newRouteDelete(g))
-	return cmd
+	k := kindCommands[*v1.HTTPTrigger]{g: g, noun: "route"}
+	return group("route", []string{"httptrigger", "ht"}, "Manage HTTP routes to functions",
+		newRouteCreate(g), k.get("get", "Show a route", describeRoute), newRouteList(k), newRouteUpdate(k), newRouteDelete(k))
 }
 
 // routeOptions are the flags of route create and route update.
@@ -202,73 +199,36 @@ func routeMethods(s *v1.HTTPTriggerSpec) []string {
 	return m
 }
 
-func newRouteGet(g *Globals) *cobra.Command {
-	var name, output string
-	cmd := &cobra.Command{Use: "get", Short: "Show a route", Args: cobra.NoArgs}
-	cmd.Flags().StringVar(&name, "name", "", "route name")
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml (default: a summary)")
-	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
-		if err := requireFlag("name", name); err != nil {
-			return err
-		}
-		if err := checkFormat(output); err != nil {
-			return err
-		}
-		r, err := store.GetAs[*v1.HTTPTrigger](ctx, st, g.ns(), name)
-		if err != nil {
-			return err
-		}
-		if output != "" {
-			return printObject(cmd.OutOrStdout(), r, output)
-		}
-		s := newSummary(cmd.OutOrStdout())
-		s.add("Name", r.Name)
-		s.add("Namespace", r.Namespace)
-		s.add("Methods", strings.Join(routeMethods(&r.Spec), ","))
-		s.add("URL", routePath(&r.Spec))
-		s.add("Keep prefix", strconv.FormatBool(r.Spec.KeepPrefix))
-		s.add("Host", r.Spec.Host)
-		s.add("Function", refString(r.Spec.FunctionReference))
-		return s.flush()
-	})
-	return cmd
+// describeRoute is the summary `route get` prints.
+func describeRoute(w io.Writer, r *v1.HTTPTrigger) error {
+	s := newSummary(w)
+	s.add("Name", r.Name)
+	s.add("Namespace", r.Namespace)
+	s.add("Methods", strings.Join(routeMethods(&r.Spec), ","))
+	s.add("URL", routePath(&r.Spec))
+	s.add("Keep prefix", strconv.FormatBool(r.Spec.KeepPrefix))
+	s.add("Host", r.Spec.Host)
+	s.add("Function", refString(r.Spec.FunctionReference))
+	return s.flush()
 }
 
-func newRouteList(g *Globals) *cobra.Command {
-	var output, function string
-	var all bool
-	cmd := &cobra.Command{Use: "list", Short: "List routes", Args: cobra.NoArgs}
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml (default: a table)")
-	cmd.Flags().StringVar(&function, "function", "", "only routes to this function")
-	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list every namespace")
-	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
-		if err := checkFormat(output); err != nil {
-			return err
-		}
-		objs, rv, err := st.List(ctx, v1.KindHTTPTrigger, listOpts(g, all))
-		if err != nil {
-			return err
-		}
-		if function != "" {
-			kept := objs[:0]
-			for _, o := range objs {
-				if routeCalls(o.(*v1.HTTPTrigger), function) {
-					kept = append(kept, o)
-				}
+func newRouteList(k kindCommands[*v1.HTTPTrigger]) *cobra.Command {
+	var function string
+	cmd := k.list(listing[*v1.HTTPTrigger]{
+		short:   "List routes",
+		headers: []string{"NAME", "METHOD", "URL", "FUNCTION(s)", "HOST", "KEEPPREFIX", "NAMESPACE"},
+		row: func(r *v1.HTTPTrigger) []string {
+			return []string{r.Name, strings.Join(routeMethods(&r.Spec), ","), routePath(&r.Spec), refString(r.Spec.FunctionReference),
+				r.Spec.Host, strconv.FormatBool(r.Spec.KeepPrefix), r.Namespace}
+		},
+		filter: func(context.Context, store.Store, store.ListOptions) (func(*v1.HTTPTrigger) bool, error) {
+			if function == "" {
+				return nil, nil
 			}
-			objs = kept
-		}
-		if output != "" {
-			return printList(cmd.OutOrStdout(), v1.KindHTTPTrigger, objs, rv, output)
-		}
-		t := newTable(cmd.OutOrStdout(), "NAME", "METHOD", "URL", "FUNCTION(s)", "HOST", "KEEPPREFIX", "NAMESPACE")
-		for _, o := range objs {
-			r := o.(*v1.HTTPTrigger)
-			t.row(r.Name, strings.Join(routeMethods(&r.Spec), ","), routePath(&r.Spec), refString(r.Spec.FunctionReference),
-				r.Spec.Host, strconv.FormatBool(r.Spec.KeepPrefix), r.Namespace)
-		}
-		return t.flush()
+			return func(r *v1.HTTPTrigger) bool { return routeCalls(r, function) }, nil
+		},
 	})
+	cmd.Flags().StringVar(&function, "function", "", "only routes to this function")
 	return cmd
 }
 
@@ -282,73 +242,62 @@ func routeCalls(r *v1.HTTPTrigger, fn string) bool {
 	return ref.Name == fn
 }
 
-func newRouteUpdate(g *Globals) *cobra.Command {
+func newRouteUpdate(k kindCommands[*v1.HTTPTrigger]) *cobra.Command {
 	o := &routeOptions{}
-	cmd := &cobra.Command{Use: "update", Short: "Change a route (only the flags given)", Args: cobra.NoArgs}
-	o.addFlags(cmd)
-	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
-		ns := g.ns()
-		if err := requireFlag("name", o.name); err != nil {
+	check := func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
+		if changed(cmd, "function") {
+			return checkFunctionsExist(ctx, st, k.g.ns(), o.functions)
+		}
+		return nil
+	}
+	cmd := k.update("Change a route (only the flags given)", &o.name, check, func(cmd *cobra.Command, r *v1.HTTPTrigger) error {
+		s := &r.Spec
+		if err := setRouteURL(s, o.url, o.prefix, false); err != nil {
 			return err
 		}
-		if changed(cmd, "function") {
-			if err := checkFunctionsExist(ctx, st, ns, o.functions); err != nil {
+		if changed(cmd, "function") || changed(cmd, "weight") {
+			fns := o.functions
+			if !changed(cmd, "function") { // new weights for the same functions
+				if s.FunctionReference.Type != v1.FunctionReferenceTypeFunctionWeights {
+					fns = []string{s.FunctionReference.Name}
+				} else {
+					return fmt.Errorf("--weight: give the --function list the weights apply to")
+				}
+			}
+			ref, err := functionRef(fns, o.weights)
+			if err != nil {
 				return err
 			}
+			s.FunctionReference = ref
 		}
-		return updateObject(ctx, st, v1.KindHTTPTrigger, ns, o.name, func(obj v1.Object) error {
-			s := &obj.(*v1.HTTPTrigger).Spec
-			if err := setRouteURL(s, o.url, o.prefix, false); err != nil {
-				return err
-			}
-			if changed(cmd, "function") || changed(cmd, "weight") {
-				fns := o.functions
-				if !changed(cmd, "function") { // new weights for the same functions
-					if s.FunctionReference.Type != v1.FunctionReferenceTypeFunctionWeights {
-						fns = []string{s.FunctionReference.Name}
-					} else {
-						return fmt.Errorf("--weight: give the --function list the weights apply to")
-					}
-				}
-				ref, err := functionRef(fns, o.weights)
-				if err != nil {
-					return err
-				}
-				s.FunctionReference = ref
-			}
-			if changed(cmd, "method") {
-				s.Methods, s.Method = methodsOrGet(o.methods), ""
-			}
-			if changed(cmd, "keepprefix") {
-				s.KeepPrefix = o.keepPrefix
-			}
-			if changed(cmd, "host") {
-				s.Host = o.host
-			}
-			if changed(cmd, "createingress") {
-				s.CreateIngress = o.createIngress
-			}
-			return nil
-		}, func(changed bool) { reportUpdate(cmd, "route", o.name, changed) })
+		if changed(cmd, "method") {
+			s.Methods, s.Method = methodsOrGet(o.methods), ""
+		}
+		if changed(cmd, "keepprefix") {
+			s.KeepPrefix = o.keepPrefix
+		}
+		if changed(cmd, "host") {
+			s.Host = o.host
+		}
+		if changed(cmd, "createingress") {
+			s.CreateIngress = o.createIngress
+		}
+		return nil
 	})
+	o.addFlags(cmd)
 	return cmd
 }
 
-func newRouteDelete(g *Globals) *cobra.Command {
+func newRouteDelete(k kindCommands[*v1.HTTPTrigger]) *cobra.Command {
 	var name, function string
 	var ignoreNotFound bool
-	cmd := &cobra.Command{Use: "delete", Short: "Delete a route, or every route to a function", Args: cobra.NoArgs}
-	cmd.Flags().StringVar(&name, "name", "", "route name")
-	cmd.Flags().StringVar(&function, "function", "", "delete every route to this function")
-	cmd.Flags().BoolVar(&ignoreNotFound, "ignorenotfound", false, "succeed when the route does not exist")
-	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
-		ns := g.ns()
+	cmd := command(k.g, "delete", "Delete a route, or every route to a function", func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
 		if (name == "") == (function == "") {
 			return fmt.Errorf("give --name or --function")
 		}
 		names := []string{name}
 		if function != "" {
-			routes, _, err := store.ListAs[*v1.HTTPTrigger](ctx, st, store.ListOptions{Namespace: ns})
+			routes, _, err := store.ListAs[*v1.HTTPTrigger](ctx, st, store.ListOptions{Namespace: k.g.ns()})
 			if err != nil {
 				return err
 			}
@@ -360,16 +309,14 @@ func newRouteDelete(g *Globals) *cobra.Command {
 			}
 		}
 		for _, n := range names {
-			err := st.Delete(ctx, v1.KindHTTPTrigger, ns, n, "")
-			if store.IsNotFound(err) && (ignoreNotFound || function != "") {
-				continue
-			}
-			if err != nil {
+			if _, err := k.deleteOne(ctx, st, cmd.OutOrStdout(), n, ignoreNotFound || function != ""); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "route '%s' deleted\n", n)
 		}
 		return nil
 	})
+	cmd.Flags().StringVar(&name, "name", "", "route name")
+	cmd.Flags().StringVar(&function, "function", "", "delete every route to this function")
+	cmd.Flags().BoolVar(&ignoreNotFound, "ignorenotfound", false, "succeed when the route does not exist")
 	return cmd
 }
