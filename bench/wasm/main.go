@@ -109,6 +109,18 @@ func main() {
 	}
 	sortDurations(reactorFirst)
 
+	// Baseline of the request rows: the same request to a native Go
+	// handler through the same recorder, in-process.
+	native := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hello")) })
+	nativeServe := func() {
+		w := httptest.NewRecorder()
+		native.ServeHTTP(w, req)
+	}
+	for i := 0; i < 1000; i++ {
+		nativeServe()
+	}
+	nativeSteady := sample(*n, nativeServe)
+
 	fmt.Printf("wazero %s, %d iterations, GOMAXPROCS-bound, in-process (no network)\n\n", wasm.WazeroVersion(), *n)
 	fmt.Printf("%-52s %10s %10s %10s\n", "measurement", "p50", "p90", "ratio")
 	row("reactor hello via Module.ServeHTTP", module, p(module, 50).Seconds()/p(direct, 50).Seconds(), "× direct (goal ≤ 2×)")
@@ -118,6 +130,32 @@ func main() {
 	row("first request, ready Go reactor package (pre-warmed)", reactorFirst, p(reactorFirst, 50).Seconds()/p(module, 50).Seconds(), "× warm request")
 	fmt.Printf("%-52s %10s %10s %10.1f × warm cache\n", "compile Go reactor (2 MB), cold cache", round(cold), "", cold.Seconds()/warm.Seconds())
 	fmt.Printf("%-52s %10s\n", "  baseline: load from warm disk cache", round(warm))
+	row("native Go handler, same request and recorder", nativeSteady, 1, "(baseline of WAGI steady state)")
+
+	fmt.Println()
+	r := func(d []time.Duration) time.Duration { return p(d, 50) }
+	ratio := func(a, b time.Duration) float64 { return a.Seconds() / b.Seconds() }
+	bench("wasm reactor hello warm p50 vs direct export call", us(r(module)), us(r(direct))+" direct",
+		ratio(r(module), r(direct)), "<= 2.00", ratio(r(module), r(direct)) <= 2)
+	bench("wasm WAGI small module p50, in-process", us(r(wagiSteady)), us(r(nativeSteady))+" native Go",
+		ratio(r(wagiSteady), r(nativeSteady)), "<= 100 us", r(wagiSteady) <= 100*time.Microsecond)
+	bench(fmt.Sprintf("wasm first request p50, ready WAGI package (%d)", len(wagiFirst)), us(r(wagiFirst)), us(r(wagiSteady))+" steady",
+		ratio(r(wagiFirst), r(wagiSteady)), "<= 5 ms", r(wagiFirst) <= 5*time.Millisecond)
+	bench(fmt.Sprintf("wasm first request p50, ready Go reactor (%d)", len(reactorFirst)), us(r(reactorFirst)), us(r(module))+" warm",
+		ratio(r(reactorFirst), r(module)), "no extra: <= 1.5x warm", ratio(r(reactorFirst), r(module)) <= 1.5)
+	fmt.Printf("BENCH | wasm compile Go reactor, cold cache | %.0f ms | %.1f ms warm cache | %.1f | info\n",
+		float64(cold)/1e6, float64(warm)/1e6, ratio(cold, warm))
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%.1f us", float64(d)/1e3) }
+
+// bench prints one figure in the suite's format (bench/README.md).
+func bench(name, value, baseline string, ratio float64, goal string, met bool) {
+	v := "(met)"
+	if !met {
+		v = "(MISSED)"
+	}
+	fmt.Printf("BENCH | %s | %s | %s | %.2f | %s %s\n", name, value, baseline, ratio, goal, v)
 }
 
 // timeLoad measures Load (compile or disk-cache read, no instances) in a
