@@ -19,6 +19,7 @@ type pattern struct {
 	raw      string
 	segs     []segment      // fast form; nil when re is used
 	re       *regexp.Regexp // slow form
+	groups   []int          // slow form: the submatch index of each variable
 	names    []string       // variable names, in order
 	literals int            // literal segments (fast form) or literal bytes (slow form): more is more specific
 }
@@ -75,6 +76,7 @@ func (p *pattern) compileRegexp() error {
 	var b strings.Builder
 	b.WriteString("^")
 	s := p.raw
+	group := 1 // submatch index of the next variable
 	for len(s) > 0 {
 		open := strings.IndexByte(s, '{')
 		if open < 0 {
@@ -115,11 +117,17 @@ func (p *pattern) compileRegexp() error {
 		if !hasExpr {
 			expr = "[^/]+"
 		}
-		if _, err := regexp.Compile(expr); err != nil {
+		vre, err := regexp.Compile(expr)
+		if err != nil {
 			return fmt.Errorf("relativeurl %q: variable %q: %v", p.raw, name, err)
 		}
 		b.WriteString("(" + expr + ")")
 		p.names = append(p.names, name)
+		// A variable's regexp may hold groups of its own ({id:(a|b)c}):
+		// its value is its outer group, and the next variable's group
+		// comes after all of them.
+		p.groups = append(p.groups, group)
+		group += 1 + vre.NumSubexp()
 		s = s[end+1:]
 	}
 	b.WriteString("$")
@@ -152,7 +160,11 @@ func (p *pattern) match(path string, segs []string) ([]string, bool) {
 		if m == nil {
 			return nil, false
 		}
-		return m[1:], true
+		vals := make([]string, len(p.groups))
+		for i, g := range p.groups {
+			vals[i] = m[g]
+		}
+		return vals, true
 	}
 	if len(segs) != len(p.segs) {
 		return nil, false
