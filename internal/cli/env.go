@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "isotope.dev/isotope/api/v1"
@@ -30,15 +29,15 @@ func newEnvCommand(g *Globals) *cobra.Command {
 
 // envOptions are the flags of env create and env update.
 type envOptions struct {
-	name, image, builder, buildcmd       string
-	poolsize, version                    int
-	mincpu, maxcpu, minmemory, maxmemory int
-	graceperiod                          int64
-	keeparchive, externalnetwork         bool
-	imagepullsecret                      string
-	labels, annotations                  []string
-	runtimeCommand, builderCommand       string
-	runtimeEnv, builderEnv               []string
+	name, image, builder, buildcmd string
+	poolsize, version              int
+	resources                      resourceFlags
+	graceperiod                    int64
+	keeparchive, externalnetwork   bool
+	imagepullsecret                string
+	labels, annotations            []string
+	runtimeCommand, builderCommand string
+	runtimeEnv, builderEnv         []string
 }
 
 func (o *envOptions) addFlags(cmd *cobra.Command) {
@@ -49,10 +48,7 @@ func (o *envOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.buildcmd, "buildcmd", "", "default build command for the builder")
 	f.IntVar(&o.poolsize, "poolsize", 3, "number of warm generic instances (environment version 3)")
 	f.IntVar(&o.version, "version", 3, "environment interface version (1, 2 or 3)")
-	f.IntVar(&o.mincpu, "mincpu", 0, "minimum CPU in millicores")
-	f.IntVar(&o.maxcpu, "maxcpu", 0, "maximum CPU in millicores")
-	f.IntVar(&o.minmemory, "minmemory", 0, "minimum memory in MiB")
-	f.IntVar(&o.maxmemory, "maxmemory", 0, "maximum memory in MiB")
+	o.resources.addFlags(f)
 	f.Int64Var(&o.graceperiod, "graceperiod", 360, "grace period in seconds before an instance is killed (alias --period)")
 	f.BoolVar(&o.keeparchive, "keeparchive", false, "hand the deploy archive to the runtime without unzipping it")
 	f.StringVar(&o.imagepullsecret, "imagepullsecret", "", "image pull secret (Kubernetes mode)")
@@ -98,7 +94,7 @@ func (o *envOptions) apply(cmd *cobra.Command, env *v1.Environment, all bool) er
 	if set("externalnetwork") {
 		s.AllowAccessToExternalNetwork = o.externalnetwork
 	}
-	setResources(&s.Resources, set, o.mincpu, o.maxcpu, o.minmemory, o.maxmemory)
+	o.resources.apply(&s.Resources, set)
 	if set("labels") && (all && len(o.labels) > 0 || !all) {
 		m, err := parseKeyValues("labels", o.labels)
 		if err != nil {
@@ -131,36 +127,6 @@ func (o *envOptions) apply(cmd *cobra.Command, env *v1.Environment, all bool) er
 		return fmt.Errorf("--version: an environment with a builder must be version 2 or 3, not %d", s.Version)
 	}
 	return nil
-}
-
-// setResources fills CPU (millicores) and memory (MiB) requests and
-// limits; a zero value given explicitly removes the entry.
-func setResources(r *corev1.ResourceRequirements, set func(string) bool, mincpu, maxcpu, minmem, maxmem int) {
-	put := func(list *corev1.ResourceList, name corev1.ResourceName, q *resource.Quantity, flag string, v int) {
-		if !set(flag) {
-			return
-		}
-		if v <= 0 {
-			if *list != nil {
-				delete(*list, name)
-			}
-			return
-		}
-		if *list == nil {
-			*list = corev1.ResourceList{}
-		}
-		(*list)[name] = *q
-	}
-	put(&r.Requests, corev1.ResourceCPU, resource.NewMilliQuantity(int64(mincpu), resource.DecimalSI), "mincpu", mincpu)
-	put(&r.Limits, corev1.ResourceCPU, resource.NewMilliQuantity(int64(maxcpu), resource.DecimalSI), "maxcpu", maxcpu)
-	put(&r.Requests, corev1.ResourceMemory, resource.NewQuantity(int64(minmem)<<20, resource.BinarySI), "minmemory", minmem)
-	put(&r.Limits, corev1.ResourceMemory, resource.NewQuantity(int64(maxmem)<<20, resource.BinarySI), "maxmemory", maxmem)
-	if len(r.Requests) == 0 {
-		r.Requests = nil
-	}
-	if len(r.Limits) == 0 {
-		r.Limits = nil
-	}
 }
 
 // localContainer sets the command, args and env of the container that
@@ -257,34 +223,6 @@ func containerCommand(c *corev1.Container) string {
 		return ""
 	}
 	return strings.Join(append(append([]string{}, c.Command...), c.Args...), " ")
-}
-
-// resourcesString renders requests and limits as "cpu 100m-200m, memory 64Mi-128Mi".
-func resourcesString(r corev1.ResourceRequirements) string {
-	var parts []string
-	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-		min, hasMin := r.Requests[name]
-		max, hasMax := r.Limits[name]
-		if !hasMin && !hasMax {
-			continue
-		}
-		lo, hi := "-", "-"
-		if hasMin {
-			lo = min.String()
-		}
-		if hasMax {
-			hi = max.String()
-		}
-		parts = append(parts, fmt.Sprintf("%s %s..%s", name, lo, hi))
-	}
-	return strings.Join(parts, ", ")
-}
-
-func quantity(l corev1.ResourceList, name corev1.ResourceName) string {
-	if q, ok := l[name]; ok {
-		return q.String()
-	}
-	return ""
 }
 
 func newEnvList(k kindCommands[*v1.Environment]) *cobra.Command {

@@ -30,28 +30,25 @@ func newFnCommand(g *Globals) *cobra.Command {
 
 // fnOptions are the flags of fn create and fn update.
 type fnOptions struct {
-	name, env, code, pkg, entrypoint, buildcmd string
-	src, deploy                                []string
-	executorType                               string
-	minScale, maxScale, targetCPU              int
-	mincpu, maxcpu, minmemory, maxmemory       int
-	secrets, configmaps                        []string
-	specializationTimeout, fnTimeout           int
-	idleTimeout, concurrency, rpp, retainPods  int
-	onceOnly                                   bool
-	url, prefix                                string
-	methods                                    []string
-	srcChecksum, deployChecksum                string
-	insecure, noWait, force                    bool
+	archiveFlags
+	name, env, pkg, entrypoint, buildcmd      string
+	executorType                              string
+	minScale, maxScale, targetCPU             int
+	resources                                 resourceFlags
+	secrets, configmaps                       []string
+	specializationTimeout, fnTimeout          int
+	idleTimeout, concurrency, rpp, retainPods int
+	onceOnly                                  bool
+	url, prefix                               string
+	methods                                   []string
+	noWait, force                             bool
 }
 
 func (o *fnOptions) addFlags(cmd *cobra.Command, create bool) {
 	f := cmd.Flags()
 	f.StringVar(&o.name, "name", "", "function name")
 	f.StringVar(&o.env, "env", "", "environment name")
-	f.StringVar(&o.code, "code", "", "one source file, used as the deploy archive as is")
-	f.StringArrayVar(&o.src, "src", nil, "source archive: a .zip, files, a directory or a glob, zipped (repeatable; alias --sourcearchive)")
-	f.StringArrayVar(&o.deploy, "deploy", nil, "deploy archive: a .zip, files, a directory or a glob, zipped (repeatable; alias --deployarchive)")
+	o.archiveFlags.addFlags(f)
 	f.StringVar(&o.pkg, "pkg", "", "use this existing package (alias --pkgname)")
 	f.StringVar(&o.entrypoint, "entrypoint", "", "entry point of the function in the package (alias --entry)")
 	f.StringVar(&o.buildcmd, "buildcmd", "", "build command for the package's source")
@@ -59,10 +56,7 @@ func (o *fnOptions) addFlags(cmd *cobra.Command, create bool) {
 	f.IntVar(&o.minScale, "minscale", 1, "minimum instances (newdeploy)")
 	f.IntVar(&o.maxScale, "maxscale", 1, "maximum instances (newdeploy)")
 	f.IntVar(&o.targetCPU, "targetcpu", 80, "target CPU percent for scaling (newdeploy)")
-	f.IntVar(&o.mincpu, "mincpu", 0, "minimum CPU in millicores")
-	f.IntVar(&o.maxcpu, "maxcpu", 0, "maximum CPU in millicores")
-	f.IntVar(&o.minmemory, "minmemory", 0, "minimum memory in MiB")
-	f.IntVar(&o.maxmemory, "maxmemory", 0, "maximum memory in MiB")
+	o.resources.addFlags(f)
 	f.StringArrayVar(&o.secrets, "secret", nil, "secret the function reads (repeatable)")
 	f.StringArrayVar(&o.configmaps, "configmap", nil, "config map the function reads (repeatable)")
 	f.IntVar(&o.specializationTimeout, "specializationtimeout", 120, "seconds to wait for an instance to specialize (alias --st)")
@@ -72,9 +66,6 @@ func (o *fnOptions) addFlags(cmd *cobra.Command, create bool) {
 	f.IntVar(&o.rpp, "requestsperpod", 1, "concurrent requests per instance (alias --rpp)")
 	f.BoolVar(&o.onceOnly, "onceonly", false, "each request gets a fresh instance (alias --yolo)")
 	f.IntVar(&o.retainPods, "retainpods", 0, "idle specialized instances never reaped")
-	f.StringVar(&o.srcChecksum, "srcchecksum", "", "sha256 of a --src given as a URL")
-	f.StringVar(&o.deployChecksum, "deploychecksum", "", "sha256 of a --deploy given as a URL")
-	f.BoolVar(&o.insecure, "insecure", false, "take a URL archive without a checksum")
 	f.BoolVar(&o.noWait, "no-wait", false, "do not wait for the package to build")
 	if create {
 		f.StringVar(&o.url, "url", "", "also create a route for this URL")
@@ -133,7 +124,7 @@ func (o *fnOptions) apply(cmd *cobra.Command, fn *v1.Function, ns string, all bo
 	if set("retainpods") {
 		s.RetainPods = o.retainPods
 	}
-	setResources(&s.Resources, set, o.mincpu, o.maxcpu, o.minmemory, o.maxmemory)
+	o.resources.apply(&s.Resources, set)
 	if set("secret") && (len(o.secrets) > 0 || !all) {
 		s.Secrets = nil
 		for _, n := range o.secrets {
@@ -146,35 +137,6 @@ func (o *fnOptions) apply(cmd *cobra.Command, fn *v1.Function, ns string, all bo
 			s.ConfigMaps = append(s.ConfigMaps, v1.ConfigMapReference{Namespace: ns, Name: n})
 		}
 	}
-}
-
-// archives builds the source and deploy archives the flags name. They are
-// empty when the flags name none. With --spec, a local file or directory
-// becomes an ArchiveUploadSpec document (returned in docs) that `spec
-// apply` zips, named after pkgName.
-func (o *fnOptions) archives(ctx context.Context, g *Globals, cmd *cobra.Command, sf *specFlags, pkgName string) (src, deploy v1.Archive, docs []any, err error) {
-	mk := func(req archiveRequest, suffix string) (v1.Archive, error) {
-		a, doc, err := sf.archive(ctx, g, cmd, req, pkgName+"-"+suffix)
-		if doc != nil {
-			docs = append(docs, doc)
-		}
-		return a, err
-	}
-	if len(o.src) > 0 {
-		src, err = mk(archiveRequest{flag: "src", paths: o.src, checksum: o.srcChecksum, insecure: o.insecure}, "src")
-		if err != nil {
-			return
-		}
-	}
-	switch {
-	case len(o.deploy) > 0 && o.code != "":
-		err = fmt.Errorf("--code and --deploy both name a deploy archive; give one")
-	case len(o.deploy) > 0:
-		deploy, err = mk(archiveRequest{flag: "deploy", paths: o.deploy, checksum: o.deployChecksum, insecure: o.insecure}, "deploy")
-	case o.code != "":
-		deploy, err = mk(archiveRequest{flag: "code", paths: []string{o.code}, raw: true, checksum: o.deployChecksum, insecure: o.insecure}, "deploy")
-	}
-	return
 }
 
 // initialStatus is the build status of a package with these archives:
@@ -202,7 +164,7 @@ func newFnCreate(g *Globals) *cobra.Command {
 		if err := requireFlag("name", o.name); err != nil {
 			return err
 		}
-		hasCode := o.code != "" || len(o.src) > 0 || len(o.deploy) > 0
+		hasCode := o.given()
 		if o.pkg != "" && hasCode {
 			return fmt.Errorf("--pkg uses an existing package; it cannot be combined with --code, --src or --deploy")
 		}
@@ -394,7 +356,7 @@ func newFnUpdate(g *Globals) *cobra.Command {
 		if err := requireFlag("name", o.name); err != nil {
 			return err
 		}
-		newCode := o.code != "" || len(o.src) > 0 || len(o.deploy) > 0 || changed(cmd, "buildcmd")
+		newCode := o.given() || changed(cmd, "buildcmd")
 		if o.pkg != "" && newCode {
 			return fmt.Errorf("--pkg switches to another package; it cannot be combined with --code, --src, --deploy or --buildcmd")
 		}

@@ -28,10 +28,9 @@ func newPkgCommand(g *Globals) *cobra.Command {
 
 // pkgOptions are the flags of pkg create and pkg update.
 type pkgOptions struct {
-	name, env, code, buildcmd   string
-	src, deploy                 []string
-	srcChecksum, deployChecksum string
-	insecure, noWait, force     bool
+	archiveFlags
+	name, env, buildcmd string
+	noWait, force       bool
 }
 
 func (o *pkgOptions) addFlags(cmd *cobra.Command, create bool) {
@@ -43,20 +42,10 @@ func (o *pkgOptions) addFlags(cmd *cobra.Command, create bool) {
 		f.BoolVar(&o.force, "force", false, "change the package even when several functions use it")
 	}
 	f.StringVar(&o.env, "env", "", "environment name")
-	f.StringVar(&o.code, "code", "", "one source file, used as the deploy archive as is")
-	f.StringArrayVar(&o.src, "src", nil, "source archive: a .zip, files, a directory or a glob, zipped (repeatable; alias --sourcearchive)")
-	f.StringArrayVar(&o.deploy, "deploy", nil, "deploy archive: a .zip, files, a directory or a glob, zipped (repeatable; alias --deployarchive)")
+	o.archiveFlags.addFlags(f)
 	f.StringVar(&o.buildcmd, "buildcmd", "", "build command (default: the environment's)")
-	f.StringVar(&o.srcChecksum, "srcchecksum", "", "sha256 of a --src given as a URL")
-	f.StringVar(&o.deployChecksum, "deploychecksum", "", "sha256 of a --deploy given as a URL")
-	f.BoolVar(&o.insecure, "insecure", false, "take a URL archive without a checksum")
 	f.BoolVar(&o.noWait, "no-wait", false, "do not wait for the build")
 	flagAliases(cmd, map[string]string{"sourcearchive": "src", "deployarchive": "deploy"})
-}
-
-func (o *pkgOptions) archives(ctx context.Context, g *Globals, cmd *cobra.Command, sf *specFlags) (src, deploy v1.Archive, docs []any, err error) {
-	fo := fnOptions{src: o.src, deploy: o.deploy, code: o.code, srcChecksum: o.srcChecksum, deployChecksum: o.deployChecksum, insecure: o.insecure}
-	return fo.archives(ctx, g, cmd, sf, o.name)
 }
 
 func newPkgCreate(g *Globals) *cobra.Command {
@@ -70,7 +59,7 @@ func newPkgCreate(g *Globals) *cobra.Command {
 		if err := requireFlag("env", o.env); err != nil {
 			return err
 		}
-		if o.code == "" && len(o.src) == 0 && len(o.deploy) == 0 {
+		if !o.given() {
 			return fmt.Errorf("give the package's code with --src, --deploy or --code")
 		}
 		if o.name == "" {
@@ -92,7 +81,7 @@ func newPkgCreate(g *Globals) *cobra.Command {
 				return err
 			}
 		}
-		src, deploy, docs, err := o.archives(ctx, g, cmd, &sf)
+		src, deploy, docs, err := o.archives(ctx, g, cmd, &sf, o.name)
 		if err != nil {
 			return err
 		}
@@ -277,13 +266,13 @@ func newPkgUpdate(g *Globals) *cobra.Command {
 		if err := requireFlag("name", o.name); err != nil {
 			return err
 		}
-		if o.code == "" && len(o.src) == 0 && len(o.deploy) == 0 && !changed(cmd, "buildcmd") && !changed(cmd, "env") {
+		if !o.given() && !changed(cmd, "buildcmd") && !changed(cmd, "env") {
 			return fmt.Errorf("nothing to change: give --src, --deploy, --code, --buildcmd or --env")
 		}
 		if _, err := st.Get(ctx, v1.KindPackage, g.ns(), o.name); err != nil {
 			return err
 		}
-		src, deploy, _, err := o.archives(ctx, g, cmd, &specFlags{})
+		src, deploy, _, err := o.archives(ctx, g, cmd, &specFlags{}, o.name)
 		if err != nil {
 			return err
 		}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	v1 "isotope.dev/isotope/api/v1"
@@ -28,6 +30,58 @@ type archiveRequest struct {
 	raw      bool     // --code: one file, kept as is (not zipped)
 	checksum string   // --srcchecksum / --deploychecksum for a URL
 	insecure bool     // --insecure: no checksum for a URL
+}
+
+// archiveFlags are the flags that give a package's code, on fn and pkg
+// create and update: --code, --src, --deploy and the checks of URLs.
+type archiveFlags struct {
+	code                        string
+	src, deploy                 []string
+	srcChecksum, deployChecksum string
+	insecure                    bool
+}
+
+func (o *archiveFlags) addFlags(f *pflag.FlagSet) {
+	f.StringVar(&o.code, "code", "", "one source file, used as the deploy archive as is")
+	f.StringArrayVar(&o.src, "src", nil, "source archive: a .zip, files, a directory or a glob, zipped (repeatable; alias --sourcearchive)")
+	f.StringArrayVar(&o.deploy, "deploy", nil, "deploy archive: a .zip, files, a directory or a glob, zipped (repeatable; alias --deployarchive)")
+	f.StringVar(&o.srcChecksum, "srcchecksum", "", "sha256 of a --src given as a URL")
+	f.StringVar(&o.deployChecksum, "deploychecksum", "", "sha256 of a --deploy given as a URL")
+	f.BoolVar(&o.insecure, "insecure", false, "take a URL archive without a checksum")
+}
+
+// given reports whether any of --code, --src or --deploy names code.
+func (o *archiveFlags) given() bool {
+	return o.code != "" || len(o.src) > 0 || len(o.deploy) > 0
+}
+
+// archives builds the source and deploy archives the flags name. They are
+// empty when the flags name none. With --spec, a local file or directory
+// becomes an ArchiveUploadSpec document (returned in docs) that `spec
+// apply` zips, named after pkgName.
+func (o *archiveFlags) archives(ctx context.Context, g *Globals, cmd *cobra.Command, sf *specFlags, pkgName string) (src, deploy v1.Archive, docs []any, err error) {
+	mk := func(req archiveRequest, suffix string) (v1.Archive, error) {
+		a, doc, err := sf.archive(ctx, g, cmd, req, pkgName+"-"+suffix)
+		if doc != nil {
+			docs = append(docs, doc)
+		}
+		return a, err
+	}
+	if len(o.src) > 0 {
+		src, err = mk(archiveRequest{flag: "src", paths: o.src, checksum: o.srcChecksum, insecure: o.insecure}, "src")
+		if err != nil {
+			return
+		}
+	}
+	switch {
+	case len(o.deploy) > 0 && o.code != "":
+		err = fmt.Errorf("--code and --deploy both name a deploy archive; give one")
+	case len(o.deploy) > 0:
+		deploy, err = mk(archiveRequest{flag: "deploy", paths: o.deploy, checksum: o.deployChecksum, insecure: o.insecure}, "deploy")
+	case o.code != "":
+		deploy, err = mk(archiveRequest{flag: "code", paths: []string{o.code}, raw: true, checksum: o.deployChecksum, insecure: o.insecure}, "deploy")
+	}
+	return
 }
 
 func isURL(s string) bool {

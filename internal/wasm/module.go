@@ -75,8 +75,9 @@ func newModule(ctx context.Context, rt *Runtime, c *compiled, name string, req L
 		WithName("").
 		WithSysWalltime().
 		WithSysNanotime().
-		WithSysNanosleep().
 		WithRandSource(rand.Reader)
+	// Nanosleep is set per instance (sleeper): it must end with the
+	// request's deadline.
 	if req.ArchiveDir != "" {
 		cfg = cfg.WithFSConfig(wazero.NewFSConfig().WithReadOnlyDirMount(req.ArchiveDir, "/"))
 	}
