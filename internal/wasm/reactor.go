@@ -24,6 +24,7 @@ type instance struct {
 	requests int
 	stdout   *lineWriter
 	stderr   *lineWriter
+	sleep    sleeper // poll_oneoff sleeps end with the call's context
 }
 
 // pool keeps a reactor function's warm instances.
@@ -166,7 +167,9 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 		stderr: &lineWriter{log: m.log, source: "stderr"},
 		stack:  make([]uint64, 2),
 	}
-	cfg := m.baseCfg.WithStdout(in.stdout).WithStderr(in.stderr).WithStartFunctions()
+	cfg := m.baseCfg.WithStdout(in.stdout).WithStderr(in.stderr).WithStartFunctions().
+		WithNanosleep(in.sleep.nanosleep)
+	in.sleep.enter(ctx)
 	for _, kv := range m.env {
 		if kv[0] != EnvEntrypoint {
 			cfg = cfg.WithEnv(kv[0], kv[1])
@@ -254,6 +257,7 @@ const initialRequestBuffer = 16 << 10
 
 // allocate asks the guest for a request buffer of n bytes.
 func (in *instance) allocate(ctx context.Context, n uint32) error {
+	in.sleep.enter(ctx)
 	in.stack[0] = uint64(n)
 	if err := in.alloc.CallWithStack(ctx, in.stack); err != nil {
 		return err
@@ -295,7 +299,14 @@ func (in *instance) roundTrip(ctx context.Context, lim Limits) (*response, error
 		return nil, &hostError{http.StatusBadGateway, fmt.Sprintf("isotope_alloc returned %#x, outside guest memory", in.bufPtr)}
 	}
 	in.stack[0], in.stack[1] = uint64(in.bufPtr), uint64(n)
+	in.sleep.enter(ctx)
 	if err := in.handle.CallWithStack(ctx, in.stack); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		// Past the deadline, a sleep in the guest may have been cut
+		// short (sleeper): the answer does not count, and the instance,
+		// whose timers are now off, is discarded like a stopped one.
 		return nil, err
 	}
 	packed := in.stack[0]

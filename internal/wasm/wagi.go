@@ -34,7 +34,8 @@ func (m *Module) serveWAGI(ctx context.Context, r *http.Request, opts InvokeOpti
 		WithArgs(cgiArgs(vars)...).
 		WithStdin(bytes.NewReader(body)).
 		WithStdout(out).
-		WithStderr(stderr)
+		WithStderr(stderr).
+		WithNanosleep(ctxSleep(ctx))
 	for _, kv := range vars {
 		cfg = cfg.WithEnv(kv[0], kv[1])
 	}
@@ -58,6 +59,11 @@ func (m *Module) serveWAGI(ctx context.Context, r *http.Request, opts InvokeOpti
 		mod.Close(context.Background())
 	}
 	stderr.Flush()
+	if err == nil && ctx.Err() != nil {
+		// The guest finished only because its sleep was cut short at
+		// the deadline (sleeper): its answer does not count.
+		err = ctx.Err()
+	}
 	var ee *sys.ExitError
 	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 0 && ctx.Err() == nil) {
 		return nil, m.classify(ctx, err)

@@ -76,6 +76,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"time"
 
 	isotope "isotope.dev/isotope/sdk/go"
 )
@@ -127,6 +128,13 @@ func Crash(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "ok %d", served)
 }
 
+// Sleep sleeps for ?d= (a Go duration), then answers "slept".
+func Sleep(w http.ResponseWriter, r *http.Request) {
+	d, _ := time.ParseDuration(r.URL.Query().Get("d"))
+	time.Sleep(d)
+	w.Write([]byte("slept"))
+}
+
 // Files reads a file from the archive dir, and tries to escape it.
 func Files(w http.ResponseWriter, r *http.Request) {
 	b, err := os.ReadFile(r.URL.Query().Get("f"))
@@ -152,6 +160,7 @@ func init() {
 	isotope.Register("Hog", Hog)
 	isotope.Register("Crash", Crash)
 	isotope.Register("Files", Files)
+	isotope.Register("Sleep", Sleep)
 }
 
 func main() {}

@@ -4,6 +4,11 @@
 // guests built with the host toolchain.
 package wasmtest
 
+import (
+	"encoding/binary"
+	"time"
+)
+
 // Opcodes and encodings of the WebAssembly 1.0 binary format used below.
 const (
 	opUnreachable = 0x00
@@ -74,13 +79,25 @@ func cat(parts ...[]byte) []byte {
 // index 0), a memory of minPages, the given exported functions (all of
 // type () -> ()) and an optional data segment at offset 16.
 func module(withFdWrite bool, minPages uint32, funcs map[string][]byte, data []byte) []byte {
+	imp := ""
+	if withFdWrite {
+		imp = "fd_write"
+	}
+	return moduleImporting(imp, minPages, funcs, data)
+}
+
+// moduleImporting is module with the WASI function imp (one of type
+// (i32 i32 i32 i32) -> i32, such as fd_write or poll_oneoff) imported as
+// function index 0, or no import when imp is "".
+func moduleImporting(imp string, minPages uint32, funcs map[string][]byte, data []byte) []byte {
+	withFdWrite := imp != ""
 	fdWriteType := cat([]byte{0x60}, vec([]byte{valI32}, []byte{valI32}, []byte{valI32}, []byte{valI32}), vec([]byte{valI32}))
 	voidType := cat([]byte{0x60}, vec(), vec())
 	out := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
 	out = append(out, section(1, vec(fdWriteType, voidType))...)
 	base := uint32(0)
 	if withFdWrite {
-		out = append(out, section(2, vec(cat(name("wasi_snapshot_preview1"), name("fd_write"), []byte{0x00}, uleb(0))))...)
+		out = append(out, section(2, vec(cat(name("wasi_snapshot_preview1"), name(imp), []byte{0x00}, uleb(0))))...)
 		base = 1
 	}
 	names := sortedKeys(funcs)
@@ -162,4 +179,24 @@ func Trap() []byte {
 // NoEntry exports only a function "foo": neither ABI.
 func NoEntry() []byte {
 	return module(false, 1, map[string][]byte{"foo": {}}, nil)
+}
+
+// WAGISleep is a WAGI module whose _start sleeps d with one WASI
+// poll_oneoff on a relative clock subscription (how guests' sleep
+// functions reach the host) and then returns without writing anything (a
+// WAGI host answers that with 500; tests care about when it wakes). The
+// subscription is the data at offset 16 (48 bytes: userdata, tag 0 =
+// clock, clock id 1 = monotonic at +16, timeout in ns at +24, precision,
+// flags 0 = relative):
+//
+//	(func (export "_start")
+//	  (drop (call $poll_oneoff (i32.const 16) (i32.const 64) (i32.const 1) (i32.const 120))))
+func WAGISleep(d time.Duration) []byte {
+	sub := make([]byte, 48)
+	binary.LittleEndian.PutUint32(sub[16:], 1) // clock id: monotonic
+	binary.LittleEndian.PutUint64(sub[24:], uint64(d.Nanoseconds()))
+	start := cat(
+		i32const(16), i32const(64), i32const(1), i32const(120), []byte{opCall}, uleb(0), []byte{opDrop},
+	)
+	return moduleImporting("poll_oneoff", 1, map[string][]byte{"_start": start}, sub)
 }
