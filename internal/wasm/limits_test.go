@@ -43,7 +43,7 @@ func TestInfiniteLoopTimesOut(t *testing.T) {
 			if took > timeout+100*time.Millisecond {
 				t.Errorf("answered after %v, want within %v", took, timeout+100*time.Millisecond)
 			}
-			if !strings.Contains(logs.String(), "timed out after 300ms") {
+			if !strings.Contains(logs.String(), "exceeded its 300ms deadline; instance stopped") {
 				t.Errorf("log = %q", logs.String())
 			}
 			if s := m.Stats(); s.Timeouts != 1 {

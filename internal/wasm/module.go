@@ -171,8 +171,10 @@ func (m *Module) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m.fail(w, herr)
 		return
 	}
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(r.Context(), m.limits.Timeout)
 	defer cancel()
+	ctx = context.WithValue(ctx, startKey{}, start)
 	opts := invokeOptionsFrom(r.Context())
 
 	var resp *response
@@ -185,14 +187,14 @@ func (m *Module) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	m.busy.Add(-1)
 	if err != nil {
-		if r.Context().Err() != nil {
-			// The client went away; nobody reads the answer.
-			return
-		}
 		var he *hostError
 		if !errors.As(err, &he) {
 			he = &hostError{http.StatusInternalServerError, err.Error()}
 		}
+		// Answered and logged even when the caller's own deadline (the
+		// router's functionTimeout, usually the same as ours) or the
+		// client ended the request: the answer may go unread, but the
+		// function log must say what happened to the instance.
 		m.fail(w, he)
 		return
 	}
@@ -218,19 +220,47 @@ func (m *Module) fail(w http.ResponseWriter, he *hostError) {
 	http.Error(w, he.msg, he.status)
 }
 
+// startKey carries the time a request reached ServeHTTP, for messages.
+type startKey struct{}
+
 // classify turns an error from running guest code into the host's answer,
-// counting traps and timeouts.
+// counting traps and timeouts. Every case stops the guest instance (a
+// reactor's is discarded), and the message says so: it is also the
+// function log's line about the request.
 func (m *Module) classify(ctx context.Context, err error) *hostError {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	switch ctxErr := ctx.Err(); {
+	case errors.Is(ctxErr, context.DeadlineExceeded):
 		m.timeouts.Add(1)
-		return &hostError{http.StatusGatewayTimeout, fmt.Sprintf("function %s timed out after %s", m.name, m.limits.Timeout)}
+		return &hostError{http.StatusGatewayTimeout, fmt.Sprintf("function %s timed out: the request exceeded its %s deadline; instance stopped",
+			m.name, deadlineOf(ctx, m.limits.Timeout))}
+	case ctxErr != nil:
+		return &hostError{http.StatusServiceUnavailable, fmt.Sprintf("function %s: the request was cancelled (the client went away); instance stopped", m.name)}
 	}
 	m.traps.Add(1)
 	var ee *sys.ExitError
 	if errors.As(err, &ee) {
-		return &hostError{http.StatusBadGateway, fmt.Sprintf("function %s exited with code %d", m.name, ee.ExitCode())}
+		return &hostError{http.StatusBadGateway, fmt.Sprintf("function %s exited with code %d; instance stopped", m.name, ee.ExitCode())}
 	}
-	return &hostError{http.StatusBadGateway, fmt.Sprintf("function %s crashed: %v", m.name, err)}
+	return &hostError{http.StatusBadGateway, fmt.Sprintf("function %s crashed: %v; instance stopped", m.name, err)}
+}
+
+// deadlineOf is the length of ctx's deadline measured from the request's
+// start: the function's timeout, or the caller's clearly shorter one
+// (the router's deadline, normally the same functionTimeout, began a
+// little earlier; that is still reported as the function's timeout).
+func deadlineOf(ctx context.Context, timeout time.Duration) time.Duration {
+	dl, ok := ctx.Deadline()
+	start, ok2 := ctx.Value(startKey{}).(time.Time)
+	if !ok || !ok2 {
+		return timeout
+	}
+	if d := dl.Sub(start); d < timeout-max(timeout/20, 10*time.Millisecond) {
+		if d >= time.Second {
+			return d.Round(100 * time.Millisecond)
+		}
+		return d.Round(10 * time.Millisecond)
+	}
+	return timeout
 }
 
 func readBody(r *http.Request, max int64) ([]byte, *hostError) {

@@ -1,0 +1,66 @@
+package wasm
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"isotope.dev/isotope/internal/wasm/wasmtest"
+)
+
+// The router's deadline is normally the function's own, so it ends the
+// request's context at the same moment as the module's; the function log
+// still gets its line about the timeout (it used to be dropped as "the
+// client went away"), and likewise for traps.
+func TestTimeoutAndTrapAreLoggedWhenTheCallersDeadlineEndsFirst(t *testing.T) {
+	rt := sharedRuntime(t)
+	logs := &syncBuffer{}
+	m := load(t, rt, LoadRequest{Wasm: wasmtest.Spin(), Name: "t/spinlog", Log: logs, Limits: Limits{Timeout: 2 * time.Second}})
+	rec, req := httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	m.ServeHTTP(rec, req.WithContext(ctx))
+	if rec.Code != http.StatusGatewayTimeout {
+		t.Errorf("status %d, want 504", rec.Code)
+	}
+	// The caller's deadline began a moment before the request reached
+	// the module: what is left of it is reported, to 10 ms.
+	if got := logs.String(); !regexp.MustCompile(`t/spinlog isotope: function t/spinlog timed out: the request exceeded its (1[89]0|200)ms deadline; instance stopped`).MatchString(got) {
+		t.Errorf("function log lacks the timeout line:\n%s", got)
+	}
+
+	// Same deadline on both sides, as the router sets it.
+	logs2 := &syncBuffer{}
+	m2 := load(t, rt, LoadRequest{Wasm: wasmtest.Spin(), Name: "t/spinsame", Log: logs2, Limits: Limits{Timeout: 150 * time.Millisecond}})
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel2()
+	m2.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil).WithContext(ctx2))
+	if got := logs2.String(); !strings.Contains(got, "exceeded its 150ms deadline; instance stopped") {
+		t.Errorf("function log lacks the timeout line:\n%s", got)
+	}
+
+	// A client that goes away mid-request is logged too, not as a trap.
+	logs3 := &syncBuffer{}
+	m3 := load(t, rt, LoadRequest{Wasm: wasmtest.Spin(), Name: "t/spincancel", Log: logs3, Limits: Limits{Timeout: 10 * time.Second}})
+	ctx3, cancel3 := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel3)
+	m3.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil).WithContext(ctx3))
+	if got := logs3.String(); !strings.Contains(got, "cancelled (the client went away); instance stopped") {
+		t.Errorf("function log lacks the cancellation line:\n%s", got)
+	}
+	if s := m3.Stats(); s.Traps != 0 || s.Timeouts != 0 {
+		t.Errorf("a cancellation counted as a trap or timeout: %+v", s)
+	}
+
+	// A trap is logged with the same words about the instance.
+	logs4 := &syncBuffer{}
+	m4 := load(t, rt, LoadRequest{Wasm: wasmtest.Trap(), Name: "t/traplog", Log: logs4})
+	m4.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+	if got := logs4.String(); !strings.Contains(got, "t/traplog isotope: function t/traplog crashed:") || !strings.Contains(got, "; instance stopped") {
+		t.Errorf("function log lacks the trap line:\n%s", got)
+	}
+}
