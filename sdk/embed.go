@@ -33,6 +33,9 @@ func WriteGoModule(dir string) error {
 		return err
 	}
 	return fs.WalkDir(GoSource, "go", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && d.Name() == "testdata" {
+			return fs.SkipDir // test inputs (fuzz corpora) are tests too
+		}
 		if err != nil || d.IsDir() || strings.HasSuffix(p, "_test.go") {
 			return err
 		}
