@@ -1,0 +1,223 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// coldKind is a kind of WebAssembly function whose cold start is measured.
+type coldKind struct {
+	name    string // in figure names
+	backend string // key of backends
+}
+
+var coldKinds = []coldKind{
+	{"wagi", "wasm-wagi"},
+	{"go reactor", "wasm-reactor"},
+}
+
+// coldResult holds one kind's samples.
+type coldResult struct {
+	kind  coldKind
+	first []time.Duration // first request to a fresh function, route known
+	cold  int             // first requests the executor counted as cold starts
+	warm  []time.Duration // the second request to the same functions
+	e2e   []time.Duration // function stored → first 200 through a new route
+	exec  []time.Duration // Acquire+serve of a function the executor never saw
+}
+
+// coldStart measures the cold start of n fresh functions of kind through
+// the router and the real executor:
+//
+//  1. n packages, functions and routes are stored, then a sentinel route;
+//     once the router serves the sentinel it knows all n routes, and
+//     nothing of the n functions has run (poolmgr: instances are made on
+//     the first request; the wasm runtime is not pooled).
+//  2. Each function's first request is timed, then each function's
+//     second request (the warm baseline). A first request that finds the
+//     function not yet loaded pays the fetch of the deploy archive into
+//     the function's directory, the load (the module's code is already
+//     compiled, as after its package became ready: the primer compiled
+//     it) and, for a reactor, the start of its instances; the executor
+//     may also have preloaded the function in the background as soon as
+//     it was stored. The router's cold-start counter tells which.
+//  3. e2e more functions are timed from the moment their package,
+//     function and route are stored to their first 200, polling the new
+//     route: that adds the route table's 20 ms rebuild debounce (Fission's
+//     default) and the store's watch to the cold start.
+//
+// One client in this process sends the requests one at a time, so it does
+// not compete with the servers for the CPU. The functions are deleted at
+// the end.
+func coldStart(h *harness, base string, kind coldKind, n, e2e int) (coldResult, error) {
+	res := coldResult{kind: kind}
+	b := backends[kind.backend]
+	tag := fmt.Sprintf("cold-%s", kind.backend)
+	var created []string
+	defer func() {
+		for _, name := range created {
+			h.removeFunction(name)
+		}
+	}()
+
+	// Compile the module once (a package that became ready) through a
+	// primer function kept alive during the measurement.
+	primer := tag + "-primer"
+	if _, err := h.addFunction(b, primer, "/"+primer, nil); err != nil {
+		return res, err
+	}
+	created = append(created, primer)
+	for i := range n {
+		name := fmt.Sprintf("%s-%d", tag, i)
+		if _, err := h.addFunction(b, name, "/"+name, nil); err != nil {
+			return res, err
+		}
+		created = append(created, name)
+	}
+	if err := waitRoutes(h, base, tag); err != nil {
+		return res, err
+	}
+	created = append(created, "ready-"+tag)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	if _, err := get(client, base+"/"+primer); err != nil {
+		return res, err
+	}
+	timeGet := func(u string) (time.Duration, error) {
+		t0 := time.Now()
+		_, err := get(client, u)
+		return time.Since(t0), err
+	}
+	before, err := h.coldStarts()
+	if err != nil {
+		return res, err
+	}
+	for i := range n {
+		d, err := timeGet(fmt.Sprintf("%s/%s-%d", base, tag, i))
+		if err != nil {
+			return res, err
+		}
+		res.first = append(res.first, d)
+	}
+	// Count the timed first requests the executor reported as cold
+	// starts (the router's isotope_router_cold_starts_total): a function
+	// the executor preloaded in the background once it and its package
+	// were stored is not one, and that is the point of preloading.
+	after, err := h.coldStarts()
+	if err != nil {
+		return res, err
+	}
+	for i := range n {
+		name := fmt.Sprintf("%s-%d", tag, i)
+		res.cold += int(after[name] - before[name])
+	}
+	for i := range n {
+		d, err := timeGet(fmt.Sprintf("%s/%s-%d", base, tag, i))
+		if err != nil {
+			return res, err
+		}
+		res.warm = append(res.warm, d)
+	}
+
+	for i := range e2e {
+		name := fmt.Sprintf("%s-e2e-%d", tag, i)
+		t0 := time.Now()
+		if _, err := h.addFunction(b, name, "/"+name, nil); err != nil {
+			return res, err
+		}
+		created = append(created, name)
+		deadline := t0.Add(30 * time.Second)
+		for {
+			resp, err := client.Get(base + "/" + name)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+				if resp.StatusCode != http.StatusNotFound {
+					return res, fmt.Errorf("GET /%s: %s", name, resp.Status)
+				}
+			}
+			if time.Now().After(deadline) {
+				return res, fmt.Errorf("GET /%s: no answer within 30 s (last: %v)", name, err)
+			}
+			time.Sleep(500 * time.Microsecond) // poll resolution
+		}
+		res.e2e = append(res.e2e, time.Since(t0))
+	}
+	// 4. Nothing warm, whatever the executor preloads: functions whose
+	// packages are stored but which are not (so no watch event preloads
+	// them) are acquired from the executor directly and served once.
+	req := httptest.NewRequest("GET", "/", nil)
+	for i := range n {
+		name := fmt.Sprintf("%s-x%d", tag, i)
+		fn, err := h.newFunction(b, name)
+		if err != nil {
+			return res, err
+		}
+		created = append(created, name)
+		fn.UID = types.UID(fmt.Sprintf("bench-%s-%d", name, time.Now().UnixNano()))
+		t0 := time.Now()
+		l, err := h.exec.Acquire(h.ctx, fn)
+		if err != nil {
+			return res, fmt.Errorf("acquire %s: %w", name, err)
+		}
+		rec := httptest.NewRecorder()
+		l.ServeHTTP(rec, req)
+		l.Release(nil)
+		d := time.Since(t0)
+		if rec.Code != http.StatusOK || !l.ColdStart() {
+			return res, fmt.Errorf("%s: answered %d (cold start %v): %.200s", name, rec.Code, l.ColdStart(), rec.Body)
+		}
+		res.exec = append(res.exec, d)
+	}
+	slices.Sort(res.exec)
+	slices.Sort(res.first)
+	slices.Sort(res.warm)
+	slices.Sort(res.e2e)
+	fmt.Fprintf(os.Stderr, "cold start %s: first %v (%d counted as cold starts), warm %v, created→first answer %v, executor nothing warm %v\n",
+		kind.name, res.first, res.cold, res.warm, res.e2e, res.exec)
+	return res, nil
+}
+
+func pct(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	return d[(len(d)-1)*p/100]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
+
+func printCold(rs []coldResult) {
+	fmt.Printf("\ncold start through the router (one client, sequential)\n\n")
+	fmt.Printf("%-40s %10s %10s %10s\n", "", "p50", "p90", "n")
+	for _, r := range rs {
+		fmt.Printf("%-40s %10s %10s %10d   (%d counted as cold starts)\n", r.kind.name+": first request, route known", ms(pct(r.first, 50)), ms(pct(r.first, 90)), len(r.first), r.cold)
+		fmt.Printf("%-40s %10s %10s %10d\n", r.kind.name+": second request (warm)", ms(pct(r.warm, 50)), ms(pct(r.warm, 90)), len(r.warm))
+		fmt.Printf("%-40s %10s %10s %10d\n", r.kind.name+": nothing warm, executor directly", ms(pct(r.exec, 50)), ms(pct(r.exec, 90)), len(r.exec))
+		if len(r.e2e) > 0 {
+			fmt.Printf("%-40s %10s %10s %10d\n", r.kind.name+": stored → first answer", ms(pct(r.e2e, 50)), ms(pct(r.e2e, 90)), len(r.e2e))
+		}
+	}
+}
+
+func (r coldResult) report() {
+	first, warm := pct(r.first, 50), pct(r.warm, 50)
+	bench(fmt.Sprintf("cold start p50, first request (%s, %d fns)", r.kind.name, len(r.first)),
+		fmt.Sprintf("%s (%d cold)", ms(first), r.cold), ms(warm)+" warm",
+		float64(first)/float64(warm), "<= 10 ms", first <= 10*time.Millisecond)
+	x := pct(r.exec, 50)
+	bench(fmt.Sprintf("cold start p50, nothing warm, executor (%s, %d fns)", r.kind.name, len(r.exec)), ms(x), ms(warm)+" warm",
+		float64(x)/float64(warm), "<= 10 ms", x <= 10*time.Millisecond)
+	if len(r.e2e) > 0 {
+		e := pct(r.e2e, 50)
+		fmt.Printf("BENCH | function stored -> first answer p50 (%s, %d fns) | %s | %s first request | %.2f | info (adds the 20 ms route debounce)\n",
+			r.kind.name, len(r.e2e), ms(e), ms(first), float64(e)/float64(first))
+	}
+}
