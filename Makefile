@@ -31,9 +31,11 @@ test-short:
 demo: build
 	./examples/demo.sh
 
-# Every benchmark in bench/, one table of figures and ratios.
+# Every benchmark in bench/, one table of figures and ratios (about 8
+# minutes on 2 cores); BENCH="router wasm" runs only those. See
+# bench/README.md.
 bench: build
-	./bench/run
+	./bench/run $(BENCH)
 
 clean:
 	rm -rf bin
