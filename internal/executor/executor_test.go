@@ -449,16 +449,18 @@ func TestNewdeployCreatesEagerlyAndScalesToMin(t *testing.T) {
 func TestErrorsNameWhatIsWrong(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx := context.Background()
-	f.pkg("pending", "x", v1.BuildStatusPending)
-	f.pkg("failed", "x", v1.BuildStatusFailed)
+	// First builds: no deployment archive yet (one with an archive is
+	// served from it; see TestRebuildServesTheLastGoodBuild).
+	f.pkg("pending", "", v1.BuildStatusPending)
+	f.pkg("failed", "", v1.BuildStatusFailed)
 	cases := []struct {
 		fn   *v1.Function
 		code int
 		want string
 	}{
 		{f.fn("nopkg", "missing", nil), 404, "package default/missing"},
-		{f.fn("notready", "pending", nil), 503, `"pending"`},
-		{f.fn("broken", "failed", nil), 503, "build failed"},
+		{f.fn("notready", "pending", nil), 503, `"pending" (its first build)`},
+		{f.fn("broken", "failed", nil), 503, "build failed and it has no earlier successful build"},
 	}
 	noenv := f.fn("noenv", "pending", nil)
 	noenv.Spec.Environment.Name = "nosuchenv"

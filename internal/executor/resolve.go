@@ -20,7 +20,10 @@ func errorf(code int, format string, args ...any) *Error {
 }
 
 // resolve reads the environment and package fn names and checks that the
-// package can be served.
+// package can be served. A package being rebuilt, or whose latest build
+// failed, is served from its last successful build (spec.deployment,
+// which the builder manager replaces only when a build succeeds); see
+// docs/decisions/0005-serve-last-good-build.md.
 func (m *Manager) resolve(ctx context.Context, fn *v1.Function) (instance.Function, error) {
 	envRef, pkgRef := fn.Spec.Environment, fn.Spec.Package.PackageRef
 	envNs := orDefault(envRef.Namespace, fn.Namespace)
@@ -33,25 +36,44 @@ func (m *Manager) resolve(ctx context.Context, fn *v1.Function) (instance.Functi
 	if err != nil {
 		return instance.Function{}, storeErr(err, "package %s/%s of function %s/%s", pkgNs, pkgRef.Name, fn.Namespace, fn.Name)
 	}
-	if err := servable(pkg); err != nil {
+	note, err := servable(pkg)
+	if err != nil {
 		return instance.Function{}, err
+	}
+	if note != "" {
+		m.log.Warn(note, "function", fn.Namespace+"/"+fn.Name)
+		if m.cfg.Logs != nil {
+			m.cfg.Logs.Append(fn.Namespace, fn.Name, "host", note)
+		}
 	}
 	return instance.Function{Fn: fn, Env: env, Pkg: pkg}, nil
 }
 
-// servable checks a package's build status and deploy archive.
-func servable(pkg *v1.Package) error {
-	switch st := pkg.Status.BuildStatus; st {
-	case v1.BuildStatusSucceeded, v1.BuildStatusNone, "":
-	case v1.BuildStatusFailed:
-		return errorf(http.StatusServiceUnavailable, "package %s/%s cannot be served: its build failed (see `isotope pkg info --name %s`)", pkg.Namespace, pkg.Name, pkg.Name)
+// servable checks that a package has a deploy archive to serve. A package
+// with none yet (its first build) is not servable: 503 with the build
+// status. One with an archive is served whatever its status: pending and
+// running keep serving the previous build until the new one replaces
+// it; failed keeps serving the last good build, and note says so.
+func servable(pkg *v1.Package) (note string, err error) {
+	st := pkg.Status.BuildStatus
+	switch st {
+	case v1.BuildStatusSucceeded, v1.BuildStatusNone, v1.BuildStatusPending, v1.BuildStatusRunning, v1.BuildStatusFailed, "":
 	default:
-		return errorf(http.StatusServiceUnavailable, "package %s/%s is not ready: build status is %q", pkg.Namespace, pkg.Name, st)
+		return "", errorf(http.StatusServiceUnavailable, "package %s/%s cannot be served: unknown build status %q", pkg.Namespace, pkg.Name, st)
 	}
 	if pkg.Spec.Deployment.IsEmpty() {
-		return errorf(http.StatusServiceUnavailable, "package %s/%s has no deployment archive (build status %q)", pkg.Namespace, pkg.Name, pkg.Status.BuildStatus)
+		switch st {
+		case v1.BuildStatusFailed:
+			return "", errorf(http.StatusServiceUnavailable, "package %s/%s cannot be served: its build failed and it has no earlier successful build (see `isotope pkg info --name %s`)", pkg.Namespace, pkg.Name, pkg.Name)
+		case v1.BuildStatusPending, v1.BuildStatusRunning:
+			return "", errorf(http.StatusServiceUnavailable, "package %s/%s is not ready: build status is %q (its first build)", pkg.Namespace, pkg.Name, st)
+		}
+		return "", errorf(http.StatusServiceUnavailable, "package %s/%s has no deployment archive (build status %q)", pkg.Namespace, pkg.Name, st)
 	}
-	return nil
+	if st == v1.BuildStatusFailed {
+		return fmt.Sprintf("the latest build of package %s/%s failed (see `isotope pkg info --name %s`); serving its last successful build", pkg.Namespace, pkg.Name, pkg.Name), nil
+	}
+	return "", nil
 }
 
 // storeErr maps a store read failure to an executor error naming what.
