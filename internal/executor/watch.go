@@ -125,6 +125,35 @@ func (m *Manager) onFunction(ctx context.Context, ev store.Event) {
 	if p != nil && p.key != keyOf(fn) && fn.Generation >= p.key.generation {
 		m.poolFor(fn)
 	}
+	m.preloadAsync(fn)
+}
+
+// preloadAsync loads a poolmgr WebAssembly function in the background as
+// soon as it and a servable package exist (at start-up too: the watch
+// begins with every stored function), so its first request finds the
+// module fetched, compiled and its reactor instances warm. It goes
+// through the pool's usual single-flight specialization, so a request
+// arriving meanwhile waits for the same load instead of starting
+// another. A failed preload is logged; the next request tries again.
+// Process runtimes are not preloaded: poolmgr starts them on demand.
+func (m *Manager) preloadAsync(fn *v1.Function) {
+	if m.wasmRT == nil || executorType(fn) == v1.ExecutorTypeNewdeploy {
+		return
+	}
+	m.bg.Go(func() {
+		envNs := orDefault(fn.Spec.Environment.Namespace, fn.Namespace)
+		env, err := store.GetAs[*v1.Environment](m.ctx, m.cfg.Store, envNs, fn.Spec.Environment.Name)
+		if err != nil || !IsWasmEnvImage(env.Spec.Runtime.Image) {
+			return // not a wasm function (or no environment yet)
+		}
+		p, err := m.poolFor(fn)
+		if err != nil {
+			return
+		}
+		if err := p.ensureMin(m.ctx); err != nil && m.ctx.Err() == nil {
+			m.log.Info("function not preloaded; its first request will load it", "function", fn.Namespace+"/"+fn.Name, "reason", err)
+		}
+	})
 }
 
 // ensureAsync starts newdeploy's initial instances in the background.
@@ -147,12 +176,15 @@ func (m *Manager) onEnvironment(ctx context.Context, ev store.Event) {
 		e.close()
 	}
 	m.mu.Unlock()
-	m.retireWhere(func(p *fnPool) bool {
+	retired := m.retireWhere(func(p *fnPool) bool {
 		return p.res.Env != nil && p.res.Env.UID == env.UID &&
 			(ev.Type == store.Deleted || p.res.Env.ResourceVersion != env.ResourceVersion)
 	})
 	if ev.Type == store.Deleted {
 		return
+	}
+	for _, p := range retired {
+		m.preloadAsync(p.fn)
 	}
 	if rt, err := m.runtimeFor(env); err == nil && rt.Pooled() && poolSize(env) > 0 {
 		m.envPoolFor(env, rt).refill()
@@ -168,11 +200,38 @@ func (m *Manager) onPackage(ctx context.Context, ev store.Event) {
 		return p.res.Pkg != nil && p.res.Pkg.Namespace == pkg.Namespace && p.res.Pkg.Name == pkg.Name &&
 			(ev.Type == store.Deleted || deployFingerprint(p.res.Pkg) != deployFingerprint(pkg))
 	})
+	if ev.Type == store.Deleted || m.wasmRT == nil {
+		return
+	}
+	if _, err := servable(pkg); err != nil {
+		return
+	}
+	// The package became servable (or its archive changed): preload the
+	// WebAssembly functions that use it. Functions that point at an
+	// older resourceVersion of it are about to be bumped by whoever
+	// changed it (builder manager, CLI), and preloading them now would
+	// load the same archive twice; their update event preloads them.
+	objs, _, err := m.cfg.Store.List(ctx, v1.KindFunction, store.ListOptions{Namespace: pkg.Namespace})
+	if err != nil {
+		return
+	}
+	for _, o := range objs {
+		fn, ok := o.(*v1.Function)
+		if !ok {
+			continue
+		}
+		ref := fn.Spec.Package.PackageRef
+		if ref.Name == pkg.Name && orDefault(ref.Namespace, fn.Namespace) == pkg.Namespace &&
+			(ref.ResourceVersion == "" || ref.ResourceVersion == pkg.ResourceVersion) {
+			m.preloadAsync(fn)
+		}
+	}
 }
 
 // retireWhere retires the resolved pools matching match (read under the
-// pool's lock) and starts newdeploy replacements.
-func (m *Manager) retireWhere(match func(*fnPool) bool) {
+// pool's lock), starts newdeploy replacements and returns the retired
+// pools.
+func (m *Manager) retireWhere(match func(*fnPool) bool) []*fnPool {
 	m.mu.Lock()
 	var hit []*fnPool
 	for id, p := range m.pools {
@@ -194,6 +253,7 @@ func (m *Manager) retireWhere(match func(*fnPool) bool) {
 			}
 		}
 	}
+	return hit
 }
 
 // reap closes idle instances and forgets empty retired pools.
