@@ -123,7 +123,11 @@ func (w *wasmInstance) Specialize(ctx context.Context, f instance.Function) erro
 	if st, err := os.Stat(target); err == nil && st.IsDir() {
 		archiveDir = target
 	}
-	timeout := time.Duration(fn.Spec.FunctionTimeout) * time.Second
+	lim, err := Limits(f)
+	if err != nil {
+		return err
+	}
+	lim.MaxInstances = w.rt.Slots(fn)
 	var log *logAdapter
 	if w.rt.cfg.Logs != nil {
 		log = &logAdapter{logs: w.rt.cfg.Logs, ns: fn.Namespace, name: fn.Name}
@@ -133,8 +137,9 @@ func (w *wasmInstance) Specialize(ctx context.Context, f instance.Function) erro
 		Path:       target,
 		Name:       fn.Namespace + "/" + fn.Name,
 		Entrypoint: fn.Spec.Package.FunctionName,
+		Env:        Env(f.Env),
 		ArchiveDir: archiveDir,
-		Limits:     wasm.Limits{Timeout: timeout, MaxInstances: w.rt.Slots(fn)},
+		Limits:     lim,
 	}
 	if log != nil {
 		req.Log = log
@@ -148,6 +153,56 @@ func (w *wasmInstance) Specialize(ctx context.Context, f instance.Function) erro
 		return fmt.Errorf("instance closed during specialization")
 	}
 	return nil
+}
+
+// Env is a function's guest environment: the literal values of its
+// Environment's runtime.container.env (valueFrom entries name Kubernetes
+// objects and are skipped). Nothing of the host's is inherited.
+// wasm.EnvEntrypoint is set from the function's entry point by the wasm
+// package and cannot be overridden here.
+func Env(env *v1.Environment) map[string]string {
+	if env == nil || env.Spec.Runtime.Container == nil {
+		return nil
+	}
+	vars := map[string]string{}
+	for _, e := range env.Spec.Runtime.Container.Env {
+		if e.Name == "" || e.ValueFrom != nil || e.Name == wasm.EnvEntrypoint {
+			continue
+		}
+		vars[e.Name] = e.Value
+	}
+	return vars
+}
+
+// pageSize is a WebAssembly page.
+const pageSize = 64 << 10
+
+// Limits are a function's per-request limits: its functionTimeout, and
+// a memory cap from the function's spec.resources.limits.memory when
+// set, else its Environment's (as newdeploy sizes a pod), rounded up to
+// 64 KiB pages; without either the wasm package's default (128 MiB)
+// applies. A cap above 4 GiB, the most a 32-bit guest can address, is
+// 4 GiB. A cap too small for the module's initial memory fails its load
+// with a message saying so.
+func Limits(f instance.Function) (wasm.Limits, error) {
+	lim := wasm.Limits{Timeout: time.Duration(f.Fn.Spec.FunctionTimeout) * time.Second}
+	q, field := f.Fn.Spec.Resources.Limits.Memory(), "spec.resources.limits.memory of function "+f.Fn.Namespace+"/"+f.Fn.Name
+	if q.IsZero() && f.Env != nil {
+		q, field = f.Env.Spec.Resources.Limits.Memory(), "spec.resources.limits.memory of environment "+f.Env.Namespace+"/"+f.Env.Name
+	}
+	if q.IsZero() {
+		return lim, nil
+	}
+	b := q.Value()
+	if b < pageSize {
+		return lim, fmt.Errorf("%s is %s: a WebAssembly function needs at least 64Ki", field, q.String())
+	}
+	lim.MemoryPages = uint32(min((b+pageSize-1)/pageSize, 65536))
+	// A reactor instance is recycled when its memory passes a threshold
+	// (64 MiB by default); with a larger cap, half of it, so a function
+	// given room for a big working set is not restarted every request.
+	lim.MaxMemoryBytes = max(wasm.DefaultMaxMemoryBytes, uint64(lim.MemoryPages)*pageSize/2)
+	return lim, nil
 }
 
 // fetch brings the archive into dir once, whatever the number of
