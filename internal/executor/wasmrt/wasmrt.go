@@ -38,7 +38,8 @@ type Config struct {
 	// Wasm compiles and runs modules. Required.
 	Wasm *wasm.Runtime
 	// WorkDir receives fetched deploy archives, one directory per
-	// package archive (shared by the functions that use it).
+	// package archive (<ns>/<pkg>/<checksum prefix>, shared by the
+	// functions that use it), deleted when no loaded module uses it.
 	WorkDir string
 	// Fetcher brings deploy archives into WorkDir. Required.
 	Fetcher instance.Fetcher
@@ -53,8 +54,19 @@ type Config struct {
 // Runtime is the in-process WebAssembly runtime. It is safe for
 // concurrent use.
 type Runtime struct {
-	cfg   Config
-	locks sync.Map // archive dir → *sync.Mutex
+	cfg Config
+
+	mu   sync.Mutex
+	dirs map[string]*archiveDir // fetched archive dirs by path
+}
+
+// archiveDir is one fetched deploy archive, shared by the instances of
+// every function loaded from it. It is deleted when the last one closes
+// (a rebuild swapped them, or the functions were deleted), so archives
+// do not pile up under WorkDir.
+type archiveDir struct {
+	fetch sync.Mutex // held while fetching or deleting
+	refs  int        // instances using it, or about to (under Runtime.mu)
 }
 
 var (
@@ -67,7 +79,7 @@ func New(cfg Config) *Runtime {
 	if cfg.MaxInstances <= 0 {
 		cfg.MaxInstances = 64
 	}
-	return &Runtime{cfg: cfg}
+	return &Runtime{cfg: cfg, dirs: map[string]*archiveDir{}}
 }
 
 // Name implements instance.Runtime.
@@ -99,6 +111,9 @@ type wasmInstance struct {
 	env    *v1.Environment
 	mod    atomic.Pointer[wasm.Module]
 	closed atomic.Bool
+
+	mu  sync.Mutex
+	dir string // the archive dir held, released at Close; "" if none
 }
 
 // Specialize implements instance.Instance: fetch, then load.
@@ -116,9 +131,17 @@ func (w *wasmInstance) Specialize(ctx context.Context, f instance.Function) erro
 	}
 	dir := filepath.Join(w.rt.cfg.WorkDir, pkg.Namespace, pkg.Name, dirKey[:min(len(dirKey), 32)])
 	target := filepath.Join(dir, "deployarchive")
-	if err := w.rt.fetch(ctx, pkg, dir); err != nil {
+	if err := w.rt.acquireDir(ctx, pkg, dir); err != nil {
 		return fmt.Errorf("fetch deploy archive of package %s/%s: %w", pkg.Namespace, pkg.Name, err)
 	}
+	w.mu.Lock()
+	if w.closed.Load() || w.dir != "" {
+		w.mu.Unlock()
+		w.rt.releaseDir(dir)
+		return fmt.Errorf("instance closed or specialized during specialization")
+	}
+	w.dir = dir
+	w.mu.Unlock()
 	archiveDir := ""
 	if st, err := os.Stat(target); err == nil && st.IsDir() {
 		archiveDir = target
@@ -205,19 +228,78 @@ func Limits(f instance.Function) (wasm.Limits, error) {
 	return lim, nil
 }
 
-// fetch brings the archive into dir once, whatever the number of
-// instances of functions sharing it.
-func (r *Runtime) fetch(ctx context.Context, pkg *v1.Package, dir string) error {
-	mu, _ := r.locks.LoadOrStore(dir, &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
+// acquireDir takes a reference on dir and brings pkg's deploy archive
+// into it once, whatever the number of instances sharing it.
+func (r *Runtime) acquireDir(ctx context.Context, pkg *v1.Package, dir string) error {
+	r.mu.Lock()
+	d := r.dirs[dir]
+	if d == nil {
+		d = &archiveDir{}
+		r.dirs[dir] = d
+	}
+	d.refs++
+	r.mu.Unlock()
+
+	d.fetch.Lock()
+	err := r.fetchLocked(ctx, pkg, dir)
+	d.fetch.Unlock()
+	if err != nil {
+		r.releaseDir(dir)
+	}
+	return err
+}
+
+func (r *Runtime) fetchLocked(ctx context.Context, pkg *v1.Package, dir string) error {
 	if _, err := os.Stat(filepath.Join(dir, "deployarchive")); err == nil {
 		return nil
 	}
 	if r.cfg.Fetcher == nil {
 		return fmt.Errorf("wasmrt: Config.Fetcher is nil")
 	}
+	// Created under r.mu, so that releaseDir, which removes empty
+	// parents under r.mu, never removes them between here and the fetch.
+	r.mu.Lock()
+	err := os.MkdirAll(dir, 0o755)
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	return r.cfg.Fetcher.FetchDeployment(ctx, pkg, dir, "deployarchive", false)
+}
+
+// releaseDir drops a reference on dir and deletes the directory (and
+// its package and namespace directories once empty) when it was the last.
+func (r *Runtime) releaseDir(dir string) {
+	r.mu.Lock()
+	d := r.dirs[dir]
+	if d == nil {
+		r.mu.Unlock()
+		return
+	}
+	d.refs--
+	last := d.refs == 0
+	r.mu.Unlock()
+	if !last {
+		return
+	}
+	d.fetch.Lock()
+	defer d.fetch.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if d.refs > 0 {
+		return // taken again meanwhile; it waits on d.fetch and finds the files
+	}
+	// A Load has read the module into memory; the guest's read-only
+	// mount of the directory ends with its module, which is closed.
+	_ = os.RemoveAll(dir)
+	for p := filepath.Dir(dir); p != filepath.Clean(r.cfg.WorkDir) && strings.HasPrefix(p, filepath.Clean(r.cfg.WorkDir)); p = filepath.Dir(p) {
+		if os.Remove(p) != nil {
+			break // not empty
+		}
+	}
+	if r.dirs[dir] == d {
+		delete(r.dirs, dir)
+	}
 }
 
 // ServeHTTP implements instance.Instance.
@@ -237,15 +319,24 @@ func (w *wasmInstance) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 // instance inside the module, never the module.
 func (w *wasmInstance) Alive() bool { return !w.closed.Load() }
 
-// Close implements instance.Instance.
+// Close implements instance.Instance. The archive dir is deleted once
+// no other instance uses it.
 func (w *wasmInstance) Close() error {
 	if w.closed.Swap(true) {
 		return nil
 	}
+	var err error
 	if m := w.mod.Load(); m != nil {
-		return m.Close()
+		err = m.Close()
 	}
-	return nil
+	w.mu.Lock()
+	dir := w.dir
+	w.dir = ""
+	w.mu.Unlock()
+	if dir != "" {
+		w.rt.releaseDir(dir)
+	}
+	return err
 }
 
 // logAdapter turns the wasm package's log lines ("<time> <ns/name>

@@ -1,0 +1,97 @@
+package executor
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/wasm/wasmtest"
+)
+
+// archiveDirs lists the fetched archive dirs of package ns/pkg under the
+// wasm runtime's work dir.
+func archiveDirs(t *testing.T, f *fixture, ns, pkg string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(f.m.cfg.WorkDir, "wasm", ns, pkg))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// A fetched deploy archive is deleted once no loaded module uses it:
+// after a rebuild swaps the instances, and when the function is deleted.
+// One shared by two functions stays until both are gone.
+func TestOldDeployArchivesAreDeleted(t *testing.T) {
+	f, _ := wasmFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go f.m.Run(ctx)
+	code := func(s string) []byte { return wasmtest.WAGIStatic("Content-Type: text/plain\n\n" + s + "\n") }
+	pkg := f.pkg("p", string(code("build 1")), v1.BuildStatusSucceeded)
+	a := f.fn("a", "p", nil)
+	b := f.fn("b", "p", nil)
+	for _, fn := range []*v1.Function{a, b} {
+		if body, _ := acquireServe(t, f, fn, "/"); body != "build 1\n" {
+			t.Fatalf("%s: %q", fn.Name, body)
+		}
+	}
+	first := archiveDirs(t, f, "default", "p")
+	if len(first) != 1 {
+		t.Fatalf("archive dirs %v: want one, shared by both functions", first)
+	}
+
+	// Rebuild: new deployment, functions bumped.
+	pkg.Spec.Deployment.Literal = code("build 2")
+	pkg, err := update(ctx, f.st, pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fn := range []*v1.Function{a, b} {
+		fn.Spec.Package.PackageRef.ResourceVersion = pkg.ResourceVersion
+		nfn, err := update(ctx, f.st, fn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body, _ := acquireServe(t, f, nfn, "/"); body != "build 2\n" {
+			t.Fatalf("%s after the rebuild: %q", fn.Name, body)
+		}
+	}
+	waitFor(t, "the first build's archive to be deleted", func() bool {
+		dirs := archiveDirs(t, f, "default", "p")
+		return len(dirs) == 1 && dirs[0] != first[0]
+	})
+
+	// Deleting one function keeps the archive the other still uses.
+	f.m.mu.Lock()
+	poolA := f.m.pools[poolID(a)]
+	f.m.mu.Unlock()
+	if err := f.st.Delete(ctx, v1.KindFunction, "default", "a", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "function a's instances to be retired", func() bool {
+		poolA.mu.Lock()
+		defer poolA.mu.Unlock()
+		return poolA.retired && len(poolA.insts) == 0
+	})
+	f.m.bg.Wait() // their Close has run
+	if dirs := archiveDirs(t, f, "default", "p"); len(dirs) != 1 {
+		t.Fatalf("archive dirs %v after deleting one of two functions", dirs)
+	}
+	if err := f.st.Delete(ctx, v1.KindFunction, "default", "b", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the last archive and its empty parents to be deleted", func() bool {
+		_, err := os.Stat(filepath.Join(f.m.cfg.WorkDir, "wasm", "default"))
+		return os.IsNotExist(err)
+	})
+}
