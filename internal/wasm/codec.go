@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/textproto"
+	"strings"
 )
 
 // ReactorABIVersion is the version of the request and response framing
@@ -127,7 +128,9 @@ func decodeResponse(b []byte) (*response, error) {
 		k := string(r.bytes())
 		v := string(r.bytes())
 		if r.err == nil {
-			if !validHeaderName(k) {
+			// validHeaderName forgives the spaces CGI allows around a
+			// name; a frame's names must be exact.
+			if k != strings.TrimSpace(k) || !validHeaderName(k) {
 				return nil, fmt.Errorf("reactor response has invalid header name %q", truncate(k, 80))
 			}
 			h.Add(textproto.CanonicalMIMEHeaderKey(k), v)
