@@ -180,6 +180,9 @@ func (r *Runtime) Load(ctx context.Context, req LoadRequest) (*Module, error) {
 		if !st.IsDir() {
 			return nil, fmt.Errorf("wasm: load %s: ArchiveDir %s is not a directory", name, req.ArchiveDir)
 		}
+		if err := checkConfined(req.ArchiveDir); err != nil {
+			return nil, fmt.Errorf("wasm: load %s: ArchiveDir: %w", name, err)
+		}
 	}
 	c, err := r.compile(ctx, key, sumHex, wasmBytes)
 	if err != nil {
