@@ -2,8 +2,11 @@ package kubetest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,35 +45,64 @@ func (e *Env) startControllers() error {
 	if err := CheckAssets(true); err != nil {
 		return err
 	}
-	common := []string{
-		"--kubeconfig=" + e.Kubeconfig,
-		"--leader-elect=false",
-		"--secure-port=0", // no HTTPS endpoint: nothing to collide on
-		"--v=2",
+	var health []string
+	common := func() ([]string, error) {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		health = append(health, fmt.Sprintf("https://127.0.0.1:%d/healthz", port))
+		return []string{
+			"--kubeconfig=" + e.Kubeconfig,
+			"--authentication-kubeconfig=" + e.Kubeconfig,
+			"--authorization-kubeconfig=" + e.Kubeconfig,
+			"--leader-elect=false",
+			"--bind-address=127.0.0.1",
+			fmt.Sprintf("--secure-port=%d", port),
+			"--cert-dir=" + e.Dir,
+			"--v=2",
+		}, nil
 	}
-	kcm, err := e.startProc("kube-controller-manager", append(common,
+	args, err := common()
+	if err != nil {
+		return err
+	}
+	kcm, err := e.startProc("kube-controller-manager", append(args,
 		"--controllers=*",
 		"--use-service-account-credentials=false",
 		"--cluster-name=isotope-test",
-		// The same signer as the apiserver's service-account keys, so
-		// the token controller can mint tokens the apiserver accepts.
+		// The apiserver's service-account signing key, so that the token
+		// controller mints tokens the apiserver accepts.
 		"--service-account-private-key-file="+filepath.Join(e.env.ControlPlane.APIServer.CertDir, "sa-signer.key"),
 	)...)
 	if err != nil {
 		return err
 	}
 	e.ctrls = append(e.ctrls, kcm)
-	sched, err := e.startProc("kube-scheduler", common...)
+	if args, err = common(); err != nil {
+		return err
+	}
+	sched, err := e.startProc("kube-scheduler", args...)
 	if err != nil {
 		return err
 	}
 	e.ctrls = append(e.ctrls, sched)
 
+	// Ready when both answer /healthz and the controller manager has
+	// acted (its serviceaccount controller creates default/default).
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		// Their serving certificates are self-signed; this is loopback.
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec
+	}}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for {
-		sa := &corev1.ServiceAccount{}
-		err := e.Client.Get(ctx, types.NamespacedName{Namespace: "default", Name: "default"}, sa)
+		err := e.Client.Get(ctx, types.NamespacedName{Namespace: "default", Name: "default"}, &corev1.ServiceAccount{})
+		for _, u := range health {
+			if err == nil {
+				err = healthy(hc, u)
+			}
+		}
 		if err == nil {
 			return nil
 		}
@@ -81,10 +113,32 @@ func (e *Env) startControllers() error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("kube-controller-manager did not create the default ServiceAccount within 2m (last error %v)\n%s", err, kcm.tail(30))
+			return fmt.Errorf("controllers not ready within 2m: %v\n%s\n%s", err, kcm.tail(20), sched.tail(20))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+func healthy(hc *http.Client, url string) error {
+	resp, err := hc.Get(url)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // proc is a control-plane process we started.
