@@ -60,7 +60,7 @@ func main() {
 	warm := flag.Duration("warmup", 500*time.Millisecond, "unmeasured warm-up before each run")
 	runs := flag.Int("runs", 3, "runs of each scenario, interleaved; figures are medians")
 	backendList := flag.String("backend", "handler,wasm-reactor,wasm-wagi", "comma-separated backends serving the functions: "+backendNames())
-	prime := flag.Duration("prime", 2*time.Second, "unmeasured load on each scenario before the runs, so instance pools have grown to the concurrency")
+	prime := flag.Duration("prime", 2*time.Second, "unmeasured load on each scenario before the runs (repeated up to 5 times while the throughput still grows), so instance pools have grown to the concurrency")
 	cold := flag.Int("cold", 20, "fresh functions per WebAssembly kind for the cold-start figures (0: skip)")
 	coldE2E := flag.Int("cold-e2e", 5, "fresh functions per kind timed from their creation to the first answer (0: skip)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (router, executor, runtime; not the load) during the warm scenarios and the cold starts to `file`")
@@ -166,13 +166,22 @@ func run(names []string, conc int, dur, warm, prime time.Duration, runs, cold, c
 	// A reactor function grows its pool of guest instances up to the
 	// concurrency, each instance a Go runtime start: let that happen
 	// before the measured runs.
+	// A round of -prime per scenario, repeated (at most 5 rounds) while
+	// the throughput still grows by more than a third.
 	if prime > 0 {
 		for _, s := range scenarios[1:] {
-			r, err := loadProcess(s.urls, conc, 0, prime)
-			if err != nil {
-				return fmt.Errorf("priming %s: %v", s.name, err)
+			last := 0.0
+			for round := 1; round <= 5; round++ {
+				r, err := loadProcess(s.urls, conc, 0, prime)
+				if err != nil {
+					return fmt.Errorf("priming %s: %v", s.name, err)
+				}
+				fmt.Fprintf(os.Stderr, "prime %-18s round %d %8.0f req/s (unmeasured)\n", s.name, round, r.rps())
+				if round > 1 && r.rps() < last*4/3 {
+					break
+				}
+				last = r.rps()
 			}
-			fmt.Fprintf(os.Stderr, "prime %-18s %8.0f req/s (unmeasured)\n", s.name, r.rps())
 		}
 	}
 
