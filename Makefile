@@ -6,7 +6,7 @@ PKGS     := ./...
 # suite room, per package.
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build test test-short vet fmt-check demo bench clean generate kube-assets test-kube
+.PHONY: all build test test-short vet fmt-check demo bench clean generate kube-assets helm test-kube
 
 all: build
 
@@ -21,7 +21,7 @@ fmt-check:
 
 # Every test, with the race detector: unit, integration and end-to-end
 # (the e2e tests build the real binary and drive it through the CLI).
-test: fmt-check vet kube-assets
+test: fmt-check vet kube-assets helm
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 test-short:
@@ -31,7 +31,7 @@ test-short:
 demo: build
 	./examples/demo.sh
 
-# Every benchmark in bench/, one table of figures and ratios (about 8
+# Every benchmark in bench/, one table of figures and ratios (about 5
 # minutes on 2 cores); BENCH="router wasm" runs only those. See
 # bench/README.md.
 bench: build
@@ -47,6 +47,7 @@ CONTROLLER_GEN ?= $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.2
 generate:
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=deploy/crds
+	cp deploy/crds/*.yaml deploy/helm/isotope/crds/
 
 # The Kubernetes control plane for the tests (kube-apiserver, etcd,
 # kube-controller-manager, kube-scheduler), built from pinned Go modules
@@ -55,8 +56,14 @@ generate:
 kube-assets:
 	hack/kube-assets/build.sh
 
+# helm, built from its pinned Go module into ~/.cache/isotope/helm (or
+# $$ISOTOPE_HELM), for the chart's render test in deploy/helm. A few
+# minutes the first time; a no-op afterwards.
+helm:
+	hack/helm/build.sh
+
 # The Kubernetes suites: every package whose tests use internal/kubetest.
 KUBE_PKGS ?= $(shell $(GO) list -e -f '{{.ImportPath}} {{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... | awk '/isotope.dev\/isotope\/internal\/kubetest/ {print $$1}')
 
-test-kube: kube-assets
+test-kube: kube-assets helm
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(KUBE_PKGS)
