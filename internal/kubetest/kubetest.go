@@ -158,6 +158,7 @@ func Main(m *testing.M) {
 // plane's processes would outlive the test binary).
 func Start(t testing.TB) *Env {
 	t.Helper()
+	SkipIfOff(t)
 	if !mainCalled {
 		t.Fatal("kubetest: the package's TestMain must call kubetest.Main(m)")
 	}
@@ -174,6 +175,20 @@ func Start(t testing.TB) *Env {
 		t.Fatalf("kubetest: %v", shared.err)
 	}
 	return shared.env
+}
+
+// OffEnv, set to "off", skips every test that needs the control plane,
+// saying so. `make test` sets it while the Kubernetes suites are not yet
+// part of the default run (see docs/kubernetes.md); `make test-kube`
+// never does.
+const OffEnv = "ISOTOPE_KUBE_TESTS"
+
+// SkipIfOff skips t when the Kubernetes suites are switched off.
+func SkipIfOff(t testing.TB) {
+	t.Helper()
+	if os.Getenv(OffEnv) == "off" {
+		t.Skipf("%s=off: the Kubernetes suites run with make test-kube", OffEnv)
+	}
 }
 
 func startEnv() (*Env, error) {
