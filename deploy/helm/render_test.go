@@ -1,0 +1,481 @@
+// Package helm_test renders the Isotope chart (deploy/helm/isotope) with
+// the real helm binary, built from its Go module by hack/helm/build.sh,
+// and validates every object it renders twice: decoded strictly with
+// client-go's scheme, and applied with a server-side dry run to the
+// kube-apiserver of internal/kubetest, so the apiserver's own schema
+// validation (built-in kinds and Isotope's CRDs) and admission check them.
+package helm_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer/json"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"isotope.dev/isotope/internal/kubetest"
+)
+
+// HelmVersion is the helm that hack/helm builds (a test checks the two).
+const HelmVersion = "v3.22.0"
+
+const helmHint = "run make helm (builds helm " + HelmVersion + " from its Go module, a few minutes the first time)"
+
+func TestMain(m *testing.M) { kubetest.Main(m) }
+
+// helmBin is $ISOTOPE_HELM or where hack/helm/build.sh puts helm.
+func helmBin(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("ISOTOPE_HELM")
+	if bin == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			t.Fatal(err)
+		}
+		bin = filepath.Join(home, ".cache", "isotope", "helm", HelmVersion, "helm")
+	}
+	if fi, err := os.Stat(bin); err != nil || fi.Mode()&0o111 == 0 {
+		t.Fatalf("helm binary missing at %s: %s", bin, helmHint)
+	}
+	return bin
+}
+
+func chartDir(t *testing.T) string {
+	t.Helper()
+	root, err := kubetest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(root, "deploy", "helm", "isotope")
+}
+
+// helm runs the helm binary with an isolated home (no repositories, no
+// plugins, nothing of the user's) and returns its stdout.
+func helm(t *testing.T, args ...string) string {
+	t.Helper()
+	home := t.TempDir()
+	cmd := exec.Command(helmBin(t), args...)
+	cmd.Env = append(os.Environ(),
+		"HELM_CACHE_HOME="+filepath.Join(home, "cache"),
+		"HELM_CONFIG_HOME="+filepath.Join(home, "config"),
+		"HELM_DATA_HOME="+filepath.Join(home, "data"),
+		"KUBECONFIG="+filepath.Join(home, "no-kubeconfig"),
+	)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("helm %s: %v\n%s%s", strings.Join(args, " "), err, stderr.String(), stdout.String())
+	}
+	return stdout.String()
+}
+
+// render is `helm template` of the chart with the CRDs included.
+func render(t *testing.T, namespace string, set ...string) []*unstructured.Unstructured {
+	t.Helper()
+	args := []string{"template", "isotope", chartDir(t), "--namespace", namespace, "--include-crds"}
+	for _, s := range set {
+		args = append(args, "--set", s)
+	}
+	out := helm(t, args...)
+	var objs []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(out), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			t.Fatalf("decode rendered YAML: %v", err)
+		}
+		if len(u.Object) == 0 {
+			continue
+		}
+		objs = append(objs, u)
+	}
+	if len(objs) == 0 {
+		t.Fatal("helm template rendered nothing")
+	}
+	return objs
+}
+
+func scheme(t *testing.T) *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := apiextensionsv1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// decodeStrict decodes every object into its Go type, refusing unknown
+// and duplicate fields, and returns the typed objects.
+func decodeStrict(t *testing.T, objs []*unstructured.Unstructured) []runtime.Object {
+	t.Helper()
+	s := scheme(t)
+	ser := json.NewSerializerWithOptions(json.DefaultMetaFactory, s, s, json.SerializerOptions{Strict: true})
+	var out []runtime.Object
+	for _, u := range objs {
+		data, err := u.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj, _, err := ser.Decode(data, nil, nil)
+		if err != nil {
+			t.Errorf("%s %s: strict decode: %v", u.GetKind(), u.GetName(), err)
+			continue
+		}
+		out = append(out, obj)
+	}
+	return out
+}
+
+var roles = []string{"storagesvc", "router", "executor", "buildermgr", "timer"}
+
+// The default values render the whole control plane: CRDs, and per role
+// a ServiceAccount, ClusterRole + binding and Deployment; Services for
+// the roles others call; the storage service's 8Gi ReadWriteOnce claim.
+func TestChartDefaults(t *testing.T) {
+	objs := render(t, "isotope-system")
+	typed := decodeStrict(t, objs)
+
+	byKind := map[string][]string{}
+	for _, u := range objs {
+		byKind[u.GetKind()] = append(byKind[u.GetKind()], u.GetName())
+		if ns := u.GetNamespace(); ns != "" && ns != "isotope-system" {
+			t.Errorf("%s %s in namespace %q, want isotope-system", u.GetKind(), u.GetName(), ns)
+		}
+	}
+	if got := len(byKind["CustomResourceDefinition"]); got != 5 {
+		t.Errorf("%d CRDs, want 5: %v", got, byKind["CustomResourceDefinition"])
+	}
+	for _, r := range roles {
+		name := "isotope-" + r
+		for _, kind := range []string{"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment"} {
+			if !slices.Contains(byKind[kind], name) {
+				t.Errorf("no %s %s (have %v)", kind, name, byKind[kind])
+			}
+		}
+	}
+	for _, svc := range []string{"isotope-storagesvc", "isotope-router", "isotope-executor"} {
+		if !slices.Contains(byKind["Service"], svc) {
+			t.Errorf("no Service %s", svc)
+		}
+	}
+
+	for _, o := range typed {
+		switch o := o.(type) {
+		case *corev1.PersistentVolumeClaim:
+			if q := o.Spec.Resources.Requests[corev1.ResourceStorage]; q.Cmp(resource.MustParse("8Gi")) != 0 {
+				t.Errorf("PVC size %s, want 8Gi", q.String())
+			}
+			if !slices.Equal(o.Spec.AccessModes, []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce}) {
+				t.Errorf("PVC access modes %v", o.Spec.AccessModes)
+			}
+		case *appsv1.Deployment:
+			checkDeployment(t, o)
+		case *corev1.Service:
+			if o.Name == "isotope-router" && o.Spec.Type != corev1.ServiceTypeClusterIP {
+				t.Errorf("router Service type %s, want ClusterIP", o.Spec.Type)
+			}
+		case *rbacv1.ClusterRole:
+			checkLeastPrivilege(t, o.Name, o.Rules)
+		case *rbacv1.Role:
+			checkLeastPrivilege(t, o.Name, o.Rules)
+		}
+	}
+}
+
+// checkDeployment: one container running `isotope <role>` from the
+// control-plane image, as its own ServiceAccount, non-root on a
+// read-only root filesystem, with resources, the storage service on its
+// claim.
+func checkDeployment(t *testing.T, d *appsv1.Deployment) {
+	t.Helper()
+	role := strings.TrimPrefix(d.Name, "isotope-")
+	spec := d.Spec.Template.Spec
+	if len(spec.Containers) != 1 {
+		t.Fatalf("%s: %d containers", d.Name, len(spec.Containers))
+	}
+	c := spec.Containers[0]
+	if c.Image != "isotope/isotope:0.1.0" || len(c.Args) == 0 || c.Args[0] != role {
+		t.Errorf("%s: image %s args %v, want isotope/isotope:0.1.0 running %s", d.Name, c.Image, c.Args, role)
+	}
+	if spec.ServiceAccountName != d.Name {
+		t.Errorf("%s: service account %q", d.Name, spec.ServiceAccountName)
+	}
+	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Limits.Memory().IsZero() {
+		t.Errorf("%s: resources %+v", d.Name, c.Resources)
+	}
+	sc := c.SecurityContext
+	if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+		t.Errorf("%s: container security context %+v", d.Name, sc)
+	}
+	if psc := spec.SecurityContext; psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot {
+		t.Errorf("%s: pod does not require non-root", d.Name)
+	}
+	if role == "storagesvc" {
+		if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+			t.Errorf("storagesvc strategy %s, want Recreate (one writer on a ReadWriteOnce volume)", d.Spec.Strategy.Type)
+		}
+		claim := false
+		for _, v := range spec.Volumes {
+			claim = claim || (v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == "isotope-storagesvc")
+		}
+		if !claim || !slices.Contains(c.Args, "--dir=/archives") {
+			t.Errorf("storagesvc: volumes %+v args %v, want the claim at --dir=/archives", spec.Volumes, c.Args)
+		}
+	}
+}
+
+// checkLeastPrivilege refuses wildcards, secrets and RBAC objects: no
+// role may read credentials or grant itself more.
+func checkLeastPrivilege(t *testing.T, name string, rules []rbacv1.PolicyRule) {
+	t.Helper()
+	for _, r := range rules {
+		for _, list := range [][]string{r.APIGroups, r.Resources, r.Verbs} {
+			if slices.Contains(list, "*") {
+				t.Errorf("%s: wildcard in rule %+v", name, r)
+			}
+		}
+		for _, res := range r.Resources {
+			if res == "secrets" || strings.HasPrefix(res, "roles") || strings.HasPrefix(res, "clusterroles") || strings.HasSuffix(res, "bindings") {
+				t.Errorf("%s: may touch %s", name, res)
+			}
+		}
+		if slices.Contains(r.Verbs, "escalate") || slices.Contains(r.Verbs, "bind") || slices.Contains(r.Verbs, "impersonate") {
+			t.Errorf("%s: privileged verbs %v", name, r.Verbs)
+		}
+	}
+}
+
+// Each role's ClusterRole grants exactly what the role needs.
+func TestChartRBACPerRole(t *testing.T) {
+	type grant struct{ group, resource, verb string }
+	want := map[string][]grant{
+		"isotope-storagesvc": {{"isotope.dev", "packages", "list"}},
+		"isotope-router":     {{"isotope.dev", "httptriggers", "watch"}, {"isotope.dev", "functions", "get"}},
+		"isotope-timer":      {{"isotope.dev", "timetriggers", "watch"}},
+		"isotope-buildermgr": {{"apps", "deployments", "create"}, {"", "services", "delete"}, {"isotope.dev", "packages", "update"}, {"isotope.dev", "packages/status", "update"}, {"isotope.dev", "environments", "watch"}},
+		"isotope-executor":   {{"", "pods", "patch"}, {"apps", "deployments", "create"}, {"", "services", "create"}, {"autoscaling", "horizontalpodautoscalers", "create"}, {"isotope.dev", "functions", "watch"}, {"isotope.dev", "packages", "get"}, {"isotope.dev", "environments", "get"}},
+	}
+	deny := map[string][]grant{
+		"isotope-storagesvc": {{"isotope.dev", "packages", "update"}, {"", "pods", "get"}},
+		"isotope-router":     {{"isotope.dev", "functions", "update"}, {"", "pods", "list"}, {"apps", "deployments", "get"}},
+		"isotope-timer":      {{"isotope.dev", "functions", "get"}, {"isotope.dev", "timetriggers", "update"}},
+		"isotope-buildermgr": {{"", "pods", "delete"}, {"autoscaling", "horizontalpodautoscalers", "create"}, {"isotope.dev", "functions", "get"}},
+		"isotope-executor":   {{"isotope.dev", "functions", "update"}, {"isotope.dev", "packages", "update"}},
+	}
+	allows := func(rules []rbacv1.PolicyRule, g grant) bool {
+		for _, r := range rules {
+			if slices.Contains(r.APIGroups, g.group) && slices.Contains(r.Resources, g.resource) && slices.Contains(r.Verbs, g.verb) {
+				return true
+			}
+		}
+		return false
+	}
+	check := func(set []string, builderNS bool) {
+		for _, o := range decodeStrict(t, render(t, "isotope-system", set...)) {
+			cr, ok := o.(*rbacv1.ClusterRole)
+			if !ok {
+				continue
+			}
+			for _, g := range want[cr.Name] {
+				if builderNS && cr.Name == "isotope-buildermgr" && (g.resource == "deployments" || g.resource == "services") {
+					if allows(cr.Rules, g) {
+						t.Errorf("with builderNamespace, %s still may %s %s cluster-wide", cr.Name, g.verb, g.resource)
+					}
+					continue
+				}
+				if !allows(cr.Rules, g) {
+					t.Errorf("%s may not %s %s.%s", cr.Name, g.verb, g.resource, g.group)
+				}
+			}
+			for _, g := range deny[cr.Name] {
+				if allows(cr.Rules, g) {
+					t.Errorf("%s may %s %s.%s, which it does not need", cr.Name, g.verb, g.resource, g.group)
+				}
+			}
+		}
+	}
+	check(nil, false)
+	check([]string{"builderNamespace=isotope-builder"}, true)
+}
+
+// The chart's crds/ are deploy/crds, byte for byte.
+func TestChartCRDsMatchDeploy(t *testing.T) {
+	root, err := kubetest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := filepath.Glob(filepath.Join(root, "deploy", "crds", "*.yaml"))
+	if err != nil || len(src) == 0 {
+		t.Fatalf("deploy/crds: %v %v", src, err)
+	}
+	got, _ := filepath.Glob(filepath.Join(chartDir(t), "crds", "*.yaml"))
+	if len(got) != len(src) {
+		t.Errorf("chart has %d CRDs, deploy/crds %d: cp deploy/crds/*.yaml deploy/helm/isotope/crds/", len(got), len(src))
+	}
+	for _, f := range src {
+		a, _ := os.ReadFile(f)
+		b, err := os.ReadFile(filepath.Join(chartDir(t), "crds", filepath.Base(f)))
+		if err != nil || !bytes.Equal(a, b) {
+			t.Errorf("deploy/helm/isotope/crds/%s differs from deploy/crds (cp deploy/crds/*.yaml deploy/helm/isotope/crds/)", filepath.Base(f))
+		}
+	}
+}
+
+// helm lint passes, strict.
+func TestChartLint(t *testing.T) {
+	out := helm(t, "lint", "--strict", chartDir(t))
+	if !strings.Contains(out, "0 chart(s) failed") {
+		t.Errorf("helm lint: %s", out)
+	}
+}
+
+// Values change what they should: storage size and class, router
+// Service type and node port, resources, images, namespaces.
+func TestChartValues(t *testing.T) {
+	objs := render(t, "isotope-system",
+		"storage.size=20Gi", "storage.storageClassName=fast", "router.service.type=NodePort", "router.service.nodePort=30080",
+		"image.repository=registry.example/isotope", "image.tag=v9", "resources.router.limits.memory=1Gi",
+		"namespace=isotope-cp", "builderNamespace=isotope-builder", "functionNamespace=isotope-fn")
+	for _, o := range decodeStrict(t, objs) {
+		switch o := o.(type) {
+		case *corev1.PersistentVolumeClaim:
+			if q := o.Spec.Resources.Requests[corev1.ResourceStorage]; q.String() != "20Gi" || o.Spec.StorageClassName == nil || *o.Spec.StorageClassName != "fast" {
+				t.Errorf("PVC %s class %v", q.String(), o.Spec.StorageClassName)
+			}
+		case *corev1.Service:
+			if o.Name == "isotope-router" && (o.Spec.Type != corev1.ServiceTypeNodePort || o.Spec.Ports[0].NodePort != 30080) {
+				t.Errorf("router Service %s %+v", o.Spec.Type, o.Spec.Ports)
+			}
+		case *appsv1.Deployment:
+			c := o.Spec.Template.Spec.Containers[0]
+			if c.Image != "registry.example/isotope:v9" || o.Namespace != "isotope-cp" {
+				t.Errorf("%s: image %s namespace %s", o.Name, c.Image, o.Namespace)
+			}
+			if o.Name == "isotope-router" && c.Resources.Limits.Memory().String() != "1Gi" {
+				t.Errorf("router memory limit %s", c.Resources.Limits.Memory())
+			}
+			if o.Name == "isotope-buildermgr" && !slices.Contains(c.Args, "--builder-namespace=isotope-builder") {
+				t.Errorf("buildermgr args %v", c.Args)
+			}
+			if o.Name == "isotope-executor" && !slices.Contains(c.Args, "--function-namespace=isotope-fn") {
+				t.Errorf("executor args %v", c.Args)
+			}
+		case *rbacv1.Role:
+			if strings.HasSuffix(o.Name, "-builders") && o.Namespace != "isotope-builder" {
+				t.Errorf("Role %s in %s", o.Name, o.Namespace)
+			}
+		}
+	}
+}
+
+// Every rendered object, for the default values and a variant, passes
+// the kube-apiserver's validation: applied with a server-side dry run
+// (nothing is stored), as `kubectl apply --server-side --dry-run=server`.
+func TestChartAppliesToAPIServer(t *testing.T) {
+	env := kubetest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ns := env.Namespace(t, "isotope-chart")
+	builderNS := env.Namespace(t, "isotope-builder")
+	variants := [][]string{
+		nil,
+		{"builderNamespace=" + builderNS, "router.service.type=LoadBalancer", "storage.storageClassName=standard", "internalAuth.secretName=isotope-internal"},
+	}
+	for i, set := range variants {
+		objs := render(t, ns, set...)
+		for _, u := range objs {
+			err := env.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u),
+				client.DryRunAll, client.FieldOwner("isotope-chart-test"), client.ForceOwnership)
+			if err != nil {
+				t.Errorf("variant %d: %s %s/%s: server-side dry-run apply: %v", i, u.GetKind(), u.GetNamespace(), u.GetName(), err)
+			}
+		}
+	}
+	// The dry run stored nothing.
+	var deps appsv1.DeploymentList
+	if err := env.Client.List(ctx, &deps, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	if len(deps.Items) != 0 {
+		t.Errorf("dry run stored %d Deployments", len(deps.Items))
+	}
+}
+
+// The apiserver does refuse what is invalid: the dry-run check is not
+// vacuous (an unknown field and a bad quantity in a rendered object).
+func TestChartDryRunRefusesInvalid(t *testing.T) {
+	env := kubetest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ns := env.Namespace(t, "isotope-chart-bad")
+	var pvc *unstructured.Unstructured
+	for _, u := range render(t, ns) {
+		if u.GetKind() == "PersistentVolumeClaim" {
+			pvc = u
+		}
+	}
+	if pvc == nil {
+		t.Fatal("no PVC rendered")
+	}
+	bad := pvc.DeepCopy()
+	if err := unstructured.SetNestedField(bad.Object, "eight gigs", "spec", "resources", "requests", "storage"); err != nil {
+		t.Fatal(err)
+	}
+	err := env.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(bad), client.DryRunAll, client.FieldOwner("isotope-chart-test"))
+	if err == nil {
+		t.Error("a PVC asking for \"eight gigs\" passed the dry run")
+	}
+	bad = pvc.DeepCopy()
+	if err := unstructured.SetNestedField(bad.Object, true, "spec", "notAField"); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(bad), client.DryRunAll, client.FieldOwner("isotope-chart-test")); err == nil {
+		t.Error("a PVC with spec.notAField passed the dry run")
+	}
+}
+
+// The helm version here, in hack/helm/build.sh and in its go.mod agree.
+func TestHelmVersionMatchesBuildScript(t *testing.T) {
+	root, err := kubetest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ file, pattern string }{
+		{"hack/helm/build.sh", `(?m)^HELM_VERSION=(\S+)$`},
+		{"hack/helm/go.mod", `(?m)^\s*helm\.sh/helm/v3 (v\S+)`},
+	} {
+		data, err := os.ReadFile(filepath.Join(root, c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(c.pattern).FindSubmatch(data)
+		if m == nil || string(m[1]) != HelmVersion {
+			t.Errorf("%s: %s gives %q, want %s", c.file, c.pattern, fmt.Sprint(m), HelmVersion)
+		}
+	}
+}
