@@ -20,31 +20,34 @@ func init() { register(newArchiveCommand) }
 // newArchiveCommand is `isotope archive` (alias ar): Fission's archive
 // commands against the storage service mounted on the API listener.
 func newArchiveCommand(g *Globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:     "archive",
-		Aliases: []string{"ar"},
-		Short:   "Upload, list, download and delete archives in the storage service",
-	}
-	cmd.AddCommand(
+	return group("archive", []string{"ar"}, "Upload, list, download and delete archives in the storage service",
 		archiveUploadCommand(g),
 		archiveListCommand(g),
 		archiveDownloadCommand(g),
 		archiveDeleteCommand(g),
 		archiveGetURLCommand(g),
 	)
-	return cmd
 }
 
-// archiveRunE gives a body the command's context and a storage client,
-// and turns its error into one actionable line.
-func archiveRunE(g *Globals, body func(ctx context.Context, cmd *cobra.Command, c *storagesvc.Client) error) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, _ []string) error {
-		ctx := cmd.Context()
-		if ctx == nil {
-			ctx = context.Background()
+// archiveCommand is an archive subcommand: its body gets the command's
+// context and a storage client, and its error becomes one actionable line.
+func archiveCommand(g *Globals, use, short string, body func(ctx context.Context, cmd *cobra.Command, c *storagesvc.Client) error) *cobra.Command {
+	open := func(g *Globals) *storagesvc.Client { return storagesvc.NewClient(g.Server, g.Token) }
+	return &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs, RunE: runWith(g, open, body)}
+}
+
+// archiveIDCommand is an archive subcommand on the archive that --id
+// names, which it requires before the body runs.
+func archiveIDCommand(g *Globals, use, short, idHelp string, body func(ctx context.Context, cmd *cobra.Command, c *storagesvc.Client, id string) error) *cobra.Command {
+	var id string
+	cmd := archiveCommand(g, use, short, func(ctx context.Context, cmd *cobra.Command, c *storagesvc.Client) error {
+		if err := requireFlag("id", id); err != nil {
+			return err
 		}
-		return userError(g, body(ctx, cmd, storagesvc.NewClient(g.Server, g.Token)))
-	}
+		return body(ctx, cmd, c, id)
+	})
+	cmd.Flags().StringVar(&id, "id", "", idHelp)
+	return cmd
 }
 
 // progressBar returns a byte progress bar on stderr when stderr is a
@@ -63,12 +66,7 @@ func progressBar(cmd *cobra.Command, size int64, what string) *progressbar.Progr
 
 func archiveUploadCommand(g *Globals) *cobra.Command {
 	var name, output string
-	cmd := &cobra.Command{
-		Use:   "upload --name FILE",
-		Short: "Upload a file; prints its archive id (-o json: id, url, checksum)",
-		Args:  cobra.NoArgs,
-	}
-	cmd.RunE = archiveRunE(g, func(ctx context.Context, cmd *cobra.Command, c *storagesvc.Client) error {
+	cmd := archiveCommand(g, "upload --name FILE", "Upload a file; prints its archive id (-o json: id, url, checksum)", func(ctx context.Context, cmd *cobra.Command, c *storagesvc.Client) error {
 		if err := requireFlag("name", name); err != nil {
 			return err
 		}
@@ -113,12 +111,7 @@ func archiveUploadCommand(g *Globals) *cobra.Command {
 
 func archiveListCommand(g *Globals) *cobra.Command {
 	var output string
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List archive ids, one per line (-o json: an array)",
-		Args:  cobra.NoArgs,
-	}
-	cmd.RunE = archiveRunE(g, func(ctx context.Context, cmd *cobra.Command, c *storagesvc.Client) error {
+	cmd := archiveCommand(g, "list", "List archive ids, one per line (-o json: an array)", func(ctx context.Context, cmd *cobra.Command, c *storagesvc.Client) error {
 		if err := checkFormat(output); err != nil {
 			return err
 		}
@@ -144,75 +137,47 @@ func archiveListCommand(g *Globals) *cobra.Command {
 }
 
 func archiveDownloadCommand(g *Globals) *cobra.Command {
-	var id, output string
-	cmd := &cobra.Command{
-		Use:   "download --id ID -o FILE",
-		Short: "Download an archive (checked against its sha256) to a file, or to stdout",
-		Args:  cobra.NoArgs,
-	}
-	cmd.RunE = archiveRunE(g, func(ctx context.Context, cmd *cobra.Command, c *storagesvc.Client) error {
-		if err := requireFlag("id", id); err != nil {
-			return err
-		}
-		return writeOutput(output, cmd.OutOrStdout(), func(w io.Writer) error {
-			rc, info, err := c.Open(ctx, id)
-			if err != nil {
+	var output string
+	cmd := archiveIDCommand(g, "download --id ID -o FILE", "Download an archive (checked against its sha256) to a file, or to stdout", "archive id (or its full download URL)",
+		func(ctx context.Context, cmd *cobra.Command, c *storagesvc.Client, id string) error {
+			return writeOutput(output, cmd.OutOrStdout(), func(w io.Writer) error {
+				rc, info, err := c.Open(ctx, id)
+				if err != nil {
+					return err
+				}
+				defer rc.Close()
+				var r io.Reader = rc
+				if bar := progressBar(cmd, info.Size, "downloading"); bar != nil {
+					r = io.TeeReader(rc, bar)
+					defer bar.Finish()
+				}
+				_, err = io.Copy(w, r)
 				return err
-			}
-			defer rc.Close()
-			var r io.Reader = rc
-			if bar := progressBar(cmd, info.Size, "downloading"); bar != nil {
-				r = io.TeeReader(rc, bar)
-				defer bar.Finish()
-			}
-			_, err = io.Copy(w, r)
-			return err
+			})
 		})
-	})
-	cmd.Flags().StringVar(&id, "id", "", "archive id (or its full download URL)")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "file to write (default stdout)")
 	return cmd
 }
 
 func archiveDeleteCommand(g *Globals) *cobra.Command {
-	var id string
-	cmd := &cobra.Command{
-		Use:   "delete --id ID",
-		Short: "Delete an archive",
-		Args:  cobra.NoArgs,
-	}
-	cmd.RunE = archiveRunE(g, func(ctx context.Context, cmd *cobra.Command, c *storagesvc.Client) error {
-		if err := requireFlag("id", id); err != nil {
+	return archiveIDCommand(g, "delete --id ID", "Delete an archive", "archive id",
+		func(ctx context.Context, cmd *cobra.Command, c *storagesvc.Client, id string) error {
+			if err := c.Delete(ctx, id); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "archive '%s' deleted\n", id)
 			return err
-		}
-		if err := c.Delete(ctx, id); err != nil {
-			return err
-		}
-		_, err := fmt.Fprintf(cmd.OutOrStdout(), "archive '%s' deleted\n", id)
-		return err
-	})
-	cmd.Flags().StringVar(&id, "id", "", "archive id")
-	return cmd
+		})
 }
 
 func archiveGetURLCommand(g *Globals) *cobra.Command {
-	var id string
-	cmd := &cobra.Command{
-		Use:   "get-url --id ID",
-		Short: "Print an archive's download URL (the form Package specs hold)",
-		Args:  cobra.NoArgs,
-	}
-	cmd.RunE = archiveRunE(g, func(ctx context.Context, cmd *cobra.Command, c *storagesvc.Client) error {
-		if err := requireFlag("id", id); err != nil {
+	return archiveIDCommand(g, "get-url --id ID", "Print an archive's download URL (the form Package specs hold)", "archive id",
+		func(ctx context.Context, cmd *cobra.Command, c *storagesvc.Client, id string) error {
+			// Fission's get-url checks the archive exists.
+			if _, err := c.Head(ctx, id); err != nil {
+				return err
+			}
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), c.URLFor(id))
 			return err
-		}
-		// Fission's get-url checks the archive exists.
-		if _, err := c.Head(ctx, id); err != nil {
-			return err
-		}
-		_, err := fmt.Fprintln(cmd.OutOrStdout(), c.URLFor(id))
-		return err
-	})
-	cmd.Flags().StringVar(&id, "id", "", "archive id")
-	return cmd
+		})
 }

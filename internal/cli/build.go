@@ -12,11 +12,7 @@ func init() { register(newBuildCommand) }
 // newBuildCommand groups the built-in build commands that builder
 // environments run: `isotope build go-wasm`.
 func newBuildCommand(g *Globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "build",
-		Short: "Built-in build commands for builder environments",
-	}
-	cmd.AddCommand(&cobra.Command{
+	return group("build", nil, "Built-in build commands for builder environments", &cobra.Command{
 		Use:   "go-wasm [--cache-dir DIR] [--go GO] [SRC_PKG [DEPLOY_PKG]]",
 		Short: "Build a Fission-style Go function into a WebAssembly reactor module",
 		Long: `Build a Go function into $DEPLOY_PKG/main.wasm, a WebAssembly reactor
@@ -40,5 +36,4 @@ environment (isotope/go-wasm-builder).`,
 			return gowasm.Run(cmd.Context(), args, os.Environ(), cmd.OutOrStdout())
 		},
 	})
-	return cmd
 }

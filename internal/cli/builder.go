@@ -111,8 +111,15 @@ func serveRole(ctx context.Context, log *slog.Logger, role, addr string, h http.
 		return fmt.Errorf("--addr: %w", err)
 	}
 	h = verifyInternal(log, hmac.Service(role), h, hmac.VerifierOptions{}) // role is the channel: builder, fetcher
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
 	log.Info(role+" listening", append([]any{"addr", ln.Addr().String()}, kv...)...)
+	return serveHTTP(ctx, ln, h, func() { log.Info(role + " shutting down") })
+}
+
+// serveHTTP serves h on ln until serving fails or ctx ends; then stopping
+// runs (when set) and the server shuts down gracefully, giving requests
+// in flight up to 10 s.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, stopping func()) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -120,7 +127,9 @@ func serveRole(ctx context.Context, log *slog.Logger, role, addr string, h http.
 		return err
 	case <-ctx.Done():
 	}
-	log.Info(role + " shutting down")
+	if stopping != nil {
+		stopping()
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)

@@ -31,12 +31,18 @@ func newStoreClient(server, token string) store.Store {
 // context and a store client, and every error it returns is turned into
 // one line a user can act on.
 func runE(g *Globals, body func(ctx context.Context, cmd *cobra.Command, st store.Store) error) func(*cobra.Command, []string) error {
+	return runWith(g, openStore, body)
+}
+
+// runWith is runE for a body that needs another client than the store:
+// open makes it from the global flags.
+func runWith[C any](g *Globals, open func(*Globals) C, body func(ctx context.Context, cmd *cobra.Command, c C) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
 		if ctx == nil {
 			ctx = context.Background()
 		}
-		return userError(g, body(ctx, cmd, openStore(g)))
+		return userError(g, body(ctx, cmd, open(g)))
 	}
 }
 

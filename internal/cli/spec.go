@@ -20,13 +20,8 @@ func init() { register(newSpecCommand) }
 // newSpecCommand is `isotope spec` (alias specs): a directory of YAML
 // documents (isotope.dev/v1 or fission.io/v1) applied idempotently.
 func newSpecCommand(g *Globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:     "spec",
-		Aliases: []string{"specs"},
-		Short:   "Apply a directory of resource specs (YAML) idempotently",
-	}
-	cmd.AddCommand(newSpecInit(g), newSpecValidate(g), newSpecApply(g), newSpecDestroy(g), newSpecList(g))
-	return cmd
+	return group("spec", []string{"specs"}, "Apply a directory of resource specs (YAML) idempotently",
+		newSpecInit(g), newSpecValidate(g), newSpecApply(g), newSpecDestroy(g), newSpecList(g))
 }
 
 func addSpecDir(cmd *cobra.Command, dir *string) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -62,12 +61,9 @@ once they are older than --prune-grace.`,
 			if err != nil {
 				return fmt.Errorf("--addr: %w", err)
 			}
-			srv := &http.Server{
-				Handler: verifyInternal(log, hmac.ServiceStoragesvc,
-					storagesvc.NewServer(backend, storagesvc.Options{MaxSize: max.Value(), Token: token, Logger: log}),
-					hmac.VerifierOptions{MaxBody: max.Value() + 1<<20}), // + multipart framing
-				ReadHeaderTimeout: 30 * time.Second,
-			}
+			h := verifyInternal(log, hmac.ServiceStoragesvc,
+				storagesvc.NewServer(backend, storagesvc.Options{MaxSize: max.Value(), Token: token, Logger: log}),
+				hmac.VerifierOptions{MaxBody: max.Value() + 1<<20}) // + multipart framing
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
 			if pruneInterval > 0 {
@@ -78,17 +74,7 @@ once they are older than --prune-grace.`,
 			}
 			log.Info("storage service listening", "addr", ln.Addr().String(), "dir", backend.Dir(),
 				"maxSize", max.Value(), "pruneInterval", pruneInterval, "pruneGrace", pruneGrace)
-			errc := make(chan error, 1)
-			go func() { errc <- srv.Serve(ln) }()
-			select {
-			case err := <-errc:
-				return err
-			case <-ctx.Done():
-			}
-			log.Info("storage service shutting down")
-			sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer scancel()
-			return srv.Shutdown(sctx)
+			return serveHTTP(ctx, ln, h, func() { log.Info("storage service shutting down") })
 		},
 	}
 	f := cmd.Flags()

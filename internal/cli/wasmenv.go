@@ -2,14 +2,11 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -62,20 +59,7 @@ SDK run as reactors on a pool of warm instances.`,
 			fmt.Fprintf(cmd.ErrOrStderr(), "wasm-env listening on %s\n", ln.Addr())
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			h := verifyInternal(log, hmac.ServiceRuntime, srv, hmac.VerifierOptions{Protect: runtimeControlPaths})
-			hs := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
-			errc := make(chan error, 1)
-			go func() { errc <- hs.Serve(ln) }()
-			select {
-			case err := <-errc:
-				return err
-			case <-ctx.Done():
-				sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-					return err
-				}
-				return nil
-			}
+			return serveHTTP(ctx, ln, h, nil)
 		},
 	}
 	f := cmd.Flags()
