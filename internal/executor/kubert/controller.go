@@ -1,0 +1,419 @@
+package kubert
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	asv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/store"
+)
+
+// Config configures the Kubernetes executor: the Controller that keeps
+// pool Deployments and newdeploy objects in step with the store, and the
+// Runtime that hands the executor pods to serve functions with.
+type Config struct {
+	// Client talks to the kube-apiserver; its scheme must know core/v1,
+	// apps/v1, autoscaling/v2 and Isotope's v1 kinds.
+	Client client.Client
+	// Store is where Environments, Functions and Packages are read.
+	Store store.Store
+	// IsotopeImage is the image with the isotope binary (fetcher and
+	// wasm-env containers); default DefaultIsotopeImage, a placeholder.
+	IsotopeImage string
+	// StorageURL is the storage service fetchers download archives from.
+	StorageURL string
+	// FetcherEnv is added to fetcher containers (how they reach the
+	// store and the storage service's token).
+	FetcherEnv []corev1.EnvVar
+	// ServiceAccount of function pods ("" = the namespace's default).
+	ServiceAccount string
+	// InstanceID stamps the objects and pods this executor manages
+	// (Fission's executorInstanceId); default 8 random characters.
+	InstanceID string
+	// PollInterval is how often a wait for a ready pod looks again
+	// (default 200ms).
+	PollInterval time.Duration
+	// ResyncInterval is how often every Environment and Function is
+	// reconciled again, whatever the watches said (default 5m).
+	ResyncInterval time.Duration
+	// HTTPClient calls fetchers (default: 30s timeout).
+	HTTPClient *http.Client
+	Logger     *slog.Logger
+}
+
+func (c *Config) setDefaults() error {
+	if c.Client == nil {
+		return errors.New("kubert: Config.Client is nil")
+	}
+	if c.Store == nil {
+		return errors.New("kubert: Config.Store is nil")
+	}
+	if c.IsotopeImage == "" {
+		c.IsotopeImage = DefaultIsotopeImage
+	}
+	if c.InstanceID == "" {
+		c.InstanceID = randomID(8)
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 200 * time.Millisecond
+	}
+	if c.ResyncInterval <= 0 {
+		c.ResyncInterval = 5 * time.Minute
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+func randomID(n int) string {
+	const letters = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, n)
+	rand.Read(b)
+	for i := range b {
+		b[i] = letters[int(b[i])%len(letters)]
+	}
+	return string(b)
+}
+
+// Controller keeps the cluster in step with the store: a pool
+// Deployment per Environment version (poolmgr) and a Deployment,
+// Service and HorizontalPodAutoscaler per newdeploy Function. It is
+// level-triggered: every reconcile reads the store and the cluster and
+// converges, so a restart or a missed event changes nothing. Only one
+// Controller should act at a time (leader election, in the executor
+// role).
+type Controller struct {
+	cfg   Config
+	log   *slog.Logger
+	queue workqueue.TypedRateLimitingInterface[key]
+}
+
+// key is a reconcile request: an Environment or a Function.
+type key struct {
+	kind, namespace, name string
+}
+
+// NewController returns a Controller; call Run.
+func NewController(cfg Config) (*Controller, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	return &Controller{
+		cfg: cfg,
+		log: cfg.Logger.With("role", "executor-controller"),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.DefaultTypedControllerRateLimiter[key](),
+			workqueue.TypedRateLimitingQueueConfig[key]{Name: "kubert"}),
+	}, nil
+}
+
+// Run reconciles until ctx ends.
+func (c *Controller) Run(ctx context.Context) error {
+	defer c.queue.ShutDown()
+	go func() {
+		<-ctx.Done()
+		c.queue.ShutDown()
+	}()
+	for _, kind := range []string{v1.KindEnvironment, v1.KindFunction} {
+		go c.watch(ctx, kind)
+	}
+	go c.resync(ctx)
+	for {
+		k, quit := c.queue.Get()
+		if quit {
+			return nil
+		}
+		err := c.reconcile(ctx, k)
+		if err != nil && ctx.Err() == nil {
+			c.log.Warn("reconcile failed; retrying", "kind", k.kind, "namespace", k.namespace, "name", k.name, "err", err)
+			c.queue.AddRateLimited(k)
+		} else {
+			c.queue.Forget(k)
+		}
+		c.queue.Done(k)
+	}
+}
+
+// watch enqueues kind's objects as they change (a watch without a
+// version starts with every object as ADDED), re-opening it when it ends.
+func (c *Controller) watch(ctx context.Context, kind string) {
+	rv := ""
+	delay := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		w, err := c.cfg.Store.Watch(ctx, kind, store.WatchOptions{ResourceVersion: rv})
+		if store.IsExpired(err) {
+			rv = ""
+			continue
+		}
+		if err != nil {
+			c.log.Warn("watch failed; retrying", "kind", kind, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			delay = min(delay*2, 5*time.Second)
+			continue
+		}
+		delay = 100 * time.Millisecond
+		for ev := range w.ResultChan() {
+			if ev.Object == nil {
+				continue
+			}
+			rv = ev.Object.GetResourceVersion()
+			if ev.Type == store.Bookmark {
+				continue
+			}
+			c.queue.Add(key{kind, ev.Object.GetNamespace(), ev.Object.GetName()})
+		}
+		w.Stop()
+	}
+}
+
+// resync enqueues every Environment and Function periodically, and every
+// pool and newdeploy object's owner, so objects left by a deleted owner
+// (while no executor ran) are found too.
+func (c *Controller) resync(ctx context.Context) {
+	t := time.NewTicker(c.cfg.ResyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, kind := range []string{v1.KindEnvironment, v1.KindFunction} {
+			objs, _, err := c.cfg.Store.List(ctx, kind, store.ListOptions{})
+			if err != nil {
+				c.log.Warn("resync: list failed", "kind", kind, "err", err)
+				continue
+			}
+			for _, o := range objs {
+				c.queue.Add(key{kind, o.GetNamespace(), o.GetName()})
+			}
+		}
+		var deps appsv1.DeploymentList
+		if err := c.cfg.Client.List(ctx, &deps, client.HasLabels{LabelExecutorType}); err == nil {
+			for _, d := range deps.Items {
+				switch d.Labels[LabelExecutorType] {
+				case string(v1.ExecutorTypePoolmgr):
+					c.queue.Add(key{v1.KindEnvironment, d.Labels[LabelEnvironmentNamespace], d.Labels[LabelEnvironmentName]})
+				case string(v1.ExecutorTypeNewdeploy):
+					c.queue.Add(key{v1.KindFunction, d.Labels[LabelFunctionNamespace], d.Labels[LabelFunctionName]})
+				}
+			}
+		}
+	}
+}
+
+func (c *Controller) reconcile(ctx context.Context, k key) error {
+	obj, err := c.cfg.Store.Get(ctx, k.kind, k.namespace, k.name)
+	if err != nil && !store.IsNotFound(err) {
+		return err
+	}
+	switch k.kind {
+	case v1.KindEnvironment:
+		var env *v1.Environment
+		if err == nil {
+			env = obj.(*v1.Environment)
+		}
+		return c.reconcilePool(ctx, k.namespace, k.name, env)
+	case v1.KindFunction:
+		var fn *v1.Function
+		if err == nil {
+			fn = obj.(*v1.Function)
+		}
+		return c.reconcileNewdeploy(ctx, k.namespace, k.name, fn)
+	}
+	return nil
+}
+
+// reconcilePool makes env's current pool Deployment exist and deletes
+// its older versions' (or all, when env is nil: deleted).
+func (c *Controller) reconcilePool(ctx context.Context, ns, name string, env *v1.Environment) error {
+	keep := ""
+	if env != nil {
+		want := c.cfg.poolDeployment(env)
+		keep = want.Name
+		err := c.cfg.Client.Create(ctx, want)
+		switch {
+		case err == nil:
+			c.log.Info("created pool", "namespace", ns, "deployment", want.Name, "replicas", *want.Spec.Replicas)
+		case apierrors.IsAlreadyExists(err):
+			// Same environment version: only the pool size may differ.
+			var cur appsv1.Deployment
+			if err := c.cfg.Client.Get(ctx, client.ObjectKeyFromObject(want), &cur); err != nil {
+				return err
+			}
+			if cur.Spec.Replicas == nil || *cur.Spec.Replicas != *want.Spec.Replicas {
+				cur.Spec.Replicas = want.Spec.Replicas
+				if err := c.cfg.Client.Update(ctx, &cur); err != nil {
+					return err
+				}
+			}
+		default:
+			return fmt.Errorf("create pool %s/%s: %w", ns, want.Name, err)
+		}
+	}
+	var deps appsv1.DeploymentList
+	err := c.cfg.Client.List(ctx, &deps, client.InNamespace(ns), client.MatchingLabels{
+		LabelExecutorType: string(v1.ExecutorTypePoolmgr), LabelEnvironmentName: name, LabelEnvironmentNamespace: ns,
+	})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for i := range deps.Items {
+		if d := &deps.Items[i]; d.Name != keep {
+			errs = append(errs, c.delete(ctx, d))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// reconcileNewdeploy makes fn's Deployment, Service and HPA match its
+// spec, or deletes them when fn is gone or no longer newdeploy.
+func (c *Controller) reconcileNewdeploy(ctx context.Context, ns, name string, fn *v1.Function) error {
+	keep := ""
+	if fn != nil && fn.Spec.InvokeStrategy.ExecutionStrategy.ExecutorType == v1.ExecutorTypeNewdeploy {
+		env, pkg, err := c.functionDeps(ctx, fn)
+		if err != nil {
+			// Retried on the next event or resync; nothing to delete.
+			c.log.Warn("newdeploy function not ready", "namespace", ns, "function", name, "err", err)
+			return nil
+		}
+		dep, svc, hpa := c.cfg.newdeployObjects(fn, env, pkg)
+		keep = dep.Name
+		for _, o := range []client.Object{svc, dep, hpa} {
+			if err := c.apply(ctx, o); err != nil {
+				return err
+			}
+		}
+	}
+	sel := client.MatchingLabels{LabelExecutorType: string(v1.ExecutorTypeNewdeploy), LabelFunctionName: name, LabelFunctionNamespace: ns}
+	var errs []error
+	var deps appsv1.DeploymentList
+	var svcs corev1.ServiceList
+	var hpas asv2.HorizontalPodAutoscalerList
+	for _, l := range []client.ObjectList{&deps, &svcs, &hpas} {
+		if err := c.cfg.Client.List(ctx, l, client.InNamespace(ns), sel); err != nil {
+			return err
+		}
+	}
+	for i := range hpas.Items {
+		if hpas.Items[i].Name != keep {
+			errs = append(errs, c.delete(ctx, &hpas.Items[i]))
+		}
+	}
+	for i := range svcs.Items {
+		if svcs.Items[i].Name != keep {
+			errs = append(errs, c.delete(ctx, &svcs.Items[i]))
+		}
+	}
+	for i := range deps.Items {
+		if deps.Items[i].Name != keep {
+			errs = append(errs, c.delete(ctx, &deps.Items[i]))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// functionDeps reads the environment and package fn names.
+func (c *Config) functionDepsOf(ctx context.Context, fn *v1.Function) (*v1.Environment, *v1.Package, error) {
+	envNs := orDefault(fn.Spec.Environment.Namespace, fn.Namespace)
+	env, err := store.GetAs[*v1.Environment](ctx, c.Store, envNs, fn.Spec.Environment.Name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("environment %s/%s: %w", envNs, fn.Spec.Environment.Name, err)
+	}
+	ref := fn.Spec.Package.PackageRef
+	pkgNs := orDefault(ref.Namespace, fn.Namespace)
+	pkg, err := store.GetAs[*v1.Package](ctx, c.Store, pkgNs, ref.Name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("package %s/%s: %w", pkgNs, ref.Name, err)
+	}
+	return env, pkg, nil
+}
+
+func (c *Controller) functionDeps(ctx context.Context, fn *v1.Function) (*v1.Environment, *v1.Package, error) {
+	return c.cfg.functionDepsOf(ctx, fn)
+}
+
+func orDefault(s, def string) string {
+	if s != "" {
+		return s
+	}
+	if def != "" {
+		return def
+	}
+	return v1.DefaultNamespace
+}
+
+// apply creates want, or updates the existing object when its spec hash
+// differs. A Deployment's replicas are left alone on update: the HPA and
+// the idle scaler own them.
+func (c *Controller) apply(ctx context.Context, want client.Object) error {
+	err := c.cfg.Client.Create(ctx, want)
+	if err == nil {
+		c.log.Info("created", "kind", fmt.Sprintf("%T", want), "namespace", want.GetNamespace(), "name", want.GetName())
+		return nil
+	}
+	if !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create %s/%s: %w", want.GetNamespace(), want.GetName(), err)
+	}
+	cur := want.DeepCopyObject().(client.Object)
+	if err := c.cfg.Client.Get(ctx, client.ObjectKeyFromObject(want), cur); err != nil {
+		return err
+	}
+	if cur.GetAnnotations()[AnnotationSpecHash] == want.GetAnnotations()[AnnotationSpecHash] {
+		return nil
+	}
+	switch w := want.(type) {
+	case *appsv1.Deployment:
+		d := cur.(*appsv1.Deployment)
+		d.Labels, d.Annotations = w.Labels, w.Annotations
+		d.Spec.Template, d.Spec.Strategy = w.Spec.Template, w.Spec.Strategy
+	case *corev1.Service:
+		s := cur.(*corev1.Service)
+		s.Labels, s.Annotations = w.Labels, w.Annotations
+		s.Spec.Ports, s.Spec.Selector = w.Spec.Ports, w.Spec.Selector
+	case *asv2.HorizontalPodAutoscaler:
+		h := cur.(*asv2.HorizontalPodAutoscaler)
+		h.Labels, h.Annotations = w.Labels, w.Annotations
+		h.Spec = w.Spec
+	}
+	if err := c.cfg.Client.Update(ctx, cur); err != nil {
+		return fmt.Errorf("update %s/%s: %w", want.GetNamespace(), want.GetName(), err)
+	}
+	c.log.Info("updated", "kind", fmt.Sprintf("%T", want), "namespace", want.GetNamespace(), "name", want.GetName())
+	return nil
+}
+
+func (c *Controller) delete(ctx context.Context, obj client.Object) error {
+	err := c.cfg.Client.Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationBackground))
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delete %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)
+	}
+	c.log.Info("deleted", "kind", strings.TrimPrefix(fmt.Sprintf("%T", obj), "*"), "namespace", obj.GetNamespace(), "name", obj.GetName())
+	return nil
+}
