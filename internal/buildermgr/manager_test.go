@@ -22,6 +22,7 @@ import (
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/builder"
 	"isotope.dev/isotope/internal/buildermgr"
+	"isotope.dev/isotope/internal/kubetest"
 	"isotope.dev/isotope/internal/storagesvc"
 	"isotope.dev/isotope/internal/store"
 	"isotope.dev/isotope/internal/store/boltstore"
@@ -36,7 +37,9 @@ func TestMain(m *testing.M) {
 		runTestBuilder()
 		return
 	}
-	os.Exit(m.Run())
+	// The Kubernetes tests (kube_test.go) share one control plane,
+	// stopped when the tests end.
+	kubetest.Main(m)
 }
 
 func runTestBuilder() {
