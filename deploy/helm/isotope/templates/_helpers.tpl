@@ -42,8 +42,9 @@ http://{{ include "isotope.name" (list $root $role) }}.{{ include "isotope.names
 {{- end -}}
 
 {{/*
-A role's Deployment. Arguments: dict with root, role, args (list), port
-(0: none), replicas, and optional volumes, volumeMounts, podSecurityContext.
+A role's Deployment. Arguments: dict with root, role, command (the
+subcommand words; default: the role), args (list), port (0: no port, no
+probes), replicas, recreate, and optional volumes, volumeMounts.
 */}}
 {{- define "isotope.deployment" -}}
 {{- $root := .root -}}{{- $role := .role -}}
@@ -85,7 +86,9 @@ spec:
           image: {{ include "isotope.image" $root }}
           imagePullPolicy: {{ $root.Values.image.pullPolicy }}
           args:
-            - {{ $role }}
+            {{- range (default (list $role) .command) }}
+            - {{ . }}
+            {{- end }}
             {{- range .args }}
             - {{ . | quote }}
             {{- end }}
