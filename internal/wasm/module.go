@@ -286,7 +286,11 @@ func readBody(r *http.Request, max int64) ([]byte, *hostError) {
 type limitedAllocator struct{ limit uint64 }
 
 func (a limitedAllocator) Allocate(_, max uint64) experimental.LinearMemory {
-	return &limitedMemory{limit: min(a.limit, max)}
+	limit := min(a.limit, max)
+	if m := newReservedMemory(limit); m != nil {
+		return m
+	}
+	return &limitedMemory{limit: limit}
 }
 
 type limitedMemory struct {
