@@ -40,16 +40,13 @@ capped at --max-log-bytes and can be followed live at GET /logs?name=<src>.
 dash, as Fission's builder takes them.`,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			args, err := parseFissionFlags(cmd, args)
-			if err != nil || args == nil {
+			dir, ok, err := parseSharedDir(cmd, args, "builder", "/packages")
+			if !ok {
 				return err
 			}
-			if len(args) != 1 {
-				return errors.New("builder: exactly one argument: the shared directory (e.g. /packages)")
-			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			b := builder.New(builder.Config{SharedDir: args[0], Timeout: timeout, MaxLogBytes: maxLogBytes, Log: cmd.OutOrStdout()})
-			return serveRole(cmd.Context(), log, "builder", addr, b.Handler(), "sharedDir", args[0])
+			b := builder.New(builder.Config{SharedDir: dir, Timeout: timeout, MaxLogBytes: maxLogBytes, Log: cmd.OutOrStdout()})
+			return serveRole(cmd.Context(), log, "builder", addr, b.Handler(), "sharedDir", dir)
 		},
 	}
 	f := cmd.Flags()
@@ -57,6 +54,20 @@ dash, as Fission's builder takes them.`,
 	f.DurationVar(&timeout, "timeout", builder.DefaultTimeout, "longest a build may run before it is killed")
 	f.IntVar(&maxLogBytes, "max-log-bytes", builder.DefaultMaxLogBytes, "cap on the log returned with a build (head and tail are kept)")
 	return cmd
+}
+
+// parseSharedDir parses the flags and the one SHARED_DIR argument of a
+// Fission-style role (builder, fetcher). ok is false when it printed help
+// (err nil) or when the arguments are wrong.
+func parseSharedDir(cmd *cobra.Command, args []string, role, example string) (dir string, ok bool, err error) {
+	args, err = parseFissionFlags(cmd, args)
+	if err != nil || args == nil {
+		return "", false, err
+	}
+	if len(args) != 1 {
+		return "", false, fmt.Errorf("%s: exactly one argument: the shared directory (e.g. %s)", role, example)
+	}
+	return args[0], true, nil
 }
 
 // parseFissionFlags parses args for a command with DisableFlagParsing,

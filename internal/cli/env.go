@@ -67,33 +67,15 @@ func (o *envOptions) addFlags(cmd *cobra.Command) {
 func (o *envOptions) apply(cmd *cobra.Command, env *v1.Environment, all bool) error {
 	set := func(flag string) bool { return all || changed(cmd, flag) }
 	s := &env.Spec
-	if set("image") {
-		s.Runtime.Image = o.image
-	}
-	if set("builder") {
-		s.Builder.Image = o.builder
-	}
-	if set("buildcmd") {
-		s.Builder.Command = o.buildcmd
-	}
-	if set("poolsize") {
-		s.Poolsize = o.poolsize
-	}
-	if set("version") {
-		s.Version = o.version
-	}
-	if set("graceperiod") {
-		s.TerminationGracePeriod = o.graceperiod
-	}
-	if set("keeparchive") {
-		s.KeepArchive = o.keeparchive
-	}
-	if set("imagepullsecret") {
-		s.ImagePullSecret = o.imagepullsecret
-	}
-	if set("externalnetwork") {
-		s.AllowAccessToExternalNetwork = o.externalnetwork
-	}
+	assign(set("image"), &s.Runtime.Image, o.image)
+	assign(set("builder"), &s.Builder.Image, o.builder)
+	assign(set("buildcmd"), &s.Builder.Command, o.buildcmd)
+	assign(set("poolsize"), &s.Poolsize, o.poolsize)
+	assign(set("version"), &s.Version, o.version)
+	assign(set("graceperiod"), &s.TerminationGracePeriod, o.graceperiod)
+	assign(set("keeparchive"), &s.KeepArchive, o.keeparchive)
+	assign(set("imagepullsecret"), &s.ImagePullSecret, o.imagepullsecret)
+	assign(set("externalnetwork"), &s.AllowAccessToExternalNetwork, o.externalnetwork)
 	o.resources.apply(&s.Resources, set)
 	if set("labels") && (all && len(o.labels) > 0 || !all) {
 		m, err := parseKeyValues("labels", o.labels)
@@ -166,14 +148,7 @@ func localContainer(c *corev1.Container, name, command string, setCommand bool, 
 func newEnvCreate(g *Globals) *cobra.Command {
 	o := &envOptions{}
 	var sf specFlags
-	cmd := &cobra.Command{
-		Use:   "create",
-		Short: "Create an environment",
-		Args:  cobra.NoArgs,
-	}
-	o.addFlags(cmd)
-	sf.addFlags(cmd)
-	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
+	cmd := createCommand(g, "Create an environment", &sf, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
 		if err := requireFlag("name", o.name); err != nil {
 			return err
 		}
@@ -194,6 +169,7 @@ func newEnvCreate(g *Globals) *cobra.Command {
 		fmt.Fprintf(cmd.OutOrStdout(), "environment '%s' created\n", o.name)
 		return nil
 	})
+	o.addFlags(cmd)
 	return cmd
 }
 

@@ -38,12 +38,9 @@ ConfigMaps named in a fetch are not written: Isotope has no Secret source
 yet. Flags may be written with one dash, as Fission's fetcher takes them.`,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			args, err := parseFissionFlags(cmd, args)
-			if err != nil || args == nil {
+			dir, ok, err := parseSharedDir(cmd, args, "fetcher", "/userfunc")
+			if !ok {
 				return err
-			}
-			if len(args) != 1 {
-				return errors.New("fetcher: exactly one argument: the shared directory (e.g. /userfunc)")
 			}
 			var startReq fetcher.FunctionSpecializeRequest
 			if specializeOnStartup {
@@ -56,7 +53,7 @@ yet. Flags may be written with one dash, as Fission's fetcher takes them.`,
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			f := fetcher.New(fetcher.Config{
-				SharedDir: args[0], SecretDir: secretDir, ConfigDir: cfgmapDir,
+				SharedDir: dir, SecretDir: secretDir, ConfigDir: cfgmapDir,
 				Packages: newStoreClient(g.Server, g.Token), StorageToken: g.Token,
 				RuntimeURL: runtimeURL, Logger: log,
 				HTTPClient: &http.Client{Transport: fetcherTransport(runtimeURL)},
@@ -74,7 +71,7 @@ yet. Flags may be written with one dash, as Fission's fetcher takes them.`,
 					}
 				}()
 			}
-			err = serveRole(ctx, log, "fetcher", addr, f.Handler(), "sharedDir", args[0])
+			err = serveRole(ctx, log, "fetcher", addr, f.Handler(), "sharedDir", dir)
 			select {
 			case serr := <-errc:
 				return serr

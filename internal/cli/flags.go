@@ -21,6 +21,14 @@ func flagAliases(cmd *cobra.Command, aliases map[string]string) {
 	})
 }
 
+// assign sets *dst to v when given: create and update set the fields
+// whose flags apply (all on create, those the user gave on update).
+func assign[V any](given bool, dst *V, v V) {
+	if given {
+		*dst = v
+	}
+}
+
 // changed reports whether the user gave the flag (or one of its aliases).
 func changed(cmd *cobra.Command, name string) bool {
 	return cmd.Flags().Changed(name)

@@ -87,43 +87,21 @@ func (o *fnOptions) apply(cmd *cobra.Command, fn *v1.Function, ns string, all bo
 	s := &fn.Spec
 	es := &s.InvokeStrategy.ExecutionStrategy
 	s.InvokeStrategy.StrategyType = v1.StrategyTypeExecution
-	if set("entrypoint") {
-		s.Package.FunctionName = o.entrypoint
-	}
-	if set("executortype") {
-		es.ExecutorType = v1.ExecutorType(o.executorType)
-	}
-	if set("minscale") {
-		es.MinScale = o.minScale
-	}
-	if set("maxscale") {
-		es.MaxScale = o.maxScale
-	}
-	if set("targetcpu") {
-		es.TargetCPUPercent = o.targetCPU
-	}
-	if set("specializationtimeout") {
-		es.SpecializationTimeout = o.specializationTimeout
-	}
-	if set("fntimeout") {
-		s.FunctionTimeout = o.fnTimeout
-	}
+	assign(set("entrypoint"), &s.Package.FunctionName, o.entrypoint)
+	assign(set("executortype"), &es.ExecutorType, v1.ExecutorType(o.executorType))
+	assign(set("minscale"), &es.MinScale, o.minScale)
+	assign(set("maxscale"), &es.MaxScale, o.maxScale)
+	assign(set("targetcpu"), &es.TargetCPUPercent, o.targetCPU)
+	assign(set("specializationtimeout"), &es.SpecializationTimeout, o.specializationTimeout)
+	assign(set("fntimeout"), &s.FunctionTimeout, o.fnTimeout)
 	if set("idletimeout") {
 		it := o.idleTimeout
 		s.IdleTimeout = &it
 	}
-	if set("concurrency") {
-		s.Concurrency = o.concurrency
-	}
-	if set("requestsperpod") {
-		s.RequestsPerPod = o.rpp
-	}
-	if set("onceonly") {
-		s.OnceOnly = o.onceOnly
-	}
-	if set("retainpods") {
-		s.RetainPods = o.retainPods
-	}
+	assign(set("concurrency"), &s.Concurrency, o.concurrency)
+	assign(set("requestsperpod"), &s.RequestsPerPod, o.rpp)
+	assign(set("onceonly"), &s.OnceOnly, o.onceOnly)
+	assign(set("retainpods"), &s.RetainPods, o.retainPods)
 	o.resources.apply(&s.Resources, set)
 	if set("secret") && (len(o.secrets) > 0 || !all) {
 		s.Secrets = nil
@@ -139,27 +117,10 @@ func (o *fnOptions) apply(cmd *cobra.Command, fn *v1.Function, ns string, all bo
 	}
 }
 
-// initialStatus is the build status of a package with these archives:
-// pending when there is source to build, none for a deploy archive only.
-func initialStatus(src v1.Archive) v1.PackageStatus {
-	st := v1.PackageStatus{BuildStatus: v1.BuildStatusNone, LastUpdateTimestamp: metav1.Now()}
-	if !src.IsEmpty() {
-		st.BuildStatus = v1.BuildStatusPending
-	}
-	return st
-}
-
 func newFnCreate(g *Globals) *cobra.Command {
 	o := &fnOptions{}
 	var sf specFlags
-	cmd := &cobra.Command{
-		Use:   "create",
-		Short: "Create a function (and its package, and a route with --url/--prefix)",
-		Args:  cobra.NoArgs,
-	}
-	o.addFlags(cmd, true)
-	sf.addFlags(cmd)
-	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
+	cmd := createCommand(g, "Create a function (and its package, and a route with --url/--prefix)", &sf, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
 		ns := g.ns()
 		if err := requireFlag("name", o.name); err != nil {
 			return err
@@ -210,17 +171,7 @@ func newFnCreate(g *Globals) *cobra.Command {
 				return err
 			}
 			archiveDocs = docs
-			newPkg = &v1.Package{
-				ObjectMeta: metav1.ObjectMeta{Name: pkgName, Namespace: ns},
-				Spec: v1.PackageSpec{
-					Environment:  v1.EnvironmentReference{Namespace: ns, Name: o.env},
-					Source:       src,
-					Deployment:   deploy,
-					BuildCommand: o.buildcmd,
-				},
-				Status: initialStatus(src),
-			}
-			v1.SetTypeMeta(newPkg)
+			newPkg = newPackage(ns, pkgName, o.env, src, deploy, o.buildcmd)
 			fn.Spec.Package.PackageRef.Name = newPkg.Name
 		}
 		fn.Spec.Environment = v1.EnvironmentReference{Namespace: ns, Name: o.env}
@@ -280,6 +231,7 @@ func newFnCreate(g *Globals) *cobra.Command {
 		}
 		return nil
 	})
+	o.addFlags(cmd, true)
 	return cmd
 }
 
@@ -394,9 +346,7 @@ func newFnUpdate(g *Globals) *cobra.Command {
 			}
 			fn.Spec.Package.PackageRef.ResourceVersion = rebuilt.ResourceVersion
 		}
-		if changed(cmd, "env") {
-			fn.Spec.Environment = v1.EnvironmentReference{Namespace: ns, Name: o.env}
-		}
+		assign(changed(cmd, "env"), &fn.Spec.Environment, v1.EnvironmentReference{Namespace: ns, Name: o.env})
 		o.apply(cmd, fn, ns, false)
 		updated, err := st.Update(ctx, fn)
 		if err != nil {

@@ -30,6 +30,14 @@ func command(g *Globals, use, short string, body func(ctx context.Context, cmd *
 	return &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs, RunE: runE(g, body)}
 }
 
+// createCommand is a kind's `create`, with Fission's --spec and --dry
+// (sf) that write the objects as YAML instead of creating them.
+func createCommand(g *Globals, short string, sf *specFlags, body func(ctx context.Context, cmd *cobra.Command, st store.Store) error) *cobra.Command {
+	cmd := command(g, "create", short, body)
+	sf.addFlags(cmd)
+	return cmd
+}
+
 // namedCommand is a command on one object named by --name, which it
 // requires before the body runs.
 func namedCommand(g *Globals, use, short, noun string, body func(ctx context.Context, cmd *cobra.Command, st store.Store, name string) error) *cobra.Command {

@@ -51,10 +51,7 @@ func (o *pkgOptions) addFlags(cmd *cobra.Command, create bool) {
 func newPkgCreate(g *Globals) *cobra.Command {
 	o := &pkgOptions{}
 	var sf specFlags
-	cmd := &cobra.Command{Use: "create", Short: "Create a package; with --src, wait for its build", Args: cobra.NoArgs}
-	o.addFlags(cmd, true)
-	sf.addFlags(cmd)
-	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
+	cmd := createCommand(g, "Create a package; with --src, wait for its build", &sf, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
 		ns := g.ns()
 		if err := requireFlag("env", o.env); err != nil {
 			return err
@@ -85,17 +82,7 @@ func newPkgCreate(g *Globals) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		p := &v1.Package{
-			ObjectMeta: metav1.ObjectMeta{Name: o.name, Namespace: ns},
-			Spec: v1.PackageSpec{
-				Environment:  v1.EnvironmentReference{Namespace: ns, Name: o.env},
-				Source:       src,
-				Deployment:   deploy,
-				BuildCommand: o.buildcmd,
-			},
-			Status: initialStatus(src),
-		}
-		v1.SetTypeMeta(p)
+		p := newPackage(ns, o.name, o.env, src, deploy, o.buildcmd)
 		if done, err := sf.save(cmd, "package-"+o.name, append(docs, p)...); done || err != nil {
 			return err
 		}
@@ -110,7 +97,29 @@ func newPkgCreate(g *Globals) *cobra.Command {
 		}
 		return nil
 	})
+	o.addFlags(cmd, true)
 	return cmd
+}
+
+// newPackage is a package of environment env made from these archives,
+// with the build status they call for: pending when there is source to
+// build, none for a deploy archive only.
+func newPackage(ns, name, env string, src, deploy v1.Archive, buildcmd string) *v1.Package {
+	p := &v1.Package{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1.PackageSpec{
+			Environment:  v1.EnvironmentReference{Namespace: ns, Name: env},
+			Source:       src,
+			Deployment:   deploy,
+			BuildCommand: buildcmd,
+		},
+		Status: v1.PackageStatus{BuildStatus: v1.BuildStatusNone, LastUpdateTimestamp: metav1.Now()},
+	}
+	if !src.IsEmpty() {
+		p.Status.BuildStatus = v1.BuildStatusPending
+	}
+	v1.SetTypeMeta(p)
+	return p
 }
 
 // pkgChange is what an update changes in a package.

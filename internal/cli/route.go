@@ -137,10 +137,7 @@ func checkFunctionsExist(ctx context.Context, st store.Store, ns string, names [
 func newRouteCreate(g *Globals) *cobra.Command {
 	o := &routeOptions{}
 	var sf specFlags
-	cmd := &cobra.Command{Use: "create", Short: "Create a route", Args: cobra.NoArgs}
-	o.addFlags(cmd)
-	sf.addFlags(cmd)
-	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
+	cmd := createCommand(g, "Create a route", &sf, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
 		ns := g.ns()
 		if o.name == "" {
 			o.name = uuid.NewString()
@@ -171,6 +168,7 @@ func newRouteCreate(g *Globals) *cobra.Command {
 		fmt.Fprintf(cmd.OutOrStdout(), "route '%s' created: %s %s -> %s\n", o.name, strings.Join(r.Spec.Methods, ","), routePath(&r.Spec), refString(r.Spec.FunctionReference))
 		return nil
 	})
+	o.addFlags(cmd)
 	return cmd
 }
 
@@ -273,15 +271,9 @@ func newRouteUpdate(k kindCommands[*v1.HTTPTrigger]) *cobra.Command {
 		if changed(cmd, "method") {
 			s.Methods, s.Method = methodsOrGet(o.methods), ""
 		}
-		if changed(cmd, "keepprefix") {
-			s.KeepPrefix = o.keepPrefix
-		}
-		if changed(cmd, "host") {
-			s.Host = o.host
-		}
-		if changed(cmd, "createingress") {
-			s.CreateIngress = o.createIngress
-		}
+		assign(changed(cmd, "keepprefix"), &s.KeepPrefix, o.keepPrefix)
+		assign(changed(cmd, "host"), &s.Host, o.host)
+		assign(changed(cmd, "createingress"), &s.CreateIngress, o.createIngress)
 		return nil
 	})
 	o.addFlags(cmd)

@@ -178,31 +178,31 @@ func printSpecResult(out, errOut io.Writer, res spec.Result) {
 	fmt.Fprintf(out, "%d created, %d updated, %d unchanged, %d deleted\n", len(res.Created), len(res.Updated), len(res.Unchanged), len(res.Deleted))
 }
 
-func newSpecDestroy(g *Globals) *cobra.Command {
+// decodedSpecCommand is a spec command on the objects of --specdir, which
+// it decodes before the body runs.
+func decodedSpecCommand(g *Globals, use, short string, body func(ctx context.Context, cmd *cobra.Command, st store.Store, dir string, set *spec.Set) error) *cobra.Command {
 	var dir string
-	cmd := &cobra.Command{Use: "destroy", Short: "Delete every object applied from a spec directory", Args: cobra.NoArgs}
-	addSpecDir(cmd, &dir)
-	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
+	cmd := command(g, use, short, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
 		set, err := spec.DecodeDir(dir)
 		if err != nil {
 			return specProblems(dir, err, cmd.ErrOrStderr())
 		}
+		return body(ctx, cmd, st, dir, set)
+	})
+	addSpecDir(cmd, &dir)
+	return cmd
+}
+
+func newSpecDestroy(g *Globals) *cobra.Command {
+	return decodedSpecCommand(g, "destroy", "Delete every object applied from a spec directory", func(ctx context.Context, cmd *cobra.Command, st store.Store, _ string, set *spec.Set) error {
 		res, err := spec.Destroy(ctx, st, set)
 		printSpecResult(cmd.OutOrStdout(), cmd.ErrOrStderr(), res)
 		return err
 	})
-	return cmd
 }
 
 func newSpecList(g *Globals) *cobra.Command {
-	var dir string
-	cmd := &cobra.Command{Use: "list", Short: "List the stored objects applied from a spec directory", Args: cobra.NoArgs}
-	addSpecDir(cmd, &dir)
-	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
-		set, err := spec.DecodeDir(dir)
-		if err != nil {
-			return specProblems(dir, err, cmd.ErrOrStderr())
-		}
+	return decodedSpecCommand(g, "list", "List the stored objects applied from a spec directory", func(ctx context.Context, cmd *cobra.Command, st store.Store, dir string, set *spec.Set) error {
 		cfg := set.Config()
 		if cfg == nil || cfg.UID == "" {
 			return fmt.Errorf("%s has no %s: run `isotope spec init --specdir %s` first", dir, spec.DeploymentConfigFile, dir)
@@ -217,5 +217,4 @@ func newSpecList(g *Globals) *cobra.Command {
 		}
 		return t.flush()
 	})
-	return cmd
 }

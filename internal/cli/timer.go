@@ -40,10 +40,7 @@ func (o *timerOptions) addFlags(cmd *cobra.Command) {
 func newTimerCreate(g *Globals) *cobra.Command {
 	o := &timerOptions{}
 	var sf specFlags
-	cmd := &cobra.Command{Use: "create", Short: "Create a timer", Args: cobra.NoArgs}
-	o.addFlags(cmd)
-	sf.addFlags(cmd)
-	cmd.RunE = runE(g, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
+	cmd := createCommand(g, "Create a timer", &sf, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
 		ns := g.ns()
 		if err := requireFlag("cron", o.cron); err != nil {
 			return err
@@ -76,6 +73,7 @@ func newTimerCreate(g *Globals) *cobra.Command {
 		fmt.Fprintf(cmd.OutOrStdout(), "timer '%s' created: '%s' calls function '%s'\n", o.name, o.cron, o.function)
 		return nil
 	})
+	o.addFlags(cmd)
 	return cmd
 }
 
@@ -111,18 +109,10 @@ func newTimerUpdate(k kindCommands[*v1.TimeTrigger]) *cobra.Command {
 	}
 	cmd := k.update("Change a timer (only the flags given)", &o.name, check, func(cmd *cobra.Command, t *v1.TimeTrigger) error {
 		s := &t.Spec
-		if changed(cmd, "cron") {
-			s.Cron = o.cron
-		}
-		if changed(cmd, "function") {
-			s.FunctionReference = v1.FunctionReference{Type: v1.FunctionReferenceTypeFunctionName, Name: o.function}
-		}
-		if changed(cmd, "method") {
-			s.Method = strings.ToUpper(o.method)
-		}
-		if changed(cmd, "subpath") {
-			s.Subpath = o.subpath
-		}
+		assign(changed(cmd, "cron"), &s.Cron, o.cron)
+		assign(changed(cmd, "function"), &s.FunctionReference, v1.FunctionReference{Type: v1.FunctionReferenceTypeFunctionName, Name: o.function})
+		assign(changed(cmd, "method"), &s.Method, strings.ToUpper(o.method))
+		assign(changed(cmd, "subpath"), &s.Subpath, o.subpath)
 		return nil
 	})
 	o.addFlags(cmd)
