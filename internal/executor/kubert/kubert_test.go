@@ -510,3 +510,77 @@ func TestPoolPodRelabelledSpecializedAndReplaced(t *testing.T) {
 		t.Error("closed instance reports alive")
 	}
 }
+
+// newdeploy on the control plane: the function's pod (created by the
+// test as a fake kubelet would run it, specialized with the request the
+// Deployment gives its fetcher) serves through the runtime's instance;
+// when the last instance closes the Deployment is scaled down to
+// MinScale (0 here).
+func TestNewdeployInstanceServesAndScalesDown(t *testing.T) {
+	f := newFixture(t, "ndserve")
+	c := f.kube.Client
+	env := f.env(t, "go", 0)
+	pkg := f.pkg(t, "hello", "go")
+	fn := f.fn(t, "hello", "go", "hello", v1.ExecutionStrategy{ExecutorType: v1.ExecutorTypeNewdeploy, MinScale: 0, MaxScale: 2})
+	name := kubert.NewdeployName(fn)
+	var dep *appsv1.Deployment
+	eventually(t, 30*time.Second, func() string {
+		var ok bool
+		if dep, ok = get(t, c, f.ns, name, &appsv1.Deployment{}); !ok {
+			return "no deployment " + name
+		}
+		return ""
+	})
+	if *dep.Spec.Replicas != 1 {
+		t.Errorf("replicas at creation = %d, want max(MinScale, 1) = 1", *dep.Spec.Replicas)
+	}
+
+	// The pod the Deployment stands for: its fetcher specializes at start
+	// with the Deployment's -specialize-request, and the fake kubelet
+	// reports it ready.
+	srv := startPodServers(t, f.st)
+	var specReq string
+	for _, ctr := range dep.Spec.Template.Spec.Containers {
+		if i := indexOf(ctr.Command, "-specialize-request"); i >= 0 {
+			specReq = ctr.Command[i+1]
+		}
+	}
+	resp, err := http.Post("http://"+srv.ip+":8000/specialize", "application/json", strings.NewReader(specReq))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("the fetcher refused the Deployment's specialize request: %s %s", resp.Status, body)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: name + "-", Namespace: f.ns, Labels: dep.Spec.Template.Labels},
+		Spec:       dep.Spec.Template.Spec,
+	}
+	if err := c.Create(kctx(t), pod); err != nil {
+		t.Fatal(err)
+	}
+	fakeKubeletRun(t, c, pod, srv.ip)
+
+	rt, err := kubert.NewRuntime(f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins, _ := rt.Start(kctx(t), env)
+	if err := ins.Specialize(kctx(t), instance.Function{Fn: fn, Env: env, Pkg: pkg}); err != nil {
+		t.Fatalf("specialize: %v", err)
+	}
+	rec := httptest.NewRecorder()
+	ins.ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil))
+	if rec.Code != 200 || rec.Body.String() != "Handler of hello answers /x" {
+		t.Errorf("proxied request: %d %q", rec.Code, rec.Body.String())
+	}
+	if err := ins.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := get(t, c, f.ns, name, &appsv1.Deployment{})
+	if *d.Spec.Replicas != 0 {
+		t.Errorf("replicas after the last instance closed = %d, want MinScale 0", *d.Spec.Replicas)
+	}
+}
