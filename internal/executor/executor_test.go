@@ -140,7 +140,17 @@ func pidOf(t *testing.T, l Lease) int {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	waitForWithin(t, 15*time.Second, what, cond)
+}
+
+// compileWait bounds waits that include compiling a Go guest: under the
+// race detector on a loaded machine with a cold compile cache that takes
+// minutes.
+const compileWait = 5 * time.Minute
+
+func waitForWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

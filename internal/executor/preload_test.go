@@ -61,7 +61,7 @@ func TestWasmFunctionsArePreloadedAtStartUp(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go f.m.Run(ctx)
-	waitFor(t, "the function to be preloaded", func() bool { return f.instances(fn) == 1 })
+	waitForWithin(t, compileWait, "the function to be preloaded", func() bool { return f.instances(fn) == 1 })
 	if s := rt.Stats(); s.Compiles+s.DiskCacheHits != 1 {
 		t.Fatalf("runtime stats %+v before any request: want the module compiled (or read from the disk cache) once", s)
 	}
@@ -115,7 +115,7 @@ func TestWasmFunctionIsPreloadedWhenItsPackageBecomesReady(t *testing.T) {
 	if _, err := f.st.UpdateStatus(ctx, pkg); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the function to be preloaded", func() bool { return f.instances(fn) == 1 })
+	waitForWithin(t, compileWait, "the function to be preloaded", func() bool { return f.instances(fn) == 1 })
 	if s := rt.Stats(); s.Compiles+s.DiskCacheHits != 1 {
 		t.Fatalf("runtime stats %+v before any request: want one compile", s)
 	}

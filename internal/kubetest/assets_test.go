@@ -27,8 +27,8 @@ func TestAssetVersionsMatchBuildScript(t *testing.T) {
 	gomod := read("hack/kube-assets/go.mod")
 	script := read("hack/kube-assets/build.sh")
 	for _, c := range []struct{ text, pattern, want string }{
-		{gomod, `(?m)^\s*k8s\.io/kubernetes (v\S+)$`, kubetest.KubernetesVersion},
-		{gomod, `(?m)^\s*go\.etcd\.io/etcd/server/v3 (v\S+)$`, kubetest.EtcdVersion},
+		{gomod, `(?m)^\s*k8s\.io/kubernetes (v\S+)( // indirect)?$`, kubetest.KubernetesVersion},
+		{gomod, `(?m)^\s*go\.etcd\.io/etcd/server/v3 (v\S+)( // indirect)?$`, kubetest.EtcdVersion},
 		{script, `(?m)^K8S_VERSION=(\S+)$`, kubetest.KubernetesVersion},
 		{script, `(?m)^ETCD_VERSION=(\S+)$`, kubetest.EtcdVersion},
 	} {
