@@ -488,3 +488,26 @@ func TestHelmVersionMatchesBuildScript(t *testing.T) {
 		}
 	}
 }
+
+// deploy/manifests/isotope.yaml is the chart rendered with default values
+// (for kubectl apply without helm), not an older rendering.
+func TestManifestsMatchChart(t *testing.T) {
+	root, err := kubetest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(root, "deploy", "manifests", "isotope.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body []string
+	for _, line := range strings.SplitAfter(string(data), "\n") {
+		if !strings.HasPrefix(line, "# ") || len(body) > 0 {
+			body = append(body, line)
+		}
+	}
+	want := helm(t, "template", "isotope", chartDir(t), "--namespace", "isotope-system", "--include-crds")
+	if strings.Join(body, "") != want {
+		t.Error("deploy/manifests/isotope.yaml differs from the chart: regenerate it with the command in its header")
+	}
+}
