@@ -215,8 +215,7 @@ func TestWasmEnvDeploymentRunsOnAgent(t *testing.T) {
 // pull; the pod is not Ready and nothing runs.
 func TestUnknownImageRefused(t *testing.T) {
 	env := kubetest.Start(t)
-	env.StartControllers(t)
-	agent := startAgent(t, env, "agent-refuse")
+	agent := startAgent(t, env, "agent-refuse") // the pod names its node: no scheduler needed
 	ns := env.Namespace(t, "nodeagent-refuse")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -283,3 +282,125 @@ func readyPod(t *testing.T, env *kubetest.Env, ns string, labels map[string]stri
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// A pool pod as the executor builds it, bound to the node directly (no
+// scheduler): a fetcher and a wasm-env container sharing a /userfunc
+// emptyDir. Both run on the pod's address (fetcher :8000, wasm-env
+// :8888), the fetcher's default runtime URL points at its own pod, both
+// see the same directory; relabelling the pod keeps its processes;
+// deleting it stops them and removes it.
+func TestPoolPodLifecycle(t *testing.T) {
+	env := kubetest.Start(t)
+	agent := startAgent(t, env, "agent-pool")
+	ns := env.Namespace(t, "nodeagent-pool")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	probe := func(port string) *corev1.Probe {
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.Parse(port)}}}
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "pool-0", Namespace: ns, Labels: map[string]string{"managed": "true"}},
+		Spec: corev1.PodSpec{
+			NodeName:                      agent.NodeName(),
+			TerminationGracePeriodSeconds: ptr(int64(3)),
+			Volumes:                       []corev1.Volume{{Name: "userfunc", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+			Containers: []corev1.Container{
+				{
+					Name: "wasm", Image: "isotope/wasm-env",
+					Ports:          []corev1.ContainerPort{{ContainerPort: 8888}},
+					VolumeMounts:   []corev1.VolumeMount{{Name: "userfunc", MountPath: "/userfunc"}},
+					ReadinessProbe: probe("8888"),
+				},
+				{
+					Name: "fetcher", Image: "ghcr.io/isotope-dev/isotope:dev",
+					Command:        []string{"isotope", "fetcher", "-secret-dir", "/secrets", "-cfgmap-dir", "/configs", "/userfunc"},
+					Ports:          []corev1.ContainerPort{{ContainerPort: 8000}},
+					VolumeMounts:   []corev1.VolumeMount{{Name: "userfunc", MountPath: "/userfunc"}},
+					ReadinessProbe: probe("8000"),
+				},
+			},
+		},
+	}
+	if err := env.Client.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	got := readyPod(t, env, ns, pod.Labels, "")
+	ip := got.Status.PodIP
+	for _, port := range []string{"8888", "8000"} {
+		resp, err := http.Get("http://" + ip + ":" + port + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf(":%s/healthz: %s", port, resp.Status)
+		}
+	}
+	pids := agent.PIDs(ns, pod.Name)
+	if len(pids) != 2 {
+		t.Fatalf("pids %v, want 2", pids)
+	}
+	var cmdlines []string
+	for _, pid := range pids {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmdlines = append(cmdlines, strings.ReplaceAll(string(data), "\x00", " "))
+	}
+	all := strings.Join(cmdlines, "\n")
+	var userfunc string
+	// The image's CMD writes "--addr :8888" (rewritten in place); the
+	// fetcher gets --addr and --runtime-url added.
+	for _, want := range []string{"wasm-env --addr " + ip + ":8888", "--runtime-url=http://" + ip + ":8888", "--addr=" + ip + ":8000"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("command lines lack %q:\n%s", want, all)
+		}
+	}
+	fields := strings.Fields(all)
+	for i, f := range fields {
+		if f == "--userfunc-dir" && i+1 < len(fields) {
+			userfunc = fields[i+1]
+		}
+	}
+	if userfunc == "" || !strings.Contains(all, "fetcher -secret-dir") || !strings.Contains(all, " "+userfunc) {
+		t.Errorf("wasm-env and fetcher do not share /userfunc (%q):\n%s", userfunc, all)
+	}
+
+	// Relabelled out of its pool: same processes, still Ready.
+	patch := client.MergeFrom(got.DeepCopy())
+	got.Labels = map[string]string{"managed": "false", "functionName": "hello"}
+	if err := env.Client.Patch(ctx, got, patch); err != nil {
+		t.Fatal(err)
+	}
+	after := readyPod(t, env, ns, got.Labels, "")
+	if after.Status.PodIP != ip || !slicesEqual(agent.PIDs(ns, pod.Name), pids) {
+		t.Errorf("relabelling changed the pod: ip %s→%s pids %v→%v", ip, after.Status.PodIP, pids, agent.PIDs(ns, pod.Name))
+	}
+
+	if err := env.Client.Delete(ctx, after); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range pids {
+		poll(t, 30*time.Second, fmt.Sprintf("process %d gone", pid), func() (bool, error) {
+			err := syscall.Kill(pid, 0)
+			return errors.Is(err, syscall.ESRCH), err
+		})
+	}
+	poll(t, 30*time.Second, "pod removed from the apiserver", func() (bool, error) {
+		err := env.Client.Get(ctx, client.ObjectKeyFromObject(pod), &corev1.Pod{})
+		return apierrors.IsNotFound(err), err
+	})
+}
+
+func slicesEqual(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
