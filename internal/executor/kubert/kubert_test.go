@@ -473,8 +473,11 @@ func TestPoolPodRelabelledSpecializedAndReplaced(t *testing.T) {
 	if got := taken.Annotations["svcHost"]; got != srv.ip+":8888" {
 		t.Errorf("svcHost annotation = %q, want %s:8888", got, srv.ip)
 	}
-	if srv.loaded == nil || srv.loaded.FunctionName != "Handler" || srv.loaded.FilePath != "/userfunc/deployarchive" {
-		t.Errorf("runtime was loaded with %+v", srv.loaded)
+	srv.mu.Lock()
+	loaded := srv.loaded
+	srv.mu.Unlock()
+	if loaded == nil || loaded.FunctionName != "Handler" || loaded.FilePath != "/userfunc/deployarchive" {
+		t.Errorf("runtime was loaded with %+v", loaded)
 	}
 	rec := httptest.NewRecorder()
 	ins.ServeHTTP(rec, httptest.NewRequest("GET", "/greet", nil))
