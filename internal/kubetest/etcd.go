@@ -35,8 +35,14 @@ func (e *Env) CompactEtcd(t testing.TB) int64 {
 	if err := e.etcdCall("/v3/kv/compaction", map[string]any{"revision": rev, "physical": true}, nil); err != nil {
 		t.Fatalf("etcd compaction to %d: %v", rev, err)
 	}
+	e.compacted.Store(rev)
 	return rev
 }
+
+// CompactedRevision is the revision CompactEtcd last compacted to, 0 if
+// it was never called (the apiserver's own compactor runs only every 5
+// minutes).
+func (e *Env) CompactedRevision() int64 { return e.compacted.Load() }
 
 func (e *Env) etcdCall(path string, body any, out any) error {
 	u := e.env.ControlPlane.Etcd.URL

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -116,6 +117,8 @@ type Env struct {
 	Dir string
 
 	env *envtest.Environment
+
+	compacted atomic.Int64
 
 	ctrlOnce sync.Once
 	ctrlErr  error
