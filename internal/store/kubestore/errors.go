@@ -35,10 +35,9 @@ func mapError(err error, ki v1.KindInfo, ns, name, given string) error {
 		switch {
 		case details.Kind == "namespaces":
 			return store.Errorf(store.ReasonNotFound, "%s: namespace %q not found", where, details.Name)
-		case details.Name == "" && name != "":
-			// The path itself is unknown: the CRD is not installed.
-			return store.Errorf(store.ReasonInternal, "the kube-apiserver does not serve %s/%s: are the CRDs in deploy/crds installed? (%s)", v1.APIVersion, ki.Plural, st.Message)
-		case name == "":
+		case details.Name == "":
+			// No object named: the path itself is unknown, so the CRD
+			// is not installed.
 			return store.Errorf(store.ReasonInternal, "the kube-apiserver does not serve %s/%s: are the CRDs in deploy/crds installed? (%s)", v1.APIVersion, ki.Plural, st.Message)
 		}
 		return store.Errorf(store.ReasonNotFound, "%s %q not found in namespace %q", ki.Kind, name, ns)
