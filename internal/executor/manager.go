@@ -199,7 +199,9 @@ func (m *Manager) poolFor(fn *v1.Function) (*fnPool, error) {
 			return old, nil
 		}
 	}
-	p := &fnPool{m: m, key: key, fn: fn, lastUsed: time.Now()}
+	// The pool keeps its own copy: the caller's object may change after
+	// Acquire returns.
+	p := &fnPool{m: m, key: key, fn: fn.DeepCopy(), lastUsed: time.Now()}
 	m.pools[id] = p
 	if old != nil {
 		m.old[old] = true
