@@ -32,8 +32,12 @@ var isotopeBin = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir, err := os.MkdirTemp("", "nodeagent-bin-")
-	if err != nil {
+	// One path for every run: go build moves the linked binary into
+	// place by rename, so concurrent test binaries never see a partial
+	// file, running processes keep their old one, and nothing piles up
+	// in $TMPDIR (TestMain cannot clean up after kubetest.Main exits).
+	dir := filepath.Join(os.TempDir(), "isotope-nodeagent-test")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
 	bin := filepath.Join(dir, "isotope")
