@@ -4,7 +4,7 @@ BIN      := bin/isotope
 PKGS     := ./...
 # The race detector on 2 cores with wazero compiles is slow: give the
 # suite room, per package.
-TEST_TIMEOUT ?= 20m
+TEST_TIMEOUT ?= 40m
 
 .PHONY: all build test test-short vet fmt-check demo bench clean generate kube-assets helm test-kube
 

@@ -180,7 +180,9 @@ func (p *platform) run(args ...string) result {
 
 func (p *platform) runIn(dir string, stdin io.Reader, args ...string) result {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// A cold machine compiles Go's standard library for wasip1 on the
+	// first build: give a CLI command that waits for a build room.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Dir = dir
