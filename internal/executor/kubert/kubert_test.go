@@ -23,6 +23,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "isotope.dev/isotope/api/v1"
@@ -395,22 +396,35 @@ func startPodServers(t *testing.T, packages fetcher.PackageGetter) *podServers {
 // subresource, as a kubelet does once the pod's containers are up.
 func fakeKubeletRun(t *testing.T, c client.Client, pod *corev1.Pod, ip string) {
 	t.Helper()
-	now := metav1.Now()
-	pod.Status.Phase = corev1.PodRunning
-	pod.Status.PodIP, pod.Status.PodIPs, pod.Status.StartTime = ip, []corev1.PodIP{{IP: ip}}, &now
-	pod.Status.Conditions = []corev1.PodCondition{
-		{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
-		{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
-		{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
-	}
-	pod.Status.ContainerStatuses = nil
-	for _, ctr := range pod.Spec.Containers {
-		pod.Status.ContainerStatuses = append(pod.Status.ContainerStatuses, corev1.ContainerStatus{
-			Name: ctr.Name, Image: ctr.Image, Ready: true,
-			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
-		})
-	}
-	if err := c.Status().Update(kctx(t), pod); err != nil {
+	// The scheduler and the ReplicaSet controller write the pod too: like
+	// a kubelet, report on the latest version and retry on a conflict.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var cur corev1.Pod
+		if err := c.Get(kctx(t), client.ObjectKeyFromObject(pod), &cur); err != nil {
+			return err
+		}
+		now := metav1.Now()
+		cur.Status.Phase = corev1.PodRunning
+		cur.Status.PodIP, cur.Status.PodIPs, cur.Status.StartTime = ip, []corev1.PodIP{{IP: ip}}, &now
+		cur.Status.Conditions = []corev1.PodCondition{
+			{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
+			{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+			{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+		}
+		cur.Status.ContainerStatuses = nil
+		for _, ctr := range cur.Spec.Containers {
+			cur.Status.ContainerStatuses = append(cur.Status.ContainerStatuses, corev1.ContainerStatus{
+				Name: ctr.Name, Image: ctr.Image, Ready: true,
+				State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
+			})
+		}
+		if err := c.Status().Update(kctx(t), &cur); err != nil {
+			return err
+		}
+		*pod = cur
+		return nil
+	})
+	if err != nil {
 		t.Fatalf("fake kubelet: report pod %s running at %s: %v", pod.Name, ip, err)
 	}
 }
