@@ -190,6 +190,7 @@ func (l *LocalBuilders) newBuilder(env *v1.Environment) (*localBuilder, error) {
 		b.env = c.env
 	case IsGoWasmBuilderImage(env.Spec.Builder.Image):
 		b.argv = []string{l.cfg.Executable, "builder", dir}
+		b.builtin = true
 	default:
 		b.startErr = fmt.Errorf("builder image %q cannot run in embedded mode: give the environment a local builder program (builder.container.command, CLI --builder-command), or use the built-in isotope/go-wasm-builder", env.Spec.Builder.Image)
 		close(b.readyCh)
@@ -210,6 +211,7 @@ type v1ContainerCmd struct {
 type localBuilder struct {
 	key, version, dir string
 	argv, env         []string
+	builtin           bool // argv is `isotope builder DIR`: runOnce adds --addr
 	log               *slog.Logger
 	output            io.Writer
 
@@ -279,8 +281,9 @@ func (b *localBuilder) runOnce() error {
 		return err
 	}
 	argv := b.argv
-	if argv[0] != "" && len(argv) >= 2 && argv[1] == "builder" && !strings.Contains(strings.Join(argv, " "), "--addr") {
-		argv = append([]string{argv[0], "builder", "--addr", addr}, argv[2:]...)
+	if b.builtin {
+		// isotope builder --addr ADDR DIR
+		argv = []string{argv[0], argv[1], "--addr", addr, argv[2]}
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = b.dir

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -355,5 +354,3 @@ func waitGone(t *testing.T, pid int) {
 		time.Sleep(20 * time.Millisecond) // poll interval
 	}
 }
-
-var _ = net.Listen
