@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -32,7 +33,7 @@ func newBuilderCommand(g *Globals) *cobra.Command {
 		Use:   "builder [--addr :8001] SHARED_DIR",
 		Short: "Run a builder: Fission's build API over a directory shared with a fetcher",
 		Long: `Run a builder: Fission's build API (POST / with {"srcPkgFilename","command"})
-on --addr, building source packages that a fetcher put in SHARED_DIR
+on --addr (default $ISOTOPE_BUILDER_ADDR, else :8001), building source packages that a fetcher put in SHARED_DIR
 (/packages in a builder pod). Each build runs the command split on spaces,
 with SRC_PKG and DEPLOY_PKG set, for at most --timeout; its log is returned
 capped at --max-log-bytes and can be followed live at GET /logs?name=<src>.
@@ -43,6 +44,11 @@ dash, as Fission's builder takes them.`,
 			dir, ok, err := parseSharedDir(cmd, args, "builder", "/packages")
 			if !ok {
 				return err
+			}
+			// A local builder started by the embedded server is told its
+			// address in ISOTOPE_BUILDER_ADDR; an explicit --addr wins.
+			if env := os.Getenv("ISOTOPE_BUILDER_ADDR"); env != "" && !cmd.Flags().Changed("addr") {
+				addr = env
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			b := builder.New(builder.Config{SharedDir: dir, Timeout: timeout, MaxLogBytes: maxLogBytes, Log: cmd.OutOrStdout()})
