@@ -32,7 +32,7 @@ func newArchiveCommand(g *Globals) *cobra.Command {
 // archiveCommand is an archive subcommand: its body gets the command's
 // context and a storage client, and its error becomes one actionable line.
 func archiveCommand(g *Globals, use, short string, body func(ctx context.Context, cmd *cobra.Command, c *storagesvc.Client) error) *cobra.Command {
-	open := func(g *Globals) *storagesvc.Client { return storagesvc.NewClient(g.Server, g.Token) }
+	open := func(g *Globals) (*storagesvc.Client, error) { return g.storageClient(), nil }
 	return &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs, RunE: runWith(g, open, body)}
 }
 

@@ -11,15 +11,60 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/client"
+	"isotope.dev/isotope/internal/storagesvc"
 	"isotope.dev/isotope/internal/store"
+	"isotope.dev/isotope/internal/store/kubestore"
 )
 
-// openStore returns the API server's store client for the user commands.
-func openStore(g *Globals) store.Store {
-	return newStoreClient(g.Server, g.Token)
+// openStore returns the store the user commands work on: Isotope's CRDs
+// on the kube-apiserver when --kubeconfig is given (the Kubernetes mode,
+// as Fission's CLI talks to the cluster), else the Isotope API at
+// --server (the embedded mode).
+func openStore(g *Globals) (store.Store, error) {
+	if g.Kubeconfig != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", g.Kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("--kubeconfig %s: %w", g.Kubeconfig, err)
+		}
+		return kubestore.New(cfg, kubestore.Options{})
+	}
+	return newStoreClient(g.Server, g.Token), nil
+}
+
+// openRoleStore is openStore for a role that runs inside a pod (the
+// fetcher, the storage service's pruner): without --kubeconfig it uses
+// the in-cluster configuration when there is one, as Fission's fetcher
+// reads Packages from the kube-apiserver, and the Isotope API otherwise.
+func openRoleStore(g *Globals) (store.Store, string, error) {
+	if g.Kubeconfig != "" {
+		st, err := openStore(g)
+		return st, "kubeconfig " + g.Kubeconfig, err
+	}
+	if cfg, err := rest.InClusterConfig(); err == nil {
+		st, err := kubestore.New(cfg, kubestore.Options{})
+		return st, "in-cluster kube-apiserver", err
+	}
+	return newStoreClient(g.Server, g.Token), "Isotope API " + g.Server, nil
+}
+
+// storageURL is where archives are uploaded and listed: --storage-url,
+// else the API at --server, which mounts the storage service in
+// embedded mode.
+func (g *Globals) storageURL() string {
+	if g.Storage != "" {
+		return g.Storage
+	}
+	return g.Server
+}
+
+// storageClient is the storage service client of the user commands.
+func (g *Globals) storageClient() *storagesvc.Client {
+	return storagesvc.NewClient(g.storageURL(), g.Token)
 }
 
 // newStoreClient returns a store client for the API at server.
@@ -36,13 +81,17 @@ func runE(g *Globals, body func(ctx context.Context, cmd *cobra.Command, st stor
 
 // runWith is runE for a body that needs another client than the store:
 // open makes it from the global flags.
-func runWith[C any](g *Globals, open func(*Globals) C, body func(ctx context.Context, cmd *cobra.Command, c C) error) func(*cobra.Command, []string) error {
+func runWith[C any](g *Globals, open func(*Globals) (C, error), body func(ctx context.Context, cmd *cobra.Command, c C) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, _ []string) error {
 		ctx := cmd.Context()
 		if ctx == nil {
 			ctx = context.Background()
 		}
-		return userError(g, body(ctx, cmd, open(g)))
+		c, err := open(g)
+		if err != nil {
+			return userError(g, err)
+		}
+		return userError(g, body(ctx, cmd, c))
 	}
 }
 

@@ -28,9 +28,10 @@ func newFetcherCommand(g *Globals) *cobra.Command {
 		Short: "Run a fetcher: Fission's fetch/upload/specialize API over a shared directory",
 		Long: `Run a fetcher: Fission's fetcher API (/fetch, /upload, /specialize,
 /healthz, /readiness-healthz) on --addr for SHARED_DIR (/packages in a
-builder pod, /userfunc in a function pod). Packages are read through the
-Isotope API at --server (token from ISOTOPE_TOKEN, also sent to the storage
-service). Archives are checked against their sha256 and extracted safely.
+builder pod, /userfunc in a function pod). Packages are read from the
+kube-apiserver (with --kubeconfig, or in-cluster inside a pod, as Fission's
+fetcher does), else through the Isotope API at --server (token from
+ISOTOPE_TOKEN, also sent to the storage service). Archives are checked against their sha256 and extracted safely.
 With -specialize-on-startup the fetcher specializes the runtime at
 --runtime-url with -specialize-request (a FunctionSpecializeRequest) at
 start, and /readiness-healthz answers 503 until that succeeded. Secrets and
@@ -52,9 +53,14 @@ yet. Flags may be written with one dash, as Fission's fetcher takes them.`,
 				}
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			packages, from, err := openRoleStore(g)
+			if err != nil {
+				return err
+			}
+			log.Info("fetcher reads Packages", "from", from)
 			f := fetcher.New(fetcher.Config{
 				SharedDir: dir, SecretDir: secretDir, ConfigDir: cfgmapDir,
-				Packages: newStoreClient(g.Server, g.Token), StorageToken: g.Token,
+				Packages: packages, StorageToken: g.Token,
 				RuntimeURL: runtimeURL, Logger: log,
 				HTTPClient: &http.Client{Transport: fetcherTransport(runtimeURL)},
 			})

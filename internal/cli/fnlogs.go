@@ -40,8 +40,14 @@ func newFnLogsCommand(g *Globals) *cobra.Command {
 			}
 			// Say so when the function does not exist, rather than print
 			// nothing.
-			if _, err := st.Get(ctx, v1.KindFunction, g.Namespace, name); err != nil {
+			obj, err := st.Get(ctx, v1.KindFunction, g.Namespace, name)
+			if err != nil {
 				return err
+			}
+			if g.Kubeconfig != "" {
+				// The runtime container is named after the environment.
+				return fmt.Errorf("fn logs reads the log store of isotope server; on Kubernetes a function's output is its pods' log: kubectl logs -n %s -l functionName=%s -c %s",
+					g.Namespace, name, obj.(*v1.Function).Spec.Environment.Name)
 			}
 			q := url.Values{}
 			q.Set("namespace", g.Namespace)

@@ -20,7 +20,6 @@ import (
 	"golang.org/x/term"
 
 	v1 "isotope.dev/isotope/api/v1"
-	"isotope.dev/isotope/internal/storagesvc"
 )
 
 // archiveRequest is what one of --src, --deploy or --code named.
@@ -90,7 +89,7 @@ func isURL(s string) bool {
 
 // makeArchive turns the user's files into a Package archive: a literal
 // when it is at most v1.ArchiveLiteralSizeLimit, else an upload to the
-// storage service at g.Server. A single .zip is used as is; anything else
+// storage service (g.storageURL). A single .zip is used as is; anything else
 // is zipped deterministically (sorted entries, fixed times), so the same
 // files always give the same checksum.
 func makeArchive(ctx context.Context, g *Globals, req archiveRequest, progressOut io.Writer) (v1.Archive, error) {
@@ -123,7 +122,7 @@ func makeArchive(ctx context.Context, g *Globals, req archiveRequest, progressOu
 			progressbar.OptionShowBytes(true),
 			progressbar.OptionClearOnFinish())
 	}
-	res, err := storagesvc.NewClient(g.Server, g.Token).Upload(ctx, f, size, name, progress)
+	res, err := g.storageClient().Upload(ctx, f, size, name, progress)
 	if err != nil {
 		return v1.Archive{}, fmt.Errorf("--%s: %w", req.flag, err)
 	}
@@ -144,7 +143,7 @@ func urlArchive(ctx context.Context, g *Globals, req archiveRequest) (v1.Archive
 	case req.insecure:
 	default:
 		h := sha256.New()
-		if err := storagesvc.NewClient(g.Server, g.Token).Download(ctx, a.URL, h); err != nil {
+		if err := g.storageClient().Download(ctx, a.URL, h); err != nil {
 			return a, fmt.Errorf("--%s: computing the checksum of %s (give --%schecksum or --insecure to skip): %w", req.flag, a.URL, req.flag, err)
 		}
 		a.Checksum = v1.Checksum{Type: v1.ChecksumTypeSHA256, Sum: hex.EncodeToString(h.Sum(nil))}
@@ -332,7 +331,7 @@ func readArchive(ctx context.Context, g *Globals, a v1.Archive, w io.Writer) err
 		}
 		defer os.Remove(tmp.Name())
 		defer tmp.Close()
-		if err := storagesvc.NewClient(g.Server, g.Token).Download(ctx, a.URL, io.MultiWriter(tmp, h)); err != nil {
+		if err := g.storageClient().Download(ctx, a.URL, io.MultiWriter(tmp, h)); err != nil {
 			return fmt.Errorf("download %s: %w", a.URL, err)
 		}
 		if err := verifySum(a, h.Sum(nil)); err != nil {

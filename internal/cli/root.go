@@ -20,6 +20,12 @@ type Globals struct {
 	Router    string // router URL (--router, ISOTOPE_ROUTER_URL)
 	Token     string // bearer token (ISOTOPE_TOKEN)
 	Namespace string // -n/--namespace
+	// Kubeconfig (--kubeconfig, ISOTOPE_KUBECONFIG) makes the commands
+	// work on Isotope's CRDs in a Kubernetes cluster instead of the API.
+	Kubeconfig string
+	// Storage (--storage-url, ISOTOPE_STORAGE_URL) is the storage
+	// service for archives; empty means the API at Server.
+	Storage string
 }
 
 // commandFactories are registered by the files of this package, one per
@@ -59,6 +65,8 @@ func NewRootCommand() *cobra.Command {
 	pf.StringVar(&g.Server, "server", envOr("ISOTOPE_URL", "http://127.0.0.1:8889"), "Isotope API URL (env ISOTOPE_URL)")
 	pf.StringVar(&g.Router, "router", envOr("ISOTOPE_ROUTER_URL", "http://127.0.0.1:8888"), "Isotope router URL (env ISOTOPE_ROUTER_URL)")
 	pf.StringVarP(&g.Namespace, "namespace", "n", "default", "namespace of the resources")
+	pf.StringVar(&g.Kubeconfig, "kubeconfig", os.Getenv("ISOTOPE_KUBECONFIG"), "work on Isotope's CRDs in the cluster of this kubeconfig instead of the API at --server (env ISOTOPE_KUBECONFIG)")
+	pf.StringVar(&g.Storage, "storage-url", os.Getenv("ISOTOPE_STORAGE_URL"), "storage service URL for archives (env ISOTOPE_STORAGE_URL; default: the API at --server)")
 	g.Token = os.Getenv("ISOTOPE_TOKEN")
 	for _, f := range commandFactories {
 		root.AddCommand(f(g))

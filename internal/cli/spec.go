@@ -115,7 +115,7 @@ func newSpecApply(g *Globals) *cobra.Command {
 		res, err := spec.Apply(ctx, st, set, spec.ApplyOptions{
 			Delete:         del,
 			Namespace:      g.ns(),
-			Uploader:       specUploader{storagesvc.NewClient(g.Server, g.Token)},
+			Uploader:       specUploader{g.storageClient()},
 			AllowConflicts: allowConflicts,
 		})
 		printSpecResult(cmd.OutOrStdout(), cmd.ErrOrStderr(), res)

@@ -20,9 +20,15 @@ import (
 func init() { register(newStoragesvcCommand) }
 
 // storagesvcRefs returns the pruner's view of which archives Packages
-// reference: every Package listed through the API at --server.
-var storagesvcRefs = func(g *Globals) storagesvc.RefsFunc {
-	return storagesvc.RefsFromStore(newStoreClient(g.Server, g.Token))
+// reference: every Package, listed from the kube-apiserver in a cluster
+// (--kubeconfig or in-cluster) or through the API at --server.
+func storagesvcRefs(g *Globals, log *slog.Logger) (storagesvc.RefsFunc, error) {
+	st, from, err := openRoleStore(g)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("pruner reads Packages", "from", from)
+	return storagesvc.RefsFromStore(st), nil
 }
 
 // newStoragesvcCommand is the `isotope storagesvc` role: Fission's
@@ -40,7 +46,8 @@ func newStoragesvcCommand(g *Globals) *cobra.Command {
 		Long: `Run the storage service: source and deploy archives over Fission's
 /v1/archive API, kept in --dir. Uploads are streamed, checksummed (sha256)
 and made visible only when complete. Unless --prune-interval is 0, archives
-that no Package references (listed through the API at --server) are deleted
+that no Package references (listed from the kube-apiserver with --kubeconfig
+or in a cluster, else through the API at --server) are deleted
 once they are older than --prune-grace.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -67,7 +74,11 @@ once they are older than --prune-grace.`,
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
 			if pruneInterval > 0 {
-				p := storagesvc.NewPruner(backend, storagesvcRefs(g), storagesvc.PrunerOptions{
+				refs, err := storagesvcRefs(g, log)
+				if err != nil {
+					return err
+				}
+				p := storagesvc.NewPruner(backend, refs, storagesvc.PrunerOptions{
 					Interval: pruneInterval, Grace: pruneGrace, Logger: log,
 				})
 				go p.Run(ctx)
