@@ -104,8 +104,12 @@ func (m *Manager) runtimeFor(env *v1.Environment) (instance.Runtime, error) {
 		}
 		return m.wasmRT, nil
 	}
-	if err := procrt.CheckEnv(env); err != nil {
-		return nil, errorf(http.StatusInternalServerError, "%v", err)
+	// The local process runtime needs a program to run; a runtime given
+	// in Config.Process (Kubernetes pods) runs the environment's image.
+	if m.cfg.Process == nil {
+		if err := procrt.CheckEnv(env); err != nil {
+			return nil, errorf(http.StatusInternalServerError, "%v", err)
+		}
 	}
 	if m.procRT == nil {
 		return nil, errorf(http.StatusInternalServerError, "environment %s/%s needs a local process runtime, which this executor does not have", env.Namespace, env.Name)
