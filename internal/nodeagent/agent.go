@@ -2,6 +2,7 @@ package nodeagent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -49,6 +50,11 @@ type Config struct {
 	// (default PATH, HOME, TMPDIR, Go's GOCACHE, GOMODCACHE, GOPATH,
 	// GOROOT, GOFLAGS, GOPROXY, GOTOOLCHAIN).
 	HostEnv []string
+	// Env is NAME=VALUE added to every container's environment before
+	// the pod's own variables. Tests give pods ISOTOPE_KUBECONFIG here:
+	// the stand-in for the service-account token a kubelet mounts, from
+	// which a real pod reaches the kube-apiserver in-cluster.
+	Env []string
 	// Log receives the agent's log (default: discarded).
 	Log io.Writer
 	// LockDir holds the address locks shared by every agent on the
@@ -57,6 +63,10 @@ type Config struct {
 }
 
 var defaultHostEnv = []string{"PATH", "HOME", "TMPDIR", "GOCACHE", "GOMODCACHE", "GOPATH", "GOROOT", "GOFLAGS", "GOPROXY", "GOTOOLCHAIN"}
+
+// MountsEnv holds a container's mount paths and the directories behind
+// them as a JSON object; it is wasmenv.MountsEnv (a test checks).
+const MountsEnv = "ISOTOPE_NODEAGENT_MOUNTS"
 
 // Agent is a running node agent. It implements virtual-kubelet's
 // PodLifecycleHandler and PodNotifier for its pod controller.
@@ -395,6 +405,14 @@ func (a *Agent) processEnv(pod *corev1.Pod, env map[string]string, order []strin
 		}
 	}
 	out = append(out, "HOSTNAME="+pod.Name)
+	// Where the pod's volumes really are, for programs that get a
+	// container path in a request body (wasm-env's specialize filepath),
+	// which no argument rewriting reaches.
+	if len(place.mounts) > 0 {
+		b, _ := json.Marshal(place.mounts)
+		out = append(out, MountsEnv+"="+string(b))
+	}
+	out = append(out, a.cfg.Env...)
 	for _, k := range order {
 		out = append(out, k+"="+rewriteValue(env[k], place))
 	}

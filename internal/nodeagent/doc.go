@@ -19,7 +19,9 @@
 //     the pod's containers, in the arguments and environment values;
 //   - passes the pod's env (literal values, downward-API fields, secret
 //     and configMap keys) plus a few host variables (PATH, HOME, Go's
-//     cache settings);
+//     cache settings), Config.Env (the stand-in for a service-account
+//     mount) and MountsEnv, which says where the pod's mounts really are
+//     for paths that travel in request bodies, out of the agent's reach;
 //   - reports phase, podIP, container states and readiness (HTTP GET or
 //     TCP readiness probes against the pod's address), restarts
 //     containers per restartPolicy, and on delete kills each container's

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"isotope.dev/isotope/internal/wasmenv"
 )
 
 var testPrograms = IsotopePrograms("/opt/bin/isotope")
@@ -214,5 +216,12 @@ func TestFieldValue(t *testing.T) {
 	}
 	if _, err := fieldValue(pod, "spec.priority", ""); err == nil || !strings.Contains(err.Error(), "spec.priority") {
 		t.Errorf("unsupported field: %v", err)
+	}
+}
+
+// The agent and wasm-env agree on the variable carrying the mounts.
+func TestMountsEnvMatchesWasmEnv(t *testing.T) {
+	if MountsEnv != wasmenv.MountsEnv {
+		t.Errorf("nodeagent.MountsEnv = %q, wasmenv.MountsEnv = %q", MountsEnv, wasmenv.MountsEnv)
 	}
 }

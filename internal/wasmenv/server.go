@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -34,6 +35,31 @@ type Config struct {
 	Env map[string]string
 	// Log receives the function's log lines (its stderr, traps, timeouts).
 	Log io.Writer
+	// Mounts maps a container path to where it really is, for a
+	// specialize filepath that names a container path (/userfunc/...)
+	// while this process runs outside a container: the node agent of the
+	// Kubernetes tests runs pods as plain processes and says where their
+	// volumes are in MountsEnv. Empty in a real pod.
+	Mounts map[string]string
+}
+
+// MountsEnv is the environment variable holding Config.Mounts as a JSON
+// object; internal/nodeagent sets it.
+const MountsEnv = "ISOTOPE_NODEAGENT_MOUNTS"
+
+// hostPath is p with a container mount path prefix replaced by where
+// that mount is (Config.Mounts); the longest matching mount wins.
+func (s *Server) hostPath(p string) string {
+	best := ""
+	for mp := range s.cfg.Mounts {
+		if (p == mp || strings.HasPrefix(p, strings.TrimSuffix(mp, "/")+"/")) && len(mp) > len(best) {
+			best = mp
+		}
+	}
+	if best == "" {
+		return p
+	}
+	return s.cfg.Mounts[best] + p[len(best):]
 }
 
 // FunctionLoadRequest is the body of POST /v2/specialize, with Fission's
@@ -124,13 +150,14 @@ func (s *Server) specialize(w http.ResponseWriter, r *http.Request, req Function
 }
 
 func (s *Server) load(ctx context.Context, req FunctionLoadRequest) (*wasm.Module, error) {
-	st, err := os.Stat(req.FilePath)
+	path := s.hostPath(req.FilePath)
+	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("filepath %s: %w", req.FilePath, err)
 	}
 	archiveDir := ""
 	if st.IsDir() {
-		archiveDir = req.FilePath
+		archiveDir = path
 	}
 	name := "user"
 	if md := req.FunctionMetadata; md != nil && md.Name != "" {
@@ -140,7 +167,7 @@ func (s *Server) load(ctx context.Context, req FunctionLoadRequest) (*wasm.Modul
 		}
 	}
 	return s.cfg.Runtime.Load(ctx, wasm.LoadRequest{
-		Path:       req.FilePath,
+		Path:       path,
 		Name:       name,
 		Entrypoint: req.FunctionName,
 		Env:        s.cfg.Env,

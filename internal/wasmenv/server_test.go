@@ -122,3 +122,44 @@ func TestSpecializeV2(t *testing.T) {
 		t.Errorf("second specialize = %d", code)
 	}
 }
+
+// A specialize filepath naming the container path (/userfunc/...) is
+// found where Config.Mounts says that mount really is, the longest
+// mount winning; without Mounts paths are taken as they are.
+func TestSpecializeThroughMounts(t *testing.T) {
+	real := t.TempDir()
+	if err := os.WriteFile(filepath.Join(real, "deployarchive"), wasmtest.WAGIHello(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{Mounts: map[string]string{"/userfunc": real, "/user": "/nowhere"}})
+	for in, want := range map[string]string{
+		"/userfunc/deployarchive": filepath.Join(real, "deployarchive"),
+		"/userfunc":               real,
+		"/userfuncs/x":            "/userfuncs/x",
+		"/user/x":                 "/nowhere/x",
+		"/elsewhere/x":            "/elsewhere/x",
+	} {
+		if got := s.hostPath(in); got != want {
+			t.Errorf("hostPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := New(Config{}).hostPath("/userfunc/x"); got != "/userfunc/x" {
+		t.Errorf("without mounts: %q", got)
+	}
+
+	rt, err := wasm.NewRuntime(context.Background(), wasm.Config{CacheDir: wasmtest.CompileCacheDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(context.Background())
+	srv := New(Config{Runtime: rt, Mounts: map[string]string{"/userfunc": real}})
+	defer srv.Close()
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	if code, body := call(t, "POST", hs.URL+"/v2/specialize", "application/json", `{"filepath":"/userfunc/deployarchive"}`); code != 200 {
+		t.Fatalf("specialize through the mount: %d %q", code, body)
+	}
+	if code, body := call(t, "GET", hs.URL+"/", "", ""); code != 200 || body != "hello\n" {
+		t.Errorf("after specialize: %d %q", code, body)
+	}
+}
