@@ -164,11 +164,26 @@ func TestChartDefaults(t *testing.T) {
 	typed := decodeStrict(t, objs)
 
 	byKind := map[string][]string{}
+	fetcherIn := map[string][]string{} // kind → namespaces of isotope-fetcher
 	for _, u := range objs {
 		byKind[u.GetKind()] = append(byKind[u.GetKind()], u.GetName())
-		if ns := u.GetNamespace(); ns != "" && ns != "isotope-system" {
+		ns := u.GetNamespace()
+		if u.GetName() == "isotope-fetcher" && ns != "" {
+			// The fetchers' identity lives where functions run.
+			fetcherIn[u.GetKind()] = append(fetcherIn[u.GetKind()], ns)
+			continue
+		}
+		if ns != "" && ns != "isotope-system" {
 			t.Errorf("%s %s in namespace %q, want isotope-system", u.GetKind(), u.GetName(), ns)
 		}
+	}
+	for _, kind := range []string{"ServiceAccount", "RoleBinding"} {
+		if !slices.Equal(fetcherIn[kind], []string{"default"}) {
+			t.Errorf("%s isotope-fetcher in namespaces %v, want [default] (functionNamespaces)", kind, fetcherIn[kind])
+		}
+	}
+	if !slices.Contains(byKind["ClusterRole"], "isotope-fetcher") {
+		t.Errorf("no ClusterRole isotope-fetcher")
 	}
 	if got := len(byKind["CustomResourceDefinition"]); got != 5 {
 		t.Errorf("%d CRDs, want 5: %v", got, byKind["CustomResourceDefinition"])
@@ -284,14 +299,16 @@ func TestChartRBACPerRole(t *testing.T) {
 		"isotope-storagesvc": {{"isotope.dev", "packages", "list"}},
 		"isotope-router":     {{"isotope.dev", "httptriggers", "watch"}, {"isotope.dev", "functions", "get"}, {"", "pods", "patch"}, {"", "pods", "delete"}},
 		"isotope-timer":      {{"isotope.dev", "timetriggers", "watch"}},
-		"isotope-buildermgr": {{"apps", "deployments", "create"}, {"", "services", "delete"}, {"isotope.dev", "packages", "update"}, {"isotope.dev", "packages/status", "update"}, {"isotope.dev", "environments", "watch"}},
+		"isotope-buildermgr": {{"apps", "deployments", "create"}, {"", "services", "delete"}, {"isotope.dev", "packages", "update"}, {"isotope.dev", "packages/status", "update"}, {"isotope.dev", "environments", "watch"}, {"isotope.dev", "functions", "list"}, {"isotope.dev", "functions", "update"}},
+		"isotope-fetcher":    {{"isotope.dev", "packages", "get"}},
 		"isotope-executor":   {{"", "pods", "list"}, {"apps", "deployments", "create"}, {"", "services", "create"}, {"autoscaling", "horizontalpodautoscalers", "create"}, {"isotope.dev", "functions", "watch"}, {"isotope.dev", "packages", "get"}, {"isotope.dev", "environments", "get"}},
 	}
 	deny := map[string][]grant{
 		"isotope-storagesvc": {{"isotope.dev", "packages", "update"}, {"", "pods", "get"}},
 		"isotope-router":     {{"isotope.dev", "functions", "update"}, {"apps", "deployments", "create"}, {"", "services", "create"}, {"", "pods", "create"}},
 		"isotope-timer":      {{"isotope.dev", "functions", "get"}, {"isotope.dev", "timetriggers", "update"}},
-		"isotope-buildermgr": {{"", "pods", "delete"}, {"autoscaling", "horizontalpodautoscalers", "create"}, {"isotope.dev", "functions", "get"}},
+		"isotope-buildermgr": {{"", "pods", "delete"}, {"autoscaling", "horizontalpodautoscalers", "create"}, {"isotope.dev", "functions", "delete"}, {"isotope.dev", "functions", "create"}},
+		"isotope-fetcher":    {{"isotope.dev", "packages", "list"}, {"isotope.dev", "packages", "update"}, {"isotope.dev", "functions", "get"}},
 		"isotope-executor":   {{"isotope.dev", "functions", "update"}, {"isotope.dev", "packages", "update"}, {"", "pods", "delete"}},
 	}
 	allows := func(rules []rbacv1.PolicyRule, g grant) bool {
