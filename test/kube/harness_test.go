@@ -1,0 +1,240 @@
+// Package kube_test runs Isotope on a real Kubernetes control plane the
+// way the Helm chart does: the roles (`isotope buildermgr`, `executor`,
+// `router`, `storagesvc`) as separate processes of the real binary,
+// Isotope's CRDs on a kube-apiserver with kube-controller-manager and
+// kube-scheduler, and the node agent (internal/nodeagent, the test
+// double for the kubelet) running every scheduled pod's containers as
+// local processes of the same binary. Users drive it with the real CLI
+// (`isotope --kubeconfig`).
+package kube_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"isotope.dev/isotope/internal/kubetest"
+	"isotope.dev/isotope/internal/nodeagent"
+)
+
+// binary is the isotope binary built once for this test binary.
+var binary string
+
+func TestMain(m *testing.M) {
+	// One path for every run: go build renames the linked binary into
+	// place, so a running process keeps its old file and nothing piles
+	// up in $TMPDIR (kubetest.Main exits without running defers).
+	dir := filepath.Join(os.TempDir(), "isotope-kube-e2e")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "isotope")
+	root, err := kubetest.RepoRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	build := exec.Command("go", "build", "-o", binary, "./cmd/isotope")
+	build.Dir = root
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building isotope:", err)
+		os.Exit(1)
+	}
+	kubetest.Main(m)
+}
+
+// syncBuffer collects a process's output for the test's log.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// role is one running `isotope <role>` process.
+type role struct {
+	name   string
+	cmd    *exec.Cmd
+	logs   *syncBuffer
+	exited chan struct{}
+}
+
+var listenRE = regexp.MustCompile(`listening.* addr=(\S+)`)
+
+// startRole runs `isotope args...` until the test ends (SIGTERM, then
+// SIGKILL). When listens is true it waits for the "listening addr=" log
+// line and returns the address.
+func startRole(t *testing.T, name string, listens bool, args ...string) (*role, string) {
+	t.Helper()
+	r := &role{name: name, logs: &syncBuffer{}, exited: make(chan struct{})}
+	r.cmd = exec.Command(binary, args...)
+	pr, pw := io.Pipe()
+	r.cmd.Stdout = r.logs
+	r.cmd.Stderr = io.MultiWriter(r.logs, pw)
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := r.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		r.cmd.Wait()
+		pw.Close()
+		close(r.exited)
+	}()
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case found <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		r.stop(t)
+		if t.Failed() {
+			t.Logf("%s log (last lines):\n%s", name, tail(r.logs.String(), 40))
+		}
+	})
+	if !listens {
+		return r, ""
+	}
+	select {
+	case addr := <-found:
+		return r, addr
+	case <-r.exited:
+		t.Fatalf("%s exited before listening:\n%s", name, r.logs)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%s did not report its address:\n%s", name, r.logs)
+	}
+	return r, ""
+}
+
+func (r *role) stop(t *testing.T) {
+	select {
+	case <-r.exited:
+		return
+	default:
+	}
+	_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-r.exited:
+	case <-time.After(20 * time.Second):
+		t.Errorf("%s did not stop within 20s of SIGTERM", r.name)
+		_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
+		<-r.exited
+	}
+}
+
+// alive fails the test when the role has exited.
+func (r *role) alive(t *testing.T) {
+	t.Helper()
+	select {
+	case <-r.exited:
+		t.Fatalf("%s exited:\n%s", r.name, tail(r.logs.String(), 40))
+	default:
+	}
+}
+
+// cli runs the isotope CLI against the cluster and returns stdout; a
+// non-zero exit fails the test.
+func cli(t *testing.T, kubeconfig, storage string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, append([]string{"--kubeconfig", kubeconfig, "--storage-url", storage}, args...)...)
+	// Nothing of the embedded mode may leak in.
+	cmd.Env = append(os.Environ(), "ISOTOPE_URL=http://127.0.0.1:1")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			t.Fatalf("isotope %s: %v", strings.Join(args, " "), err)
+		}
+		t.Fatalf("isotope %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), ee.ExitCode(), out.String(), errb.String())
+	}
+	return out.String()
+}
+
+// startAgent runs the node agent (the kubelet's test double) with pods
+// reaching the kube-apiserver through podKubeconfig, as a real pod would
+// through its service-account mount.
+func startAgent(t *testing.T, kube *kubetest.Env, podKubeconfig string) *nodeagent.Agent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	logPath := filepath.Join(t.TempDir(), "agent.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := nodeagent.Start(ctx, kube.Config, nodeagent.Config{
+		NodeName: "isotope-e2e-node",
+		Programs: nodeagent.IsotopePrograms(binary),
+		Env:      []string{"ISOTOPE_KUBECONFIG=" + podKubeconfig},
+		Log:      logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		a.Stop()
+		logf.Close()
+		if t.Failed() {
+			data, _ := os.ReadFile(logPath)
+			t.Logf("node agent log (last lines):\n%s", tail(string(data), 40))
+		}
+	})
+	return a
+}
+
+// waitFor polls f until it returns nil or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v: %v", what, d, err)
+		}
+		time.Sleep(200 * time.Millisecond) // poll interval
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,253 @@
+package kube_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/buildermgr"
+	"isotope.dev/isotope/internal/executor/kubert"
+	"isotope.dev/isotope/internal/kubetest"
+)
+
+// TestSeedFlowOnKubernetes is the seed's flow on a real control plane:
+// an environment with the go-wasm builder gets a builder Deployment whose
+// pod (fetcher + builder) builds `pkg create --src hello.go` into a
+// WebAssembly reactor uploaded to the storage service; the package ends
+// succeeded; the function's first request through `isotope router`
+// takes a pod out of the environment's pool (relabelled out of the pool
+// Deployment's selector, which then makes a replacement), specializes it
+// through its fetcher into `isotope wasm-env`, and answers with the
+// function's output. Everything is driven by the real CLI with
+// --kubeconfig.
+//
+// Each role runs as its ServiceAccount from deploy/manifests/isotope.yaml
+// (the chart rendered with default values), with that file's RBAC
+// applied, and the pods' fetchers as isotope-fetcher: the chart's
+// least-privilege rules must be enough for the whole flow, and no role
+// may log a refusal. Functions live in "default", the chart's default
+// functionNamespaces.
+func TestSeedFlowOnKubernetes(t *testing.T) {
+	kube := kubetest.Start(t)
+	kube.StartControllers(t)
+	const ns, system = "default", "isotope-system"
+	applyChartRBAC(t, kube, system)
+	as := func(namespace, sa string) string { return impersonating(t, kube, namespace, sa) }
+	startAgent(t, kube, as(ns, "isotope-fetcher"))
+
+	// The storage service holds archives on "its PVC" (a temp dir). Pods
+	// reach it at its loopback address: there is no kube-proxy here. It
+	// prunes every second (nothing is old enough to go), listing
+	// Packages as itself.
+	ss, storageAddr := startRole(t, "storagesvc", true, "storagesvc", "--kubeconfig", as(system, "isotope-storagesvc"),
+		"--addr", "127.0.0.1:0", "--dir", t.TempDir(), "--prune-interval", "1s")
+	storage := "http://" + storageAddr
+	// The arguments the chart gives each role.
+	common := func(role string) []string {
+		return []string{role, "--kubeconfig", as(system, "isotope-"+role), "--storage-url", storage, "--image", "isotope/isotope:e2e"}
+	}
+	leader := []string{"--lease-namespace", system}
+	bm, _ := startRole(t, "buildermgr", false, slices.Concat(common("buildermgr"), leader, []string{"--builder-service-account", "isotope-fetcher"})...)
+	ex, _ := startRole(t, "executor", false, slices.Concat(common("executor"), leader, []string{"--function-service-account", "isotope-fetcher"})...)
+	rt, routerAddr := startRole(t, "router", true, append(common("router"), "--addr", "127.0.0.1:0")...)
+	router := "http://" + routerAddr
+	roles := []*role{ss, bm, ex, rt}
+
+	run := func(args ...string) string {
+		t.Helper()
+		return cli(t, kube.Kubeconfig, storage, append(args, "-n", ns)...)
+	}
+	root, err := kubetest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run("env", "create", "--name", "go", "--image", "isotope/wasm-env", "--builder", "isotope/go-wasm-builder", "--poolsize", "1")
+
+	// The builder manager makes the builder Deployment and Service with
+	// Fission's names, labels and ports, owned by the Environment.
+	c := kube.Client
+	env := &v1.Environment{}
+	if err := c.Get(ctx(t), client.ObjectKey{Namespace: ns, Name: "go"}, env); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the builder Deployment", func() error {
+		var ds appsv1.DeploymentList
+		if err := c.List(ctx(t), &ds, client.InNamespace(ns), client.MatchingLabels(buildermgr.BuilderLabels(env))); err != nil {
+			return err
+		}
+		if len(ds.Items) != 1 {
+			return fmt.Errorf("%d builder Deployments", len(ds.Items))
+		}
+		d := ds.Items[0]
+		if want := "go-" + env.ResourceVersion; d.Name != want {
+			return fmt.Errorf("builder Deployment is named %s, want %s", d.Name, want)
+		}
+		if o := d.OwnerReferences; len(o) != 1 || o[0].Kind != "Environment" || o[0].UID != env.UID {
+			return fmt.Errorf("builder Deployment's owners = %+v, want the Environment", o)
+		}
+		return nil
+	})
+
+	// pkg create waits for the build, which runs in the builder pod.
+	src := filepath.Join(root, "examples", "hello", "hello.go")
+	out := run("pkg", "create", "--name", "hello", "--env", "go", "--src", src)
+	t.Logf("pkg create:\n%s", out)
+	pkg := &v1.Package{}
+	if err := c.Get(ctx(t), client.ObjectKey{Namespace: ns, Name: "hello"}, pkg); err != nil {
+		t.Fatal(err)
+	}
+	if pkg.Status.BuildStatus != v1.BuildStatusSucceeded {
+		t.Fatalf("package is %q after pkg create, log:\n%s", pkg.Status.BuildStatus, pkg.Status.BuildLog)
+	}
+	if d := pkg.Spec.Deployment; d.Type != v1.ArchiveTypeURL || !strings.HasPrefix(d.URL, storage) || len(d.Checksum.Sum) != 64 {
+		t.Fatalf("deployment archive = %+v, want a URL on the storage service with a sha256", d)
+	}
+
+	run("fn", "create", "--name", "hello", "--env", "go", "--pkg", "hello", "--entrypoint", "Handler")
+	run("route", "create", "--name", "hello", "--function", "hello", "--url", "/hello", "--method", "GET")
+
+	// The pool has its one generic pod before the first request.
+	pool := kubert.PoolLabels(env)
+	waitFor(t, 90*time.Second, "a ready pod in the environment's pool", func() error {
+		for _, p := range pods(t, c, ns, pool) {
+			if ready(&p) {
+				return nil
+			}
+		}
+		return fmt.Errorf("pool pods: %s", describePods(pods(t, c, ns, pool)))
+	})
+
+	var body string
+	waitFor(t, 3*time.Minute, "GET /hello through the router", func() error {
+		for _, r := range roles {
+			r.alive(t)
+		}
+		resp, err := http.Get(router + "/hello?name=kube")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("%s: %.300s", resp.Status, b)
+		}
+		body = string(b)
+		return nil
+	})
+	if want := "Hello, kube! (from WebAssembly, GET /)"; strings.TrimSpace(body) != want {
+		t.Errorf("the function answered %q, want %q", body, want)
+	}
+
+	// The pod that serves it was taken out of the pool: relabelled for
+	// the function, no longer owned by the pool's ReplicaSet, which made
+	// a replacement.
+	fn := &v1.Function{}
+	if err := c.Get(ctx(t), client.ObjectKey{Namespace: ns, Name: "hello"}, fn); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 90*time.Second, "the specialized pod relabelled and the pool refilled", func() error {
+		taken := pods(t, c, ns, map[string]string{"functionName": "hello", "functionUid": string(fn.UID)})
+		if len(taken) != 1 {
+			return fmt.Errorf("%d pods labelled for the function", len(taken))
+		}
+		if taken[0].Labels["managed"] != "false" || metav1.GetControllerOf(&taken[0]) != nil {
+			return fmt.Errorf("the function's pod is still in the pool: labels %v", taken[0].Labels)
+		}
+		for _, p := range pods(t, c, ns, pool) {
+			if p.UID != taken[0].UID && p.Labels["managed"] == "true" && metav1.GetControllerOf(&p) != nil {
+				return nil
+			}
+		}
+		return fmt.Errorf("no replacement in the pool: %s", describePods(pods(t, c, ns, pool)))
+	})
+
+	// Warm requests keep going to the same pod.
+	for i := range 5 {
+		resp, err := http.Get(fmt.Sprintf("%s/hello?name=r%d", router, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), fmt.Sprintf("Hello, r%d!", i)) {
+			t.Errorf("warm request %d: %d %q", i, resp.StatusCode, b)
+		}
+	}
+	if n := len(pods(t, c, ns, map[string]string{"functionUid": string(fn.UID)})); n != 1 {
+		t.Errorf("%d pods serve the function after warm requests, want 1", n)
+	}
+
+	// The pods ran as the fetcher's identity, and no role was refused
+	// anything by RBAC along the way.
+	for _, p := range pods(t, c, ns, nil) {
+		if p.Spec.ServiceAccountName != "isotope-fetcher" {
+			t.Errorf("pod %s runs as %q, want isotope-fetcher", p.Name, p.Spec.ServiceAccountName)
+		}
+	}
+	for _, r := range roles {
+		if logs := r.logs.String(); strings.Contains(strings.ToLower(logs), "forbidden") {
+			t.Errorf("%s was refused by RBAC:\n%s", r.name, grepLines(logs, "forbidden"))
+		}
+	}
+}
+
+// grepLines returns the lines of s containing sub (case-insensitive).
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(strings.ToLower(l), sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func pods(t *testing.T, c client.Client, ns string, labels map[string]string) []corev1.Pod {
+	t.Helper()
+	var l corev1.PodList
+	if err := c.List(ctx(t), &l, client.InNamespace(ns), client.MatchingLabels(labels)); err != nil {
+		t.Fatal(err)
+	}
+	return l.Items
+}
+
+func ready(p *corev1.Pod) bool {
+	if p.DeletionTimestamp != nil {
+		return false
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func describePods(ps []corev1.Pod) string {
+	if len(ps) == 0 {
+		return "none"
+	}
+	var b strings.Builder
+	for _, p := range ps {
+		fmt.Fprintf(&b, "%s (%s, ready %v, ip %s, labels %v); ", p.Name, p.Status.Phase, ready(&p), p.Status.PodIP, p.Labels)
+	}
+	return b.String()
+}
