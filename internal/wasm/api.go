@@ -1,7 +1,8 @@
 // Package wasm runs WebAssembly functions in-process on wazero.
 //
-// A Runtime owns one wazero runtime (close-on-context-done, so a runaway
-// guest can always be stopped) and an optional on-disk cache of compiled
+// A Runtime owns a wazero runtime (modules are rewritten with deadline
+// checks at load, so a runaway guest can always be stopped; see
+// interrupt.go) and an optional on-disk cache of compiled
 // code. Runtime.Load validates and compiles a function's module once, detects
 // its ABI from its exports and returns a Module, which is an http.Handler:
 //
@@ -184,6 +185,10 @@ type Stats struct {
 	InstancesDiscarded uint64 // reactor instances thrown away or recycled
 	Idle               int    // reactor instances ready now
 	Busy               int    // instances serving a request now
+	// InterruptChecks is true when the module runs with Isotope's own
+	// deadline checks (interrupt.go), false when it could not be
+	// rewritten and runs on wazero's slower close-on-context-done.
+	InterruptChecks bool
 }
 
 // RuntimeStats are a Runtime's compile counters.
@@ -199,6 +204,11 @@ type RuntimeStats struct {
 	// Modules is the number of distinct compiled modules held now
 	// (in use or kept idle).
 	Modules int
+	// ReactorStarts counts reactor guest instances started (each one a
+	// language runtime's start, tens of milliseconds for Go), and
+	// ReactorLive the reactor instances alive now, idle or serving.
+	ReactorStarts uint64
+	ReactorLive   int
 }
 
 // InvokeOptions carry per-request routing context into a Module, set by the

@@ -21,11 +21,17 @@ func TestInfiniteLoopTimesOut(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	hello := serve(t, load(t, rt, LoadRequest{Wasm: wasmtest.WAGIHello(), Name: "t/hello"}), "")
 	cases := []struct {
-		name string
-		req  LoadRequest
+		name   string
+		req    LoadRequest
+		checks bool // runs with Isotope's interrupt checks (interrupt.go)
 	}{
-		{"wat-wagi", LoadRequest{Wasm: wasmtest.Spin(), Name: "t/spin"}},
-		{"go-reactor", LoadRequest{Wasm: reactorModule(t), Name: "t/gospin", Entrypoint: "Spin"}},
+		{"wat-wagi", LoadRequest{Wasm: wasmtest.Spin(), Name: "t/spin"}, true},
+		{"go-reactor", LoadRequest{Wasm: reactorModule(t), Name: "t/gospin", Entrypoint: "Spin"}, true},
+		// No loop at all: only the checks at function entry stop it.
+		{"recursion-without-loops", LoadRequest{Wasm: wasmtest.Recurse(), Name: "t/recurse"}, true},
+		// A start section cannot be guarded by the host: the module
+		// runs unchanged on the close-on-context-done runtime.
+		{"start-section", LoadRequest{Wasm: wasmtest.SpinInStart(), Name: "t/startspin"}, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -33,6 +39,9 @@ func TestInfiniteLoopTimesOut(t *testing.T) {
 			c.req.Limits.Timeout = timeout
 			c.req.Log = logs
 			m := load(t, rt, c.req)
+			if got := m.Stats().InterruptChecks; got != c.checks {
+				t.Errorf("InterruptChecks = %v, want %v", got, c.checks)
+			}
 			srv := serve(t, m, "")
 			start := time.Now()
 			r := do(t, "GET", srv.URL+"/", "", nil)

@@ -124,9 +124,10 @@ func (m *Module) Stats() Stats {
 		InstancesStarted:   m.started.Load(),
 		InstancesDiscarded: m.discarded.Load(),
 		Busy:               int(m.busy.Load()),
+		InterruptChecks:    m.c.interrupt,
 	}
 	if m.pool != nil {
-		s.Idle = len(m.pool.idle)
+		s.Idle = m.pool.idleCount()
 	}
 	return s
 }
@@ -163,7 +164,7 @@ func (e *hostError) Error() string { return e.msg }
 func (m *Module) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m.requests.Add(1)
 	if m.closed.Load() {
-		m.fail(w, &hostError{http.StatusServiceUnavailable, fmt.Sprintf("function %s is unloaded", m.name)})
+		m.fail(w, m.unloaded())
 		return
 	}
 	body, herr := readBody(r, m.limits.MaxRequestBody)
@@ -209,6 +210,11 @@ func (m *Module) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Length", strconv.Itoa(len(resp.body)))
 	w.WriteHeader(resp.status)
 	_, _ = w.Write(resp.body)
+}
+
+// unloaded is the answer of a request to a closed Module.
+func (m *Module) unloaded() *hostError {
+	return &hostError{http.StatusServiceUnavailable, fmt.Sprintf("function %s is unloaded", m.name)}
 }
 
 // fail answers he and writes it to the function log.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sync"
 
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
@@ -25,139 +24,7 @@ type instance struct {
 	stdout   *lineWriter
 	stderr   *lineWriter
 	sleep    sleeper // poll_oneoff sleeps end with the call's context
-}
-
-// pool keeps a reactor function's warm instances.
-type pool struct {
-	m     *Module
-	idle  chan *instance
-	slots chan struct{} // one token per live instance
-	mu    sync.Mutex
-	done  bool
-	wg    sync.WaitGroup
-}
-
-func newPool(m *Module) *pool {
-	return &pool{
-		m:     m,
-		idle:  make(chan *instance, m.limits.MaxInstances),
-		slots: make(chan struct{}, m.limits.MaxInstances),
-	}
-}
-
-// warm initializes n instances before returning, so no request waits for
-// a guest runtime to start.
-func (p *pool) warm(ctx context.Context, n int) error {
-	for i := 0; i < n; i++ {
-		p.slots <- struct{}{}
-		in, err := p.m.newInstance(ctx)
-		if err != nil {
-			<-p.slots
-			return err
-		}
-		p.idle <- in
-	}
-	return nil
-}
-
-// refill brings the live instances back to the warm count after discards.
-func (p *pool) refill() {
-	p.mu.Lock()
-	if p.done {
-		p.mu.Unlock()
-		return
-	}
-	p.wg.Add(1)
-	p.mu.Unlock()
-	go func() {
-		defer p.wg.Done()
-		for len(p.slots) < p.m.limits.WarmInstances {
-			select {
-			case p.slots <- struct{}{}:
-			default:
-				return
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), initTimeout(p.m.limits))
-			in, err := p.m.newInstance(ctx)
-			cancel()
-			if err != nil {
-				<-p.slots
-				p.m.log.line("isotope", "warming an instance failed: "+err.Error())
-				return
-			}
-			if !p.put(in) {
-				return
-			}
-		}
-	}()
-}
-
-// get returns an idle instance, starts one if the function is below
-// MaxInstances, or waits for one until ctx is done.
-func (p *pool) get(ctx context.Context) (*instance, error) {
-	select {
-	case in := <-p.idle:
-		return in, nil
-	default:
-	}
-	select {
-	case in := <-p.idle:
-		return in, nil
-	case p.slots <- struct{}{}:
-		in, err := p.m.newInstance(ctx)
-		if err != nil {
-			<-p.slots
-			return nil, err
-		}
-		return in, nil
-	case <-ctx.Done():
-		return nil, p.m.busyError(ctx)
-	}
-}
-
-// put returns a healthy instance to the idle set; false if the pool is
-// closed (the instance is then discarded).
-func (p *pool) put(in *instance) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.done {
-		p.discardLocked(in)
-		return false
-	}
-	p.idle <- in
-	return true
-}
-
-// discard throws an instance away and starts warming a replacement.
-func (p *pool) discard(in *instance) {
-	p.mu.Lock()
-	p.discardLocked(in)
-	p.mu.Unlock()
-	p.refill()
-}
-
-func (p *pool) discardLocked(in *instance) {
-	in.stdout.Flush()
-	in.stderr.Flush()
-	in.mod.Close(context.Background())
-	p.m.discarded.Add(1)
-	<-p.slots
-}
-
-func (p *pool) close() {
-	p.mu.Lock()
-	p.done = true
-	for {
-		select {
-		case in := <-p.idle:
-			p.discardLocked(in)
-			continue
-		default:
-		}
-		break
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
+	guard    guard   // stops a guest call when its context ends
 }
 
 // newInstance instantiates the module and runs _initialize.
@@ -177,12 +44,16 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	}
 	cfg = cfg.WithEnv(EnvEntrypoint, m.entry)
 	m.started.Add(1)
-	mod, err := m.rt.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, m.alloc), m.c.cm, cfg)
+	mod, err := m.c.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, m.alloc), m.c.cm, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
+	if in.guard, err = newGuard(m.c, mod); err != nil {
+		mod.Close(context.Background())
+		return nil, err
+	}
 	if init := mod.ExportedFunction(exportInitialize); init != nil {
-		if _, err := init.Call(ctx); err != nil {
+		if err := in.guard.call(ctx, init, nil); err != nil {
 			in.stderr.Flush()
 			mod.Close(context.Background())
 			return nil, fmt.Errorf("_initialize: %w", err)
@@ -191,16 +62,18 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	sdkBuilt := false
 	if v := mod.ExportedFunction(exportABIVersion); v != nil {
 		sdkBuilt = true
-		res, err := v.Call(ctx)
-		if err != nil || len(res) != 1 || uint32(res[0]) != ReactorABIVersion {
+		err := in.guard.call(ctx, v, in.stack)
+		if err != nil || uint32(in.stack[0]) != ReactorABIVersion {
 			mod.Close(context.Background())
 			got := "an error"
-			if err == nil && len(res) == 1 {
-				got = fmt.Sprint(uint32(res[0]))
+			if err == nil {
+				got = fmt.Sprint(uint32(in.stack[0]))
 			}
 			return nil, fmt.Errorf("%s returned %s; this host speaks reactor ABI version %d", exportABIVersion, got, ReactorABIVersion)
 		}
 	}
+	m.rt.reactorStarts.Add(1)
+	m.rt.reactorLive.Add(1)
 	in.mod = mod
 	in.handle = mod.ExportedFunction(exportHandle)
 	in.alloc = mod.ExportedFunction(exportAlloc)
@@ -210,12 +83,14 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	if err := in.allocate(ctx, initialRequestBuffer); err != nil {
 		in.stderr.Flush()
 		mod.Close(context.Background())
+		m.rt.reactorLive.Add(-1)
 		return nil, fmt.Errorf("%s: %w", exportAlloc, err)
 	}
 	if sdkBuilt {
 		if err := in.warmup(ctx); err != nil {
 			in.stderr.Flush()
 			mod.Close(context.Background())
+			m.rt.reactorLive.Add(-1)
 			return nil, fmt.Errorf("warm-up request: %w", err)
 		}
 	}
@@ -259,7 +134,7 @@ const initialRequestBuffer = 16 << 10
 func (in *instance) allocate(ctx context.Context, n uint32) error {
 	in.sleep.enter(ctx)
 	in.stack[0] = uint64(n)
-	if err := in.alloc.CallWithStack(ctx, in.stack); err != nil {
+	if err := in.guard.call(ctx, in.alloc, in.stack); err != nil {
 		return err
 	}
 	ptr := uint32(in.stack[0])
@@ -300,7 +175,8 @@ func (in *instance) roundTrip(ctx context.Context, lim Limits) (*response, error
 	}
 	in.stack[0], in.stack[1] = uint64(in.bufPtr), uint64(n)
 	in.sleep.enter(ctx)
-	if err := in.handle.CallWithStack(ctx, in.stack); err != nil {
+	err := in.guard.call(ctx, in.handle, in.stack)
+	if err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {

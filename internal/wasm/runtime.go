@@ -49,10 +49,13 @@ func WazeroVersion() string {
 // Runtime compiles and runs WebAssembly functions. It is safe for
 // concurrent use; one Runtime serves every function of a process.
 type Runtime struct {
-	cfg      Config
-	rt       wazero.Runtime
-	cache    wazero.CompilationCache
-	markDir  string // "" without a disk cache
+	cfg Config
+	// rt compiles and runs modules rewritten with interrupt checks
+	// (interrupt.go); safe runs, unchanged, the few modules that cannot
+	// be rewritten, with wazero's close-on-context-done. Each has its own
+	// disk cache: wazero's cache key does not include that setting.
+	rt, safe runtimeCache
+	safeMu   sync.Mutex // guards starting safe, on first need
 	workers  int
 	mu       sync.Mutex
 	compiled map[string]*compiled
@@ -61,6 +64,8 @@ type Runtime struct {
 	closed   bool
 
 	compiles, diskHits, shared atomic.Uint64
+	reactorStarts              atomic.Uint64
+	reactorLive                atomic.Int64
 }
 
 // compiled is one module's machine code, shared by every Module loaded
@@ -69,22 +74,28 @@ type compiled struct {
 	key   string
 	ready chan struct{} // closed when cm/abi/err are set
 	cm    wazero.CompiledModule
-	abi   ABI
-	err   error
-	refs  int
-	elem  *list.Element // in Runtime.idle while refs == 0
+	rt    wazero.Runtime // the runtime that compiled cm and instantiates it
+	// interrupt is true when the module carries Isotope's interrupt
+	// checks, which the host arms per call (guard); false when it runs
+	// on the close-on-context-done runtime.
+	interrupt bool
+	abi       ABI
+	err       error
+	refs      int
+	elem      *list.Element // in Runtime.idle while refs == 0
+}
+
+// runtimeCache is one wazero runtime with its disk cache.
+type runtimeCache struct {
+	rt      wazero.Runtime
+	cache   wazero.CompilationCache
+	markDir string // "" without a disk cache
 }
 
 // NewRuntime starts a Runtime. Close it to free compiled code.
 func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
-	rc := wazero.NewRuntimeConfigCompiler().
-		WithCloseOnContextDone(true).
-		WithDebugInfoEnabled(false)
-	if cfg.MaxMemoryPages > 0 {
-		if cfg.MaxMemoryPages > 65536 {
-			return nil, fmt.Errorf("wasm: Config.MaxMemoryPages %d is above 65536 (4 GiB)", cfg.MaxMemoryPages)
-		}
-		rc = rc.WithMemoryLimitPages(cfg.MaxMemoryPages)
+	if cfg.MaxMemoryPages > 65536 {
+		return nil, fmt.Errorf("wasm: Config.MaxMemoryPages %d is above 65536 (4 GiB)", cfg.MaxMemoryPages)
 	}
 	r := &Runtime{cfg: cfg, compiled: map[string]*compiled{}, idle: list.New(), workers: cfg.CompilationWorkers, keepIdle: cfg.KeepIdleCompiled}
 	if r.keepIdle == 0 {
@@ -93,28 +104,80 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	if r.workers <= 0 {
 		r.workers = 2
 	}
+	var err error
+	r.rt, err = startRuntime(ctx, cfg, false)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// startRuntime starts a wazero runtime with WASI. closeOnDone selects
+// wazero's close-on-context-done (a check calling out of machine code
+// at every loop iteration) for modules without interrupt checks; its
+// disk cache is the directory earlier versions used, whose code was
+// compiled that way.
+func startRuntime(ctx context.Context, cfg Config, closeOnDone bool) (runtimeCache, error) {
+	var rc runtimeCache
+	conf := wazero.NewRuntimeConfigCompiler().
+		WithCloseOnContextDone(closeOnDone).
+		WithDebugInfoEnabled(false)
+	if cfg.MaxMemoryPages > 0 {
+		conf = conf.WithMemoryLimitPages(cfg.MaxMemoryPages)
+	}
 	if cfg.CacheDir != "" {
 		dir := filepath.Join(cfg.CacheDir, "wazero-"+WazeroVersion())
+		if !closeOnDone {
+			dir += "-interrupt"
+		}
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("wasm: compile cache dir: %w", err)
+			return rc, fmt.Errorf("wasm: compile cache dir: %w", err)
 		}
 		cache, err := wazero.NewCompilationCacheWithDir(dir)
 		if err != nil {
-			return nil, fmt.Errorf("wasm: compile cache dir %s: %w", dir, err)
+			return rc, fmt.Errorf("wasm: compile cache dir %s: %w", dir, err)
 		}
-		r.cache = cache
-		r.markDir = filepath.Join(dir, "isotope-compiled")
-		if err := os.MkdirAll(r.markDir, 0o700); err != nil {
-			return nil, fmt.Errorf("wasm: compile cache dir: %w", err)
+		rc.cache = cache
+		rc.markDir = filepath.Join(dir, "isotope-compiled")
+		if err := os.MkdirAll(rc.markDir, 0o700); err != nil {
+			return rc, fmt.Errorf("wasm: compile cache dir: %w", err)
 		}
-		rc = rc.WithCompilationCache(cache)
+		conf = conf.WithCompilationCache(cache)
 	}
-	r.rt = wazero.NewRuntimeWithConfig(ctx, rc)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, r.rt); err != nil {
-		r.rt.Close(ctx)
-		return nil, fmt.Errorf("wasm: instantiate WASI: %w", err)
+	rc.rt = wazero.NewRuntimeWithConfig(ctx, conf)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rc.rt); err != nil {
+		rc.close(ctx)
+		return rc, fmt.Errorf("wasm: instantiate WASI: %w", err)
 	}
-	return r, nil
+	return rc, nil
+}
+
+func (rc *runtimeCache) close(ctx context.Context) error {
+	if rc.rt == nil {
+		return nil
+	}
+	err := rc.rt.Close(ctx)
+	if rc.cache != nil {
+		if cerr := rc.cache.Close(ctx); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// safeRuntime returns the close-on-context-done runtime, starting it on
+// first use.
+func (r *Runtime) safeRuntime(ctx context.Context) (*runtimeCache, error) {
+	r.safeMu.Lock()
+	defer r.safeMu.Unlock()
+	if r.safe.rt == nil {
+		rc, err := startRuntime(context.WithoutCancel(ctx), r.cfg, true)
+		if err != nil {
+			return nil, err
+		}
+		r.safe = rc
+	}
+	return &r.safe, nil
 }
 
 // Stats returns the Runtime's compile counters.
@@ -127,6 +190,8 @@ func (r *Runtime) Stats() RuntimeStats {
 		DiskCacheHits: r.diskHits.Load(),
 		SharedLoads:   r.shared.Load(),
 		Modules:       n,
+		ReactorStarts: r.reactorStarts.Load(),
+		ReactorLive:   int(r.reactorLive.Load()),
 	}
 }
 
@@ -136,11 +201,11 @@ func (r *Runtime) Close(ctx context.Context) error {
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
-	err := r.rt.Close(ctx)
-	if r.cache != nil {
-		if cerr := r.cache.Close(ctx); err == nil {
-			err = cerr
-		}
+	err := r.rt.close(ctx)
+	r.safeMu.Lock()
+	defer r.safeMu.Unlock()
+	if serr := r.safe.close(ctx); err == nil {
+		err = serr
 	}
 	return err
 }
@@ -228,20 +293,31 @@ func (r *Runtime) compile(ctx context.Context, key, sumHex string, wasmBytes []b
 	r.compiled[key] = c
 	r.mu.Unlock()
 
-	marker := ""
-	if r.markDir != "" {
-		marker = filepath.Join(r.markDir, sumHex)
-	}
-	hit := false
-	if marker != "" {
-		if _, err := os.Stat(marker); err == nil {
-			hit = true
-		}
-	}
 	// The compile must not be cut short by one caller's context: others
 	// may be waiting on it.
 	cctx := experimental.WithCompilationWorkers(context.WithoutCancel(ctx), r.workers)
-	cm, err := r.rt.CompileModule(cctx, wasmBytes)
+	rc := &r.rt
+	code, err := instrumentInterrupts(wasmBytes)
+	c.interrupt = err == nil
+	if err != nil {
+		// Not rewritable (see interrupt.go): compiled unchanged by the
+		// runtime that checks for the deadline itself.
+		code = wasmBytes
+		rc, err = r.safeRuntime(ctx)
+	}
+	hit := false
+	marker := ""
+	var cm wazero.CompiledModule
+	if err == nil {
+		if rc.markDir != "" {
+			marker = filepath.Join(rc.markDir, sumHex)
+			if _, err := os.Stat(marker); err == nil {
+				hit = true
+			}
+		}
+		c.rt = rc.rt
+		cm, err = rc.rt.CompileModule(cctx, code)
+	}
 	if err == nil {
 		c.cm = cm
 		c.abi, err = detectABI(cm)

@@ -8,12 +8,13 @@ import (
 
 // sleeper is one instance's nanosleep (WASI poll_oneoff on clock
 // subscriptions, which is how a Go guest's time.Sleep and idle scheduler
-// wait). wazero's close-on-context-done only checks between guest
-// instructions; a host call that blocks, such as the default nanosleep,
-// runs to its end whatever the deadline (wasm.md §1.6), so a guest
-// sleeping 5 s under a 2 s deadline would answer after 5 s. This
-// nanosleep returns as soon as the context of the call in progress ends;
-// the guest then reaches wazero's next check and is stopped.
+// wait). The deadline checks (interrupt.go, or wazero's
+// close-on-context-done) only run between guest instructions; a host call
+// that blocks, such as the default nanosleep, runs to its end whatever
+// the deadline (wasm.md §1.6), so a guest sleeping 5 s under a 2 s
+// deadline would answer after 5 s. This nanosleep returns as soon as the
+// context of the call in progress ends; the guest then reaches its next
+// check and is stopped.
 type sleeper struct {
 	// done is the Done channel of the guest call in progress (nil
 	// between calls: a sleep then lasts its full length).

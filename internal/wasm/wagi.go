@@ -47,13 +47,20 @@ func (m *Module) serveWAGI(ctx context.Context, r *http.Request, opts InvokeOpti
 	if m.entry != "" && !hasVar(vars, EnvEntrypoint) {
 		cfg = cfg.WithEnv(EnvEntrypoint, m.entry)
 	}
+	// The entry point is called after instantiation, not as its start
+	// function, so the call can be guarded by the deadline.
+	cfg = cfg.WithStartFunctions()
+	entry := exportStart
 	if m.wagiEntry != "" {
-		cfg = cfg.WithStartFunctions()
+		entry = m.wagiEntry
 	}
 	m.started.Add(1)
-	mod, err := m.rt.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, m.alloc), m.c.cm, cfg)
-	if err == nil && m.wagiEntry != "" {
-		_, err = mod.ExportedFunction(m.wagiEntry).Call(ctx)
+	mod, err := m.c.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, m.alloc), m.c.cm, cfg)
+	if err == nil {
+		var g guard
+		if g, err = newGuard(m.c, mod); err == nil {
+			err = g.call(ctx, mod.ExportedFunction(entry), nil)
+		}
 	}
 	if mod != nil {
 		mod.Close(context.Background())

@@ -200,3 +200,80 @@ func WAGISleep(d time.Duration) []byte {
 	)
 	return moduleImporting("poll_oneoff", 1, map[string][]byte{"_start": start}, sub)
 }
+
+// Recurse is a WAGI module whose _start recurses exponentially without a
+// single loop: rec(n) calls rec(n-1) twice, from n = 64, so it never
+// ends. It is the equivalent of
+//
+//	(module
+//	  (memory (export "memory") 1)
+//	  (func (export "_start") (call $rec (i32.const 64)))
+//	  (func $rec (param i32)
+//	    (if (i32.eqz (local.get 0)) (then (return)))
+//	    (call $rec (i32.sub (local.get 0) (i32.const 1)))
+//	    (call $rec (i32.sub (local.get 0) (i32.const 1)))))
+//
+// A deadline check at loop heads alone would never stop it.
+func Recurse() []byte {
+	const (
+		opIf       = 0x04
+		opReturn   = 0x0f
+		opLocalGet = 0x20
+		opI32Eqz   = 0x45
+		opI32Sub   = 0x6b
+	)
+	voidType := cat([]byte{0x60}, vec(), vec())
+	i32Type := cat([]byte{0x60}, vec([]byte{valI32}), vec())
+	recurse := cat(i32const(1), []byte{opI32Sub, opCall}, uleb(1))
+	start := cat(i32const(64), []byte{opCall}, uleb(1), []byte{opEnd})
+	rec := cat([]byte{opLocalGet, 0, opI32Eqz, opIf, blockEmpty, opReturn, opEnd},
+		[]byte{opLocalGet, 0}, recurse, []byte{opLocalGet, 0}, recurse, []byte{opEnd})
+	body := func(b []byte) []byte { b = cat(vec(), b); return cat(uleb(uint32(len(b))), b) }
+	out := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
+	out = append(out, section(1, vec(voidType, i32Type))...)
+	out = append(out, section(3, vec(uleb(0), uleb(1)))...)
+	out = append(out, section(5, vec(cat([]byte{0x00}, uleb(1))))...)
+	out = append(out, section(7, vec(cat(name("memory"), []byte{0x02}, uleb(0)), cat(name("_start"), []byte{0x00}, uleb(0))))...)
+	out = append(out, section(10, vec(body(start), body(rec)))...)
+	return out
+}
+
+// SpinInStart is a WAGI module whose start section (run while the
+// module is instantiated, before any export can be called) loops
+// forever; its _start does nothing.
+func SpinInStart() []byte {
+	voidType := cat([]byte{0x60}, vec(), vec())
+	body := func(b []byte) []byte { b = cat(vec(), b, []byte{opEnd}); return cat(uleb(uint32(len(b))), b) }
+	out := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
+	out = append(out, section(1, vec(voidType))...)
+	out = append(out, section(3, vec(uleb(0), uleb(0)))...)
+	out = append(out, section(5, vec(cat([]byte{0x00}, uleb(1))))...)
+	out = append(out, section(7, vec(cat(name("memory"), []byte{0x02}, uleb(0)), cat(name("_start"), []byte{0x00}, uleb(0))))...)
+	out = append(out, section(8, uleb(1))...)
+	out = append(out, section(10, vec(body(nil), body([]byte{opLoop, blockEmpty, opBr, 0, opEnd})))...)
+	return out
+}
+
+// ReactorInitTrap is a reactor module (memory, _initialize,
+// isotope_alloc, isotope_handle) whose _initialize traps, so no instance
+// of it ever starts.
+func ReactorInitTrap() []byte {
+	const valI64 = 0x7e
+	voidType := cat([]byte{0x60}, vec(), vec())
+	allocType := cat([]byte{0x60}, vec([]byte{valI32}), vec([]byte{valI32}))
+	handleType := cat([]byte{0x60}, vec([]byte{valI32}, []byte{valI32}), vec([]byte{valI64}))
+	body := func(b []byte) []byte { b = cat(vec(), b, []byte{opEnd}); return cat(uleb(uint32(len(b))), b) }
+	export := func(n string, idx uint32) []byte { return cat(name(n), []byte{0x00}, uleb(idx)) }
+	out := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
+	out = append(out, section(1, vec(voidType, allocType, handleType))...)
+	out = append(out, section(3, vec(uleb(0), uleb(1), uleb(2)))...)
+	out = append(out, section(5, vec(cat([]byte{0x00}, uleb(1))))...)
+	out = append(out, section(7, vec(cat(name("memory"), []byte{0x02}, uleb(0)),
+		export("_initialize", 0), export("isotope_alloc", 1), export("isotope_handle", 2)))...)
+	out = append(out, section(10, vec(
+		body([]byte{opUnreachable}),
+		body(i32const(1024)),
+		body([]byte{0x42, 0x00}), // i64.const 0
+	))...)
+	return out
+}
