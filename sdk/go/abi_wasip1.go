@@ -9,6 +9,9 @@ import "unsafe"
 // isotope_alloc. respBuf holds the last response until the next call.
 var reqBuf, respBuf []byte
 
+// maxKeptResponse is the largest response buffer kept for the next one.
+const maxKeptResponse = 1 << 20
+
 //go:wasmexport isotope_abi_version
 func isotopeABIVersion() uint32 { return abiVersion }
 
@@ -26,7 +29,13 @@ func isotopeHandle(ptr, size uint32) uint64 {
 	if reqBuf != nil && ptr == uint32(uintptr(unsafe.Pointer(unsafe.SliceData(reqBuf)))) && size <= uint32(cap(reqBuf)) {
 		frame = reqBuf[:size]
 	}
-	respBuf = handleFrame(frame)
+	// The last response's buffer is reused (the host has copied it out):
+	// no allocation for the response frame, unless it was a large one.
+	dst := respBuf[:0]
+	if cap(dst) > maxKeptResponse {
+		dst = nil
+	}
+	respBuf = handleFrame(dst, frame)
 	p := uint32(uintptr(unsafe.Pointer(unsafe.SliceData(respBuf))))
 	return uint64(p)<<32 | uint64(len(respBuf))
 }

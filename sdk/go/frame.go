@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/http"
-	"sort"
+	"slices"
 )
 
 // abiVersion is the version of the reactor ABI framing this SDK speaks.
@@ -40,18 +40,36 @@ func (r *reader) bytes() []byte {
 
 func (r *reader) str() string { return string(r.bytes()) }
 
+// sreader reads u32s and strings from a string already checked by a
+// reader: strings are substrings, never copies.
+type sreader struct{ s string }
+
+func (r *sreader) u32() uint32 {
+	v := uint32(r.s[0]) | uint32(r.s[1])<<8 | uint32(r.s[2])<<16 | uint32(r.s[3])<<24
+	r.s = r.s[4:]
+	return v
+}
+
+func (r *sreader) str() string {
+	n := r.u32()
+	v := r.s[:n]
+	r.s = r.s[n:]
+	return v
+}
+
 // encodeResponse frames a response: u32 version, u32 status, u32 n +
 // n×(str name, str value), bytes body (docs/reactor-abi.md).
 func encodeResponse(dst []byte, status int, h http.Header, body []byte) []byte {
 	dst = binary.LittleEndian.AppendUint32(dst, abiVersion)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(status))
-	keys := make([]string, 0, len(h))
+	var small [8]string
+	keys := small[:0]
 	n := 0
 	for k, vs := range h {
 		keys = append(keys, k)
 		n += len(vs)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(n))
 	for _, k := range keys {
 		for _, v := range h[k] {

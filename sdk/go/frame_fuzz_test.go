@@ -62,7 +62,16 @@ func see(t *testing.T, r *http.Request) seenRequest {
 	if err != nil {
 		t.Fatal(err)
 	}
-	md, _ := r.Context().Value(metaKey{}).(map[string]string)
+	md := map[string]string{}
+	m := metaOf(r)
+	for k, v := range map[string]string{metaMatchedRoute: m.matchedRoute, metaFullURL: m.fullURL, metaScriptName: m.scriptName} {
+		if v != "" {
+			md[k] = v
+		}
+	}
+	if m.warmup {
+		md[metaWarmup] = "1"
+	}
 	return seenRequest{r.Method, r.RequestURI, r.Host, r.RemoteAddr, r.Proto, r.Header, md, string(b)}
 }
 
@@ -87,7 +96,7 @@ func FuzzDecodeRequestFrame(f *testing.F) {
 			io.Copy(w, r.Body)
 			w.Header().Set("X-Path", r.URL.Path)
 		})
-		d := decode(t, handleFrame(b)) // fails the test on a malformed response
+		d := decode(t, handleFrame(nil, b)) // fails the test on a malformed response
 		if d.status < 100 || d.status > 999 {
 			t.Fatalf("handleFrame answered status %d", d.status)
 		}

@@ -72,21 +72,45 @@ const (
 
 type metaKey struct{}
 
-func meta(r *http.Request, k string) string {
-	m, _ := r.Context().Value(metaKey{}).(map[string]string)
-	return m[k]
+// meta is the routing context the host sent with a request (the meta
+// entries of the request frame that this SDK knows; others are ignored).
+type meta struct {
+	matchedRoute, fullURL, scriptName string
+	warmup                            bool
+}
+
+// reqContext is a request's context: the background context carrying the
+// request's meta, in one allocation (a map in a context.WithValue took
+// several on every request, each a noticeable cost inside WebAssembly).
+type reqContext struct {
+	context.Context
+	md meta
+}
+
+func (c *reqContext) Value(key any) any {
+	if _, ok := key.(metaKey); ok {
+		return &c.md
+	}
+	return c.Context.Value(key)
+}
+
+func metaOf(r *http.Request) *meta {
+	if m, ok := r.Context().Value(metaKey{}).(*meta); ok {
+		return m
+	}
+	return &meta{}
 }
 
 // MatchedRoute is the route pattern of the trigger that selected the
 // function, e.g. "/hello/...", or "" if the host did not say.
-func MatchedRoute(r *http.Request) string { return meta(r, metaMatchedRoute) }
+func MatchedRoute(r *http.Request) string { return metaOf(r).matchedRoute }
 
 // FullURL is the URL the client asked for, as seen at the platform edge.
-func FullURL(r *http.Request) string { return meta(r, metaFullURL) }
+func FullURL(r *http.Request) string { return metaOf(r).fullURL }
 
 // ScriptName is the path prefix that selected the function (CGI
 // SCRIPT_NAME), or "".
-func ScriptName(r *http.Request) string { return meta(r, metaScriptName) }
+func ScriptName(r *http.Request) string { return metaOf(r).scriptName }
 
 // handler resolves the entry point (see the package doc).
 func handler() http.Handler {
@@ -147,21 +171,22 @@ func errorHandler(msg string) http.Handler {
 	})
 }
 
-// handleFrame decodes one framed request, runs the handler and returns the
-// framed response. A malformed frame or a panicking handler answers 500.
-func handleFrame(frame []byte) []byte {
+// handleFrame decodes one framed request, runs the handler and appends
+// the framed response to dst. A malformed frame or a panicking handler
+// answers 500.
+func handleFrame(dst, frame []byte) []byte {
 	req, err := decodeRequest(frame)
 	if err != nil {
-		return encodeResponse(nil, http.StatusInternalServerError, http.Header{"Content-Type": {"text/plain; charset=utf-8"}}, []byte("isotope sdk: bad request frame: "+err.Error()+"\n"))
+		return encodeResponse(dst, http.StatusInternalServerError, http.Header{"Content-Type": {"text/plain; charset=utf-8"}}, []byte("isotope sdk: bad request frame: "+err.Error()+"\n"))
 	}
-	w := &responseWriter{header: http.Header{}}
-	if md, _ := req.Context().Value(metaKey{}).(map[string]string); md[metaWarmup] != "" {
+	w := &responseWriter{header: make(http.Header, 2)}
+	if metaOf(req).warmup {
 		// The host's warm-up: resolve the entry point and exercise the
 		// framing, but run no user code.
 		handler()
 		w.WriteHeader(http.StatusNoContent)
 		w.finish()
-		return encodeResponse(nil, w.status, w.header, nil)
+		return encodeResponse(dst, w.status, w.header, nil)
 	}
 	func() {
 		defer func() {
@@ -178,7 +203,7 @@ func handleFrame(frame []byte) []byte {
 		handler().ServeHTTP(w, req)
 	}()
 	w.finish()
-	return encodeResponse(nil, w.status, w.header, w.body.Bytes())
+	return encodeResponse(dst, w.status, w.header, w.body.Bytes())
 }
 
 // responseWriter buffers the handler's answer; it is sent when the
@@ -219,29 +244,63 @@ func (w *responseWriter) finish() {
 	}
 }
 
+// decodeRequest decodes a request frame. Every string of the request
+// (method, URI, header names and values, meta) is a substring of one copy
+// of the frame's head, and the header values share one backing array:
+// a handful of allocations per request instead of two per header.
 func decodeRequest(frame []byte) (*http.Request, error) {
+	// First pass: check the frame and find where its strings end.
 	r := &reader{b: frame}
 	if v := r.u32(); r.err == nil && v != abiVersion {
 		return nil, fmt.Errorf("request frame version %d, this SDK speaks %d", v, abiVersion)
 	}
-	method := r.str()
-	uri := r.str()
-	host := r.str()
-	remote := r.str()
-	proto := r.str()
-	h := http.Header{}
-	for n := r.u32(); n > 0 && r.err == nil; n-- {
-		k := r.str()
-		h[k] = append(h[k], r.str())
+	for range 5 {
+		r.bytes()
 	}
-	md := map[string]string{}
-	for n := r.u32(); n > 0 && r.err == nil; n-- {
-		k := r.str()
-		md[k] = r.str()
+	nh := r.u32()
+	for n := nh; n > 0 && r.err == nil; n-- {
+		r.bytes()
+		r.bytes()
 	}
+	nm := r.u32()
+	for n := nm; n > 0 && r.err == nil; n-- {
+		r.bytes()
+		r.bytes()
+	}
+	headLen := len(frame) - len(r.b)
 	body := r.bytes()
 	if r.err != nil {
 		return nil, r.err
+	}
+
+	s := &sreader{s: string(frame[:headLen])}
+	s.u32()
+	method, uri, host, remote, proto := s.str(), s.str(), s.str(), s.str(), s.str()
+	s.u32()
+	h := make(http.Header, nh)
+	vals := make([]string, nh)
+	for i := range vals {
+		k, v := s.str(), s.str()
+		if old, ok := h[k]; ok {
+			h[k] = append(old, v)
+			continue
+		}
+		vals[i] = v
+		h[k] = vals[i : i+1 : i+1]
+	}
+	s.u32()
+	ctx := &reqContext{Context: context.Background()}
+	for range nm {
+		switch k, v := s.str(), s.str(); k {
+		case metaMatchedRoute:
+			ctx.md.matchedRoute = v
+		case metaFullURL:
+			ctx.md.fullURL = v
+		case metaScriptName:
+			ctx.md.scriptName = v
+		case metaWarmup:
+			ctx.md.warmup = v != ""
+		}
 	}
 	u, err := url.ParseRequestURI(uri)
 	if err != nil {
@@ -251,23 +310,24 @@ func decodeRequest(frame []byte) (*http.Request, error) {
 	if !ok {
 		major, minor = 1, 1
 	}
-	req := &http.Request{
+	base := http.Request{
 		Method:        method,
 		URL:           u,
 		Proto:         proto,
 		ProtoMajor:    major,
 		ProtoMinor:    minor,
 		Header:        h,
-		Body:          readCloser{bytes.NewReader(body)},
+		Body:          http.NoBody,
 		ContentLength: int64(len(body)),
 		Host:          host,
 		RemoteAddr:    remote,
 		RequestURI:    uri,
 	}
-	if len(body) == 0 {
-		req.Body = http.NoBody
+	if len(body) > 0 {
+		base.Body = readCloser{bytes.NewReader(body)}
 	}
-	return req.WithContext(context.WithValue(context.Background(), metaKey{}, md)), nil
+	// WithContext copies base (which stays on the stack) once.
+	return base.WithContext(ctx), nil
 }
 
 type readCloser struct{ *bytes.Reader }

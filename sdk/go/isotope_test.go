@@ -78,7 +78,7 @@ func TestHandleFrameRoundTrip(t *testing.T) {
 		w.WriteHeader(201)
 		w.Write(bytes.ToUpper(b))
 	})
-	d := decode(t, handleFrame(frame("POST", "/p/q?x=1", [][2]string{{"X-In", "v"}}, [][2]string{{"matched_route", "/p/..."}}, "body")))
+	d := decode(t, handleFrame(nil, frame("POST", "/p/q?x=1", [][2]string{{"X-In", "v"}}, [][2]string{{"matched_route", "/p/..."}}, "body")))
 	if d.status != 201 || d.body != "BODY" || d.header.Get("X-Got") != "POST /p/q x=1 v example.com /p/..." {
 		t.Errorf("got %+v", d)
 	}
@@ -120,7 +120,7 @@ func TestEntrypointSelection(t *testing.T) {
 		if c.serve {
 			Serve(http.HandlerFunc(named("served")))
 		}
-		d := decode(t, handleFrame(req))
+		d := decode(t, handleFrame(nil, req))
 		if d.status != c.status || !strings.Contains(d.body, c.body) {
 			t.Errorf("env %q registered %v serve %v: %d %q, want %d %q", c.env, c.register, c.serve, d.status, d.body, c.status, c.body)
 		}
@@ -130,15 +130,15 @@ func TestEntrypointSelection(t *testing.T) {
 func TestPanicAndBadFrame(t *testing.T) {
 	reset(t)
 	Register("Handler", func(http.ResponseWriter, *http.Request) { panic("boom") })
-	if d := decode(t, handleFrame(frame("GET", "/", nil, nil, ""))); d.status != 500 || !strings.Contains(d.body, "boom") {
+	if d := decode(t, handleFrame(nil, frame("GET", "/", nil, nil, ""))); d.status != 500 || !strings.Contains(d.body, "boom") {
 		t.Errorf("panic: %+v", d)
 	}
-	if d := decode(t, handleFrame([]byte{1, 0, 0})); d.status != 500 || !strings.Contains(d.body, "bad request frame") {
+	if d := decode(t, handleFrame(nil, []byte{1, 0, 0})); d.status != 500 || !strings.Contains(d.body, "bad request frame") {
 		t.Errorf("bad frame: %+v", d)
 	}
 	called := false
 	Register("Handler", func(http.ResponseWriter, *http.Request) { called = true })
-	if d := decode(t, handleFrame(frame("GET", "/", nil, [][2]string{{"isotope_warmup", "1"}}, ""))); d.status != 204 || called {
+	if d := decode(t, handleFrame(nil, frame("GET", "/", nil, [][2]string{{"isotope_warmup", "1"}}, ""))); d.status != 204 || called {
 		t.Errorf("warm-up: %+v, user code called: %v", d, called)
 	}
 }
