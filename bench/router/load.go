@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -21,6 +22,16 @@ type result struct {
 	Seconds  float64 `json:"seconds"`
 	P50us    float64 `json:"p50_us"`
 	P99us    float64 `json:"p99_us"`
+	// All counts every request answered, the warm-up's too; the CPU
+	// times (this process's, the load process's) cover the same span.
+	All       int           `json:"all"`
+	ServerCPU time.Duration `json:"-"`
+	LoadCPU   time.Duration `json:"-"`
+}
+
+// cpuPerRequest is the servers' CPU time per request answered.
+func (r result) cpuPerRequest() time.Duration {
+	return r.ServerCPU / time.Duration(max(r.All, 1))
 }
 
 func (r result) rps() float64 { return float64(r.Requests) / r.Seconds }
@@ -41,6 +52,7 @@ func loadProcess(urls []string, conc int, warm, dur time.Duration) (result, erro
 	cmd := exec.Command(self, "-load", strings.Join(urls, ","), "-c", fmt.Sprint(conc),
 		"-warmup", warm.String(), "-d", dur.String())
 	cmd.Stderr = os.Stderr
+	before := selfCPU()
 	out, err := cmd.Output()
 	if err != nil {
 		return result{}, fmt.Errorf("load process: %v", err)
@@ -49,6 +61,8 @@ func loadProcess(urls []string, conc int, warm, dur time.Duration) (result, erro
 	if err := json.Unmarshal(out, &r); err != nil {
 		return result{}, fmt.Errorf("load process output %q: %v", out, err)
 	}
+	r.ServerCPU = selfCPU() - before
+	r.LoadCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	return r, nil
 }
 
@@ -59,7 +73,7 @@ func generate(urls []string, conc int, warm, dur time.Duration) result {
 	client := &http.Client{Transport: tr}
 	var mu sync.Mutex
 	var all []time.Duration
-	errs := 0
+	errs, total := 0, 0
 	var wg sync.WaitGroup
 	startMeasure := time.Now().Add(warm)
 	end := startMeasure.Add(dur)
@@ -68,7 +82,7 @@ func generate(urls []string, conc int, warm, dur time.Duration) result {
 		go func() {
 			defer wg.Done()
 			lat := make([]time.Duration, 0, 1<<16)
-			e := 0
+			e, all1 := 0, 0
 			for i := w; ; i++ {
 				t0 := time.Now()
 				if t0.After(end) {
@@ -76,6 +90,7 @@ func generate(urls []string, conc int, warm, dur time.Duration) result {
 				}
 				resp, err := client.Get(urls[i%len(urls)])
 				ok := err == nil
+				all1++
 				if ok {
 					io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
@@ -93,6 +108,7 @@ func generate(urls []string, conc int, warm, dur time.Duration) result {
 			mu.Lock()
 			all = append(all, lat...)
 			errs += e
+			total += all1
 			mu.Unlock()
 		}()
 	}
@@ -104,5 +120,14 @@ func generate(urls []string, conc int, warm, dur time.Duration) result {
 		}
 		return float64(all[int(p*float64(len(all)-1))].Microseconds())
 	}
-	return result{Requests: len(all), Errors: errs, Seconds: dur.Seconds(), P50us: pct(0.50), P99us: pct(0.99)}
+	return result{Requests: len(all), Errors: errs, Seconds: dur.Seconds(), P50us: pct(0.50), P99us: pct(0.99), All: total}
+}
+
+// selfCPU is this process's CPU time so far (user and system).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

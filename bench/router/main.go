@@ -63,6 +63,7 @@ func main() {
 	prime := flag.Duration("prime", 2*time.Second, "unmeasured load on each scenario before the runs (repeated up to 5 times while the throughput still grows), so instance pools have grown to the concurrency")
 	cold := flag.Int("cold", 20, "fresh functions per WebAssembly kind for the cold-start figures (0: skip)")
 	coldE2E := flag.Int("cold-e2e", 5, "fresh functions per kind timed from their creation to the first answer (0: skip)")
+	withMany := flag.Bool("many", true, "run the 100-function scenarios (-many=false skips them, e.g. to profile one function alone)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (router, executor, runtime; not the load) during the warm scenarios and the cold starts to `file`")
 	load := flag.String("load", "", "internal: generate load against these comma-separated URLs and print JSON")
 	flag.Parse()
@@ -84,6 +85,7 @@ func main() {
 		names = append(names, n)
 	}
 	profile = *cpuProfile
+	manyFunctions = *withMany
 	if err := run(names, *conc, *dur, *warm, *prime, *runs, *cold, *coldE2E); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/router:", err)
 		os.Exit(1)
@@ -94,6 +96,9 @@ const nFunctions = 100
 
 // profile, when set, names the CPU profile of the warm scenarios.
 var profile string
+
+// manyFunctions selects the 100-function scenarios (flag -many).
+var manyFunctions = true
 
 func run(names []string, conc int, dur, warm, prime time.Duration, runs, cold, coldE2E int) error {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -139,15 +144,18 @@ func run(names []string, conc int, dur, warm, prime time.Duration, runs, cold, c
 		if _, err := h.addFunction(backends[b], b+"-hello", "/"+b+"/hello", nil); err != nil {
 			return fmt.Errorf("backend %s: %w", b, err)
 		}
-		var many []string
-		for i := range nFunctions {
-			if _, err := h.addFunction(backends[b], fmt.Sprintf("%s-fn%d", b, i), fmt.Sprintf("/%s/fn%d", b, i), nil); err != nil {
-				return fmt.Errorf("backend %s: %w", b, err)
+		scenarios = append(scenarios, scenario{b, []string{routerURL + "/" + b + "/hello"}})
+		if manyFunctions {
+			var many []string
+			for i := range nFunctions {
+				if _, err := h.addFunction(backends[b], fmt.Sprintf("%s-fn%d", b, i), fmt.Sprintf("/%s/fn%d", b, i), nil); err != nil {
+					return fmt.Errorf("backend %s: %w", b, err)
+				}
+				many = append(many, fmt.Sprintf("%s/%s/fn%d", routerURL, b, i))
 			}
-			many = append(many, fmt.Sprintf("%s/%s/fn%d", routerURL, b, i))
+			scenarios = append(scenarios, scenario{b + "-100fn", many})
 		}
-		scenarios = append(scenarios, scenario{b, []string{routerURL + "/" + b + "/hello"}}, scenario{b + "-100fn", many})
-		fmt.Fprintf(os.Stderr, "backend %s: %d functions stored in %v\n", b, nFunctions+1, time.Since(setupStart).Round(time.Millisecond))
+		fmt.Fprintf(os.Stderr, "backend %s: functions stored in %v\n", b, time.Since(setupStart).Round(time.Millisecond))
 	}
 	if err := waitRoutes(h, routerURL, "setup"); err != nil {
 		return err
@@ -176,7 +184,7 @@ func run(names []string, conc int, dur, warm, prime time.Duration, runs, cold, c
 				if err != nil {
 					return fmt.Errorf("priming %s: %v", s.name, err)
 				}
-				fmt.Fprintf(os.Stderr, "prime %-18s round %d %8.0f req/s (unmeasured)\n", s.name, round, r.rps())
+				fmt.Fprintf(os.Stderr, "prime %-18s round %d %8.0f req/s (unmeasured; reactor instances live: %d)\n", s.name, round, r.rps(), h.rt.Stats().ReactorLive)
 				if round > 1 && r.rps() < last*4/3 {
 					break
 				}
@@ -198,6 +206,7 @@ func run(names []string, conc int, dur, warm, prime time.Duration, runs, cold, c
 	all := map[string][]result{}
 	for i := range runs {
 		for _, s := range scenarios {
+			before := h.rt.Stats()
 			r, err := loadProcess(s.urls, conc, warm, dur)
 			if err != nil {
 				return fmt.Errorf("%s: %v", s.name, err)
@@ -205,7 +214,10 @@ func run(names []string, conc int, dur, warm, prime time.Duration, runs, cold, c
 			if r.Errors > 0 {
 				return fmt.Errorf("%s: %d errors in %d requests", s.name, r.Errors, r.Requests)
 			}
-			fmt.Fprintf(os.Stderr, "run %d %-18s %8.0f req/s  p50 %6.0f us  p99 %6.0f us\n", i+1, s.name, r.rps(), r.P50us, r.P99us)
+			after := h.rt.Stats()
+			fmt.Fprintf(os.Stderr, "run %d %-18s %8.0f req/s  p50 %6.0f us  p99 %6.0f us  CPU/req: servers %5.1f us, load %5.1f us  (reactor instances: %d started, %d live)\n",
+				i+1, s.name, r.rps(), r.P50us, r.P99us, us(r.cpuPerRequest()), us(r.LoadCPU/time.Duration(max(r.All, 1))),
+				after.ReactorStarts-before.ReactorStarts, after.ReactorLive)
 			all[s.name] = append(all[s.name], r)
 		}
 	}
@@ -229,20 +241,27 @@ func run(names []string, conc int, dur, warm, prime time.Duration, runs, cold, c
 	fmt.Printf("%-22s %10s %10s %10s\n", "", "req/s", "p50 us", "p99 us")
 	fmt.Printf("%-22s %10.0f %10.0f %10.0f\n", "plain net/http", plain.rps(), plain.P50us, plain.P99us)
 	for _, b := range names {
-		one, many := median(all[b]), median(all[b+"-100fn"])
+		one := median(all[b])
 		fmt.Printf("%-22s %10.0f %10.0f %10.0f\n", b, one.rps(), one.P50us, one.P99us)
-		fmt.Printf("%-22s %10.0f %10.0f %10.0f\n", b+" 100 fn", many.rps(), many.P50us, many.P99us)
+		if manyFunctions {
+			many := median(all[b+"-100fn"])
+			fmt.Printf("%-22s %10.0f %10.0f %10.0f\n", b+" 100 fn", many.rps(), many.P50us, many.P99us)
+		}
 	}
 	if len(colds) > 0 {
 		printCold(colds)
 	}
 	fmt.Println()
 	for _, b := range names {
-		one, many := median(all[b]), median(all[b+"-100fn"])
+		one := median(all[b])
 		bench("router warm throughput ("+b+")", fmt.Sprintf("%.0f req/s", one.rps()), fmt.Sprintf("%.0f req/s", plain.rps()),
 			one.rps()/plain.rps(), ">= 0.50", one.rps()/plain.rps() >= 0.5)
 		bench(fmt.Sprintf("router p50 at %d concurrent (%s)", conc, b), fmt.Sprintf("%.0f us", one.P50us), fmt.Sprintf("%.0f us", plain.P50us),
 			one.P50us/plain.P50us, "<= 1000 us", one.P50us <= 1000)
+		if !manyFunctions {
+			continue
+		}
+		many := median(all[b+"-100fn"])
 		bench("router 100 functions round-robin ("+b+")", fmt.Sprintf("%.0f req/s", many.rps()), fmt.Sprintf("%.0f req/s", one.rps()),
 			many.rps()/one.rps(), ">= 0.50", many.rps()/one.rps() >= 0.5)
 	}
@@ -309,3 +328,5 @@ func get(c *http.Client, u string) ([]byte, error) {
 	}
 	return body, nil
 }
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
