@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -50,7 +51,13 @@ SDK run as reactors on a pool of warm instances.`,
 				return err
 			}
 			defer rt.Close(context.Background())
-			srv := wasmenv.New(wasmenv.Config{Runtime: rt, UserfuncDir: userfunc, Limits: lim, Env: envMap, Log: os.Stderr})
+			var mounts map[string]string
+			if v := os.Getenv(wasmenv.MountsEnv); v != "" {
+				if err := json.Unmarshal([]byte(v), &mounts); err != nil {
+					return fmt.Errorf("%s: not a JSON object of paths: %w", wasmenv.MountsEnv, err)
+				}
+			}
+			srv := wasmenv.New(wasmenv.Config{Runtime: rt, UserfuncDir: userfunc, Limits: lim, Env: envMap, Log: os.Stderr, Mounts: mounts})
 			defer srv.Close()
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
