@@ -30,8 +30,9 @@ import (
 // takes a pod out of the environment's pool (relabelled out of the pool
 // Deployment's selector, which then makes a replacement), specializes it
 // through its fetcher into `isotope wasm-env`, and answers with the
-// function's output. Everything is driven by the real CLI with
-// --kubeconfig.
+// function's output. Deleting it all removes the pods and Deployments;
+// `spec apply` of examples/hello/specs then serves it again. Everything
+// is driven by the real CLI with --kubeconfig.
 //
 // Each role runs as its ServiceAccount from deploy/manifests/isotope.yaml
 // (the chart rendered with default values), with that file's RBAC
@@ -188,6 +189,49 @@ func TestSeedFlowOnKubernetes(t *testing.T) {
 	if n := len(pods(t, c, ns, map[string]string{"functionUid": string(fn.UID)})); n != 1 {
 		t.Errorf("%d pods serve the function after warm requests, want 1", n)
 	}
+
+	// Deleting everything through the CLI takes the cluster objects with
+	// it: the function's pod, the pool and the builder.
+	for _, kind := range []string{"route", "fn", "pkg", "env"} {
+		run(kind, "delete", "--name", map[string]string{"route": "hello", "fn": "hello", "pkg": "hello", "env": "go"}[kind])
+	}
+	waitFor(t, 90*time.Second, "the function's pod, the pool and the builder to go", func() error {
+		var ds appsv1.DeploymentList
+		if err := c.List(ctx(t), &ds, client.InNamespace(ns)); err != nil {
+			return err
+		}
+		var left []string
+		for _, d := range ds.Items {
+			if d.DeletionTimestamp == nil {
+				left = append(left, "Deployment "+d.Name)
+			}
+		}
+		for _, p := range pods(t, c, ns, map[string]string{"functionUid": string(fn.UID)}) {
+			if p.DeletionTimestamp == nil {
+				left = append(left, "pod "+p.Name)
+			}
+		}
+		if len(left) > 0 {
+			return fmt.Errorf("still there: %v", left)
+		}
+		return nil
+	})
+
+	// The example's spec directory, the same YAML as in embedded mode,
+	// brings it all back.
+	run("spec", "apply", "--specdir", filepath.Join(root, "examples", "hello", "specs"), "--wait")
+	waitFor(t, 3*time.Minute, "GET /hello of the applied spec", func() error {
+		resp, err := http.Get(router + "/hello?name=spec")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || !strings.Contains(string(b), "Hello, spec!") {
+			return fmt.Errorf("%s: %.300s", resp.Status, b)
+		}
+		return nil
+	})
 
 	// The pods ran as the fetcher's identity, and no role was refused
 	// anything by RBAC along the way.
