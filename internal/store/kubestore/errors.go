@@ -31,6 +31,12 @@ func mapError(err error, ki v1.KindInfo, ns, name, given string) error {
 	}
 	where := fmt.Sprintf("%s %q in namespace %q", ki.Kind, name, ns)
 	switch {
+	case name == "" && ns == "":
+		where = ki.Plural + " in all namespaces" // a list or watch
+	case name == "":
+		where = fmt.Sprintf("%s in namespace %q", ki.Plural, ns)
+	}
+	switch {
 	case apierrors.IsNotFound(err):
 		switch {
 		case details.Kind == "namespaces":
