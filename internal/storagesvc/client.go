@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	v1 "isotope.dev/isotope/api/v1"
@@ -39,9 +40,11 @@ type Client struct {
 // token, only to baseURL's own host.
 func NewClient(baseURL, token string) *Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	// Large socket buffers: archives are streamed in big chunks.
-	t.WriteBufferSize = copyBufSize
-	t.ReadBufferSize = copyBufSize
+	// Archives are read in copyBufSize chunks; a read that size or at
+	// least this buffer's size goes straight from the socket into the
+	// chunk, so the buffer is only for headers and chunk tails.
+	t.WriteBufferSize = 64 << 10
+	t.ReadBufferSize = 64 << 10
 	// Signed for Fission's storagesvc channel when ISOTOPE_INTERNAL_AUTH_SECRET
 	// (or FISSION_INTERNAL_AUTH_SECRET) is set; unchanged otherwise.
 	rt := hmac.Transport(hmac.SecretsFromEnv(), hmac.ServiceStoragesvc, t)
@@ -117,15 +120,13 @@ func (c *Client) Upload(ctx context.Context, r io.Reader, size int64, name strin
 	mw.Close() // appends the closing boundary after the part's header
 	preamble, trailer := head.Bytes()[:headLen], head.Bytes()[headLen:]
 
-	h := sha256.New()
-	var data io.Reader = &exactReader{r: r, left: size}
-	if progress != nil {
-		data = io.TeeReader(data, progress)
-	}
-	data = io.TeeReader(data, h)
-	body := io.MultiReader(bytes.NewReader(preamble), data, bytes.NewReader(trailer))
+	src := &exactReader{r: r, left: size}
+	body := sendBody(ctx, preamble, src, trailer, progress)
+	// However the request ends, the sending goroutine is stopped and
+	// waited for: it never outlives Upload.
+	defer body.finish()
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+ArchivePath, io.NopCloser(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+ArchivePath, body)
 	if err != nil {
 		return UploadResult{}, err
 	}
@@ -134,6 +135,11 @@ func (c *Client) Upload(ctx context.Context, r io.Reader, size int64, name strin
 	req.Header.Set(HeaderFileSize, strconv.FormatInt(size, 10))
 	resp, err := c.do(req)
 	if err != nil {
+		// A failure reading r (say, a file shorter than size) is the
+		// cause; the transport only saw the pipe break.
+		if body.finish(); src.err != nil {
+			err = src.err
+		}
 		return UploadResult{}, fmt.Errorf("upload %s: %w", name, err)
 	}
 	defer resp.Body.Close()
@@ -144,7 +150,12 @@ func (c *Client) Upload(ctx context.Context, r io.Reader, size int64, name strin
 	if err := json.NewDecoder(resp.Body).Decode(&ur); err != nil || ur.ID == "" {
 		return UploadResult{}, fmt.Errorf("upload %s: the storage service's answer has no id (%v)", name, err)
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
+	if err := body.finish(); err != nil {
+		// The server answered before taking all of the archive: what
+		// it stored is not what was meant to be sent.
+		return UploadResult{}, fmt.Errorf("upload %s: the storage service answered before receiving the whole archive: %w", name, err)
+	}
+	sum := hex.EncodeToString(body.h.Sum(nil))
 	if ur.Checksum.Sum != "" && ur.Checksum.Sum != sum {
 		return UploadResult{}, fmt.Errorf("upload %s: checksum mismatch: sent sha256 %s, server stored %s", name, sum, ur.Checksum.Sum)
 	}
@@ -156,10 +167,159 @@ func (c *Client) Upload(ctx context.Context, r io.Reader, size int64, name strin
 	}, nil
 }
 
+// uploadBody is an upload's request body, fed by a goroutine that
+// sends the multipart preamble, then the archive's bytes, read, hashed
+// and written in overlapping stages (hashCopy), then the trailer.
+// Hashing thus costs no extra pass over the data and, on a machine with
+// a core to spare, no extra time.
+//
+// It is a pipe that hands over whole chunks: the transport's small reads
+// copy out of the current chunk, and the two goroutines meet once per
+// chunk rather than once per read as with io.Pipe.
+type uploadBody struct {
+	h      hash.Hash
+	chunks chan []byte   // chunks to send; closed after the last
+	used   chan struct{} // one per chunk, once it has been read
+	gone   chan struct{} // closed by Close: no chunk is read any more
+	sent   chan struct{} // closed when the sending goroutine is done
+
+	mu        sync.Mutex // guards cur and closed
+	cur       []byte
+	curActive bool // cur is a chunk whose used token is not yet sent
+	closed    bool
+	closeOnce sync.Once
+
+	// dataErr is why the archive's bytes were not all sent (nil once
+	// they were), endErr why the body ended (nil: cleanly); both set
+	// before chunks is closed.
+	dataErr, endErr error
+}
+
+func sendBody(ctx context.Context, preamble []byte, src io.Reader, trailer []byte, progress io.Writer) *uploadBody {
+	b := &uploadBody{
+		h:      sha256.New(),
+		chunks: make(chan []byte),
+		used:   make(chan struct{}, 1),
+		gone:   make(chan struct{}),
+		sent:   make(chan struct{}),
+	}
+	go func() {
+		defer close(b.sent)
+		_, err := b.write(preamble)
+		if err == nil {
+			var dst io.Writer = writerFunc(b.write)
+			if progress != nil {
+				dst = io.MultiWriter(dst, progress)
+			}
+			_, err = hashCopy(ctx, dst, src, b.h, nil)
+		}
+		b.dataErr = err
+		if err == nil {
+			_, err = b.write(trailer)
+		}
+		b.endErr = err
+		close(b.chunks)
+	}()
+	return b
+}
+
+// write hands p to the transport and returns once it has all been read
+// (p's buffer is then free for the next chunk) or the body was closed.
+func (b *uploadBody) write(p []byte) (int, error) {
+	select {
+	case b.chunks <- p:
+	case <-b.gone:
+		return 0, errUploadEnded
+	}
+	select {
+	case <-b.used:
+		return len(p), nil
+	case <-b.gone:
+		// The transport may have read all of p just before the body
+		// was closed: then p went out.
+		select {
+		case <-b.used:
+			return len(p), nil
+		default:
+			return 0, errUploadEnded
+		}
+	}
+}
+
+// Read implements io.Reader for the transport.
+func (b *uploadBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for len(b.cur) == 0 {
+		if b.closed {
+			return 0, io.ErrClosedPipe
+		}
+		b.mu.Unlock()
+		var next []byte
+		var ok bool
+		select {
+		case next, ok = <-b.chunks:
+		case <-b.gone:
+		}
+		b.mu.Lock()
+		if b.closed {
+			return 0, io.ErrClosedPipe
+		}
+		if !ok {
+			if b.endErr != nil {
+				return 0, b.endErr
+			}
+			return 0, io.EOF
+		}
+		b.cur, b.curActive = next, true
+	}
+	n := copy(p, b.cur)
+	b.cur = b.cur[n:]
+	if len(b.cur) == 0 && b.curActive {
+		b.curActive = false
+		b.used <- struct{}{}
+	}
+	return n, nil
+}
+
+// Close implements io.Closer: the transport is done with the body. Any
+// chunk being read is let go only after the read in progress, so a
+// buffer is never reused while it is copied from.
+func (b *uploadBody) Close() error {
+	b.closeOnce.Do(func() {
+		b.mu.Lock()
+		b.closed, b.cur = true, nil
+		b.mu.Unlock()
+		close(b.gone)
+	})
+	return nil
+}
+
+// finish closes the body if the transport has not, waits for the
+// sending goroutine, and reports whether all of the archive's bytes went
+// out. After finish the hash is safe to read. Calling it again is
+// harmless.
+func (b *uploadBody) finish() error {
+	b.Close()
+	<-b.sent
+	return b.dataErr
+}
+
+// errUploadEnded is what the sending goroutine of an upload sees when
+// the request is over before it is done.
+var errUploadEnded = errors.New("upload request ended")
+
+// writerFunc turns a function into an io.Writer.
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
 // exactReader yields exactly left bytes of r, failing if r ends sooner.
+// err keeps the error it failed with, other than io.EOF.
 type exactReader struct {
 	r    io.Reader
 	left int64
+	err  error
 }
 
 func (e *exactReader) Read(p []byte) (int, error) {
@@ -172,10 +332,12 @@ func (e *exactReader) Read(p []byte) (int, error) {
 	n, err := e.r.Read(p)
 	e.left -= int64(n)
 	if err == io.EOF && e.left > 0 {
-		return n, fmt.Errorf("%w: input ended %d bytes short of the declared size", io.ErrUnexpectedEOF, e.left)
-	}
-	if err == io.EOF {
+		err = fmt.Errorf("%w: input ended %d bytes short of the declared size", io.ErrUnexpectedEOF, e.left)
+	} else if err == io.EOF {
 		err = nil
+	}
+	if err != nil {
+		e.err = err
 	}
 	return n, err
 }
@@ -203,6 +365,20 @@ func (c *Client) do(req *http.Request) (*http.Response, error) {
 // returned reader fails instead of ending cleanly if the bytes do not
 // match the sha256 the server reported. The caller closes it.
 func (c *Client) Open(ctx context.Context, idOrURL string) (io.ReadCloser, Info, error) {
+	resp, info, err := c.get(ctx, idOrURL)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	rc := &verifyReader{rc: resp.Body, want: info.SHA256, url: resp.Request.URL.String()}
+	if info.SHA256 != "" {
+		rc.h = sha256.New()
+	}
+	return rc, info, nil
+}
+
+// get sends GET for an archive and returns the 200 answer, whose body
+// the caller closes, and the Info its headers give.
+func (c *Client) get(ctx context.Context, idOrURL string) (*http.Response, Info, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.resolve(idOrURL), nil)
 	if err != nil {
 		return nil, Info{}, err
@@ -215,12 +391,7 @@ func (c *Client) Open(ctx context.Context, idOrURL string) (io.ReadCloser, Info,
 		defer resp.Body.Close()
 		return nil, Info{}, statusError(resp)
 	}
-	info := infoFromHeaders(req.URL, resp)
-	rc := &verifyReader{rc: resp.Body, want: info.SHA256, url: req.URL.String()}
-	if info.SHA256 != "" {
-		rc.h = sha256.New()
-	}
-	return rc, info, nil
+	return resp, infoFromHeaders(req.URL, resp), nil
 }
 
 func infoFromHeaders(u *url.URL, resp *http.Response) Info {
@@ -266,22 +437,8 @@ func (v *verifyReader) Close() error { return v.rc.Close() }
 // its sha256 when the server reports one. On error w may hold part of
 // the bytes: write to a temp file and rename on success.
 func (c *Client) Download(ctx context.Context, id string, w io.Writer) error {
-	rc, _, err := c.Open(ctx, id)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	_, err = copyLarge(w, rc)
+	_, err := c.download(ctx, id, w)
 	return err
-}
-
-// copyLarge copies in copyBufSize chunks, so writing a large archive to
-// a file takes a few thousand write calls rather than io.Copy's 32 KiB
-// ones.
-func copyLarge(w io.Writer, r io.Reader) (int64, error) {
-	bufp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bufp)
-	return io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{r}, *bufp)
 }
 
 // DownloadURL writes the archive at a full download URL (as found in a
@@ -291,14 +448,33 @@ func DownloadURL(ctx context.Context, rawURL string, w io.Writer) (Info, error) 
 	if !strings.HasPrefix(rawURL, "http://") && !strings.HasPrefix(rawURL, "https://") {
 		return Info{}, fmt.Errorf("archive url %q: must be http:// or https://", rawURL)
 	}
-	rc, info, err := NewClient("", "").Open(ctx, rawURL)
+	return NewClient("", "").download(ctx, rawURL, w)
+}
+
+// download copies an archive to w with reading, hashing and writing
+// overlapping (hashCopy), then checks the sha256 the server reported.
+// The Info's Size is the number of bytes written.
+func (c *Client) download(ctx context.Context, idOrURL string, w io.Writer) (Info, error) {
+	resp, info, err := c.get(ctx, idOrURL)
 	if err != nil {
 		return Info{}, err
 	}
-	defer rc.Close()
-	n, err := copyLarge(w, rc)
+	defer resp.Body.Close()
+	var h hash.Hash
+	if info.SHA256 != "" {
+		h = sha256.New()
+	}
+	n, err := hashCopy(ctx, fileWriter{w}, resp.Body, h, nil)
 	info.Size = n
-	return info, err
+	if err != nil {
+		return info, err
+	}
+	if h != nil {
+		if got := hex.EncodeToString(h.Sum(nil)); got != info.SHA256 {
+			return info, fmt.Errorf("download %s: sha256 mismatch: got %s, want %s", resp.Request.URL, got, info.SHA256)
+		}
+	}
+	return info, nil
 }
 
 // Head returns an archive's Info (size, sha256, modification time)

@@ -12,7 +12,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/google/uuid"
@@ -142,16 +141,9 @@ func (b *LocalBackend) sweep() error {
 	return nil
 }
 
-// copyBufSize is the chunk Put hashes and writes at once: large enough
-// that a 1 GiB upload is a few thousand write calls, small enough that
-// many concurrent uploads stay cheap.
-const copyBufSize = 256 << 10
-
 // writebackChunk is how much an upload writes before asking the kernel
 // to start putting it on disk (see startWriteback).
 const writebackChunk = 8 << 20
-
-var copyBufs = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
 
 // Put implements Backend.
 func (b *LocalBackend) Put(ctx context.Context, r io.Reader) (info Info, err error) {
@@ -174,33 +166,19 @@ func (b *LocalBackend) Put(ctx context.Context, r io.Reader) (info Info, err err
 		}
 	}()
 
+	// Read, hash and write overlap (hashCopy); as the file grows the
+	// kernel is asked to start writing it out, so the fsync below only
+	// waits for the tail.
 	h := sha256.New()
-	bufp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bufp)
-	buf := *bufp
-	var size, flushed int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return Info{}, err
+	var flushed int64
+	size, err := hashCopy(ctx, fileWriter{tempWriter{f}}, r, h, func(written int64) {
+		if written-flushed >= writebackChunk {
+			startWriteback(f, flushed, written-flushed)
+			flushed = written
 		}
-		n, rerr := fill(r, buf)
-		if n > 0 {
-			h.Write(buf[:n])
-			if _, err := f.Write(buf[:n]); err != nil {
-				return Info{}, noSpace(fmt.Errorf("write %s: %w", tmp, err))
-			}
-			size += int64(n)
-			if size-flushed >= writebackChunk {
-				startWriteback(f, flushed, size-flushed)
-				flushed = size
-			}
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return Info{}, rerr
-		}
+	})
+	if err != nil {
+		return Info{}, err
 	}
 	if err := f.Sync(); err != nil {
 		return Info{}, noSpace(fmt.Errorf("fsync %s: %w", tmp, err))
@@ -234,20 +212,16 @@ func (b *LocalBackend) Put(ctx context.Context, r io.Reader) (info Info, err err
 	return Info{ID: b.prefix + "/" + name, Size: size, SHA256: sum, ModTime: st.ModTime()}, nil
 }
 
-// fill reads from r until buf is full or r fails; unlike io.ReadFull it
-// reports only a clean io.EOF as the end, so a reader failing with
-// io.ErrUnexpectedEOF (a body cut short) is an error, never a short
-// archive.
-func fill(r io.Reader, buf []byte) (int, error) {
-	n := 0
-	for n < len(buf) {
-		m, err := r.Read(buf[n:])
-		n += m
-		if err != nil {
-			return n, err
-		}
+// tempWriter names the temp file in write errors and makes a full disk
+// match ErrNoSpace.
+type tempWriter struct{ f tempFile }
+
+func (w tempWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	if err != nil {
+		err = noSpace(fmt.Errorf("write %s: %w", w.f.Name(), err))
 	}
-	return n, nil
+	return n, err
 }
 
 // writeFileAtomic writes data to a temp file in dir, fsyncs it and
