@@ -1,7 +1,6 @@
 package storagesvc
 
 import (
-	"bufio"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"mime"
-	"mime/multipart"
 	"net/http"
 	"slices"
 	"strconv"
@@ -124,8 +122,8 @@ func (s *Server) authorized(r *http.Request) bool {
 }
 
 // upload streams the multipart field "uploadfile" into the backend. The
-// body is never parsed into memory or spooled by mime/multipart: the part
-// is read as a stream and the backend hashes it while writing.
+// body is never parsed into memory or spooled: the part is read as a
+// stream (formReader) and the backend hashes it while writing.
 func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	declared, err := strconv.ParseInt(r.Header.Get(HeaderFileSize), 10, 64)
@@ -143,28 +141,14 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Content-Type: must be multipart/form-data with a boundary", http.StatusBadRequest)
 		return
 	}
-	// A large read buffer under the multipart reader (which peeks 4 KiB
-	// at a time) keeps socket reads big on large uploads.
-	mr := multipart.NewReader(bufio.NewReaderSize(r.Body, copyBufSize), params["boundary"])
-	var part *multipart.Part
-	for {
-		part, err = mr.NextPart()
-		if err == io.EOF {
-			http.Error(w, FormField+": multipart field is missing", http.StatusBadRequest)
-			return
+	part, err := newFormReader(r.Body, params["boundary"]).field(FormField)
+	if err != nil {
+		code, msg := http.StatusBadRequest, err.Error()
+		if errors.Is(err, errNoField) {
+			msg = FormField + ": multipart field is missing"
 		}
-		if err != nil {
-			http.Error(w, "multipart body: "+err.Error(), http.StatusBadRequest)
-			return
-		}
-		if part.FormName() == FormField {
-			break
-		}
-		// Skip other fields, bounded so they cannot bypass the cap.
-		if _, err := io.Copy(io.Discard, io.LimitReader(part, 64<<10)); err != nil {
-			http.Error(w, "multipart body: "+err.Error(), http.StatusBadRequest)
-			return
-		}
+		http.Error(w, msg, code)
+		return
 	}
 	body := &sizeCheckReader{r: part, max: s.opts.MaxSize, want: declared}
 	info, err := s.backend.Put(r.Context(), body)
@@ -177,6 +161,8 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, ErrNoSpace):
 			code = http.StatusInsufficientStorage
 		case errors.Is(err, ErrSizeMismatch):
+			code = http.StatusBadRequest
+		case errors.Is(err, errMultipart) && !errors.Is(err, io.ErrUnexpectedEOF):
 			code = http.StatusBadRequest
 		case r.Context().Err() != nil || errors.Is(err, io.ErrUnexpectedEOF):
 			code, msg = http.StatusBadRequest, "upload interrupted: "+err.Error()
@@ -206,11 +192,13 @@ type sizeCheckReader struct {
 func (c *sizeCheckReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	// want is never over max (a larger declared size is refused before
+	// reading), so a body over the cap is first of all over X-File-Size.
 	switch {
-	case c.n > c.max:
-		return 0, fmt.Errorf("%w: more than the %d-byte cap", ErrTooLarge, c.max)
 	case c.n > c.want:
 		return 0, fmt.Errorf("%w: got more than %d bytes", ErrSizeMismatch, c.want)
+	case c.n > c.max:
+		return 0, fmt.Errorf("%w: more than the %d-byte cap", ErrTooLarge, c.max)
 	case err == io.EOF && c.n != c.want:
 		return n, fmt.Errorf("%w: got %d bytes, %s says %d", ErrSizeMismatch, c.n, HeaderFileSize, c.want)
 	}
