@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -41,6 +42,8 @@ type Config struct {
 	// Logs receives function output; nil discards it.
 	Logs *fnlog.Store
 	// WorkDir holds instance directories and fetched archives. Required.
+	// It belongs to this executor alone: what an earlier run left in it
+	// (a kill -9 gives no chance to clean up) is removed by New.
 	WorkDir string
 	Logger  *slog.Logger
 	// Registry, when set, gets the executor's metrics.
@@ -133,6 +136,7 @@ func New(cfg Config) (*Manager, error) {
 		wasmRT:  cfg.WasmRuntime,
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
+	sweepWorkDir(cfg.WorkDir, cfg.Logger)
 	if m.procRT == nil {
 		m.procRT = procrt.New(procrt.Config{
 			WorkDir:      filepath.Join(cfg.WorkDir, "instances"),
@@ -345,4 +349,24 @@ func (m *Manager) Close() error {
 	}
 	m.bg.Wait()
 	return nil
+}
+
+// sweepWorkDir removes the instance directories and fetched archives of
+// an earlier run: no instance of this process uses them, and after a
+// kill -9 nobody else would ever remove them.
+func sweepWorkDir(dir string, log *slog.Logger) {
+	for _, sub := range []string{"instances", "wasm"} {
+		entries, err := os.ReadDir(filepath.Join(dir, sub))
+		if err != nil {
+			continue // not there yet
+		}
+		for _, e := range entries {
+			p := filepath.Join(dir, sub, e.Name())
+			if err := os.RemoveAll(p); err != nil {
+				log.Warn("could not remove what an earlier run left", "path", p, "err", err)
+				continue
+			}
+			log.Info("removed what an earlier run left", "path", p)
+		}
+	}
 }
