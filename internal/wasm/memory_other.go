@@ -4,5 +4,10 @@ package wasm
 
 import "github.com/tetratelabs/wazero/experimental"
 
+// memoryPool has nothing to keep here: memories are heap buffers.
+type memoryPool struct{}
+
+func (*memoryPool) close() {}
+
 // newReservedMemory has no mapping to reserve here: the heap buffer serves.
-func newReservedMemory(uint64) experimental.LinearMemory { return nil }
+func newReservedMemory(*memoryPool, uint64) experimental.LinearMemory { return nil }

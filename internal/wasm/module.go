@@ -62,7 +62,7 @@ func newModule(ctx context.Context, rt *Runtime, c *compiled, name string, req L
 		entry:  req.Entrypoint,
 		limits: lim,
 		log:    newFuncLog(req.Log, name),
-		alloc:  limitedAllocator{limit: uint64(lim.MemoryPages) * 65536},
+		alloc:  limitedAllocator{limit: uint64(lim.MemoryPages) * 65536, pool: &rt.memories},
 	}
 	for k, v := range req.Env {
 		if k == "" {
@@ -289,11 +289,14 @@ func readBody(r *http.Request, max int64) ([]byte, *hostError) {
 
 // limitedAllocator backs each instance's linear memory and refuses to grow
 // it past the function's page limit, so memory.grow fails in the guest.
-type limitedAllocator struct{ limit uint64 }
+type limitedAllocator struct {
+	limit uint64
+	pool  *memoryPool // reserved mappings to reuse
+}
 
 func (a limitedAllocator) Allocate(_, max uint64) experimental.LinearMemory {
 	limit := min(a.limit, max)
-	if m := newReservedMemory(limit); m != nil {
+	if m := newReservedMemory(a.pool, limit); m != nil {
 		return m
 	}
 	return &limitedMemory{limit: limit}

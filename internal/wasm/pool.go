@@ -4,7 +4,16 @@ import (
 	"context"
 	"runtime"
 	"sync"
+	"time"
 )
+
+// growAfter is how long a request waits for a busy instance before the
+// pool starts another. A Go guest answers a simple request in tens of
+// microseconds and starts in tens of milliseconds: a burst of requests
+// is served sooner by the instances there are, while requests that hold
+// instances longer (slow handlers, sleeps) make the pool grow after this
+// short delay.
+const growAfter = 5 * time.Millisecond
 
 // pool keeps a reactor function's instances, each serving one request at
 // a time.
@@ -15,13 +24,14 @@ import (
 // FIFO queue does) makes each request miss the caches.
 //
 // A request that finds no idle instance does not start one for itself:
-// it waits for the first instance to become free, while the pool starts
-// one in the background (at most one per waiting request and GOMAXPROCS
-// at a time). Serving a request takes microseconds, starting a guest
-// runtime tens of milliseconds of CPU: a request nearly always gets an
-// instance some other request just released, and the started instance
-// joins the pool for the next burst. Starting one per request made every
-// momentary burst a herd of runtime starts.
+// it waits for the first instance to become free; if it has waited
+// growAfter, the pool starts one in the background (at most one per
+// waiting request and GOMAXPROCS at a time), which serves whoever waits
+// when it is ready, or joins the idle set. Serving a request takes
+// microseconds, starting a guest runtime tens of milliseconds of CPU:
+// starting one per request that found every instance busy made each
+// momentary burst a herd of runtime starts (a third of the CPU with 100
+// functions under load).
 type pool struct {
 	m *Module
 
@@ -83,15 +93,30 @@ func (p *pool) get(ctx context.Context) (*instance, error) {
 	}
 	w := make(chan taken, 1)
 	p.waiters = append(p.waiters, w)
-	if p.starting < min(len(p.waiters), p.maxStart) {
+	if p.live == 0 {
+		// Nothing to wait for: start one now.
 		p.startLocked()
 	}
 	p.mu.Unlock()
 
-	select {
-	case t := <-w:
-		return t.in, t.err
-	case <-ctx.Done():
+	grow := time.NewTimer(growAfter)
+	defer grow.Stop()
+	for {
+		select {
+		case t := <-w:
+			return t.in, t.err
+		case <-grow.C:
+			// Still waiting: the instances are busy for longer than a
+			// burst; start one for the requests to come.
+			p.mu.Lock()
+			if p.starting < min(len(p.waiters), p.maxStart) {
+				p.startLocked()
+			}
+			p.mu.Unlock()
+			continue
+		case <-ctx.Done():
+		}
+		break
 	}
 	p.mu.Lock()
 	for i, x := range p.waiters {

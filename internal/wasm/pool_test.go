@@ -110,3 +110,23 @@ func TestPoolCloseAnswersWaiters(t *testing.T) {
 		t.Errorf("request in flight at Close: %d %q", r.status, r.body)
 	}
 }
+
+// Linear memories of closed instances are reused (their pages are
+// already mapped), and come back zeroed: a guest never sees what the
+// previous one left.
+func TestReusedMemoryIsZeroed(t *testing.T) {
+	rt := newRuntime(t, Config{})
+	m := load(t, rt, LoadRequest{Wasm: wasmtest.MemoryLeftover(), Name: "t/leftover"})
+	srv := serve(t, m, "")
+	for i := range 20 {
+		if r := do(t, "GET", srv.URL+"/", "", nil); r.status != 200 || r.body != "hello\n" {
+			t.Fatalf("request %d: %d %q: the instance found its memory dirty", i, r.status, r.body)
+		}
+	}
+	rt.memories.mu.Lock()
+	kept := len(rt.memories.free)
+	rt.memories.mu.Unlock()
+	if kept == 0 {
+		t.Error("no memory kept for reuse after 20 instances")
+	}
+}

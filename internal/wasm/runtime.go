@@ -66,6 +66,8 @@ type Runtime struct {
 	compiles, diskHits, shared atomic.Uint64
 	reactorStarts              atomic.Uint64
 	reactorLive                atomic.Int64
+
+	memories memoryPool // linear memories of closed instances, for new ones
 }
 
 // compiled is one module's machine code, shared by every Module loaded
@@ -201,6 +203,9 @@ func (r *Runtime) Close(ctx context.Context) error {
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
+	// No memory may be reused past this point: closing the runtime
+	// closes modules whatever they are doing.
+	r.memories.close()
 	err := r.rt.close(ctx)
 	r.safeMu.Lock()
 	defer r.safeMu.Unlock()

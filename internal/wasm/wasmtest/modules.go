@@ -277,3 +277,27 @@ func ReactorInitTrap() []byte {
 	))...)
 	return out
 }
+
+// MemoryLeftover is a WAGI module that traps if its linear memory is
+// not zero at address 4096 when it starts, then leaves a 1 there and
+// answers like WAGIHello. Every new instance must answer 200: memory the
+// host reuses for it must come back zeroed.
+//
+//	(if (i32.load (i32.const 4096)) (then unreachable))
+//	(i32.store (i32.const 4096) (i32.const 1))
+//	... WAGIStatic's body
+func MemoryLeftover() []byte {
+	const (
+		opIf      = 0x04
+		opI32Load = 0x28
+	)
+	out := "Content-Type: text/plain\n\nhello\n"
+	start := cat(
+		i32const(4096), []byte{opI32Load, 2, 0, opIf, blockEmpty, opUnreachable, opEnd},
+		i32const(4096), i32const(1), []byte{opI32Store, 2, 0},
+		i32const(0), i32const(16), []byte{opI32Store, 2, 0},
+		i32const(4), i32const(int32(len(out))), []byte{opI32Store, 2, 0},
+		i32const(1), i32const(0), i32const(1), i32const(8), []byte{opCall}, uleb(0), []byte{opDrop},
+	)
+	return module(true, 1, map[string][]byte{"_start": start}, []byte(out))
+}

@@ -1,0 +1,6 @@
+//go:build unix && !linux
+
+package wasm
+
+// adviseHugePages has no portable equivalent outside Linux.
+func adviseHugePages([]byte) {}
