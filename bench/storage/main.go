@@ -17,7 +17,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -311,7 +310,8 @@ func oneRun(dir, src string, size int64, isotope string) (sample, error) {
 	pid := cmd.Process.Pid
 	cpu0 := cpuNow(pid)
 	start := time.Now()
-	res, err := client.Upload(ctx, bufio.NewReaderSize(f, 1<<20), size, "src.bin", nil)
+	// The file itself, as `isotope archive upload` passes it.
+	res, err := client.Upload(ctx, f, size, "src.bin", nil)
 	s.up = time.Since(start)
 	cpu1 := cpuNow(pid)
 	s.upCPU = cpu1.sub(cpu0)

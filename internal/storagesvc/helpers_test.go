@@ -63,7 +63,7 @@ type testService struct {
 	dir     string
 }
 
-func newTestService(t *testing.T, opts Options) *testService {
+func newTestService(t testing.TB, opts Options) *testService {
 	t.Helper()
 	dir := t.TempDir()
 	b, err := NewLocalBackend(dir, LocalOptions{})

@@ -76,7 +76,7 @@ func TestHashCopyErrors(t *testing.T) {
 	if !errors.Is(err, errDiskBroke) {
 		t.Fatalf("write error: %v", err)
 	}
-	if src.n > int64(2+pipeSlots+2)*copyBufSize {
+	if src.n > int64(2+pipeSlots+2)*int64(copyBufSize) {
 		t.Fatalf("read %d bytes after the writer failed at %d", src.n, 2*copyBufSize)
 	}
 
@@ -139,7 +139,7 @@ func TestUploadRejectsEarlyAnswer(t *testing.T) {
 func TestUploadSourceError(t *testing.T) {
 	ts := newTestService(t, Options{})
 	src := io.MultiReader(bytes.NewReader(make([]byte, 2*copyBufSize)), iotest.ErrReader(errDiskBroke))
-	_, err := ts.client.Upload(context.Background(), src, 10*copyBufSize, "a.zip", nil)
+	_, err := ts.client.Upload(context.Background(), src, int64(10*copyBufSize), "a.zip", nil)
 	if !errors.Is(err, errDiskBroke) {
 		t.Fatalf("source error: %v", err)
 	}
