@@ -173,8 +173,15 @@ func (m *Module) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(r.Context(), m.limits.Timeout)
-	defer cancel()
+	ctx := r.Context()
+	if dl, ok := ctx.Deadline(); !ok || dl.After(start.Add(m.limits.Timeout)) {
+		// The caller's deadline (the router's functionTimeout, normally
+		// the same value, begun a little earlier) is kept when it comes
+		// first: a second timer per request would change nothing.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, m.limits.Timeout)
+		defer cancel()
+	}
 	ctx = context.WithValue(ctx, startKey{}, start)
 	opts := invokeOptionsFrom(r.Context())
 

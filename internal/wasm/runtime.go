@@ -236,10 +236,13 @@ func (r *Runtime) Load(ctx context.Context, req LoadRequest) (*Module, error) {
 			return nil, fmt.Errorf("wasm: load %s: %w", name, err)
 		}
 	}
-	sum := sha256.Sum256(wasmBytes)
-	sumHex := hex.EncodeToString(sum[:])
+	// The sha256 keys the disk cache; it is computed only when the key
+	// does not say it all (a 5 MB Go module takes milliseconds to hash,
+	// and the fetcher has already checked the archive's checksum).
+	sumHex := ""
 	key := req.Key
 	if key == "" {
+		sumHex = sha256Hex(wasmBytes)
 		key = sumHex
 	}
 	if req.ArchiveDir != "" {
@@ -297,6 +300,9 @@ func (r *Runtime) compile(ctx context.Context, key, sumHex string, wasmBytes []b
 	c := &compiled{key: key, ready: make(chan struct{}), refs: 1}
 	r.compiled[key] = c
 	r.mu.Unlock()
+	if sumHex == "" {
+		sumHex = sha256Hex(wasmBytes)
+	}
 
 	// The compile must not be cut short by one caller's context: others
 	// may be waiting on it.
@@ -349,6 +355,11 @@ func (r *Runtime) compile(ctx context.Context, key, sumHex string, wasmBytes []b
 	}
 	close(c.ready)
 	return c, nil
+}
+
+func sha256Hex(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // release drops one reference to c. Code no Module uses is kept for a
