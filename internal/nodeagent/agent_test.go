@@ -56,34 +56,7 @@ func startAgent(t *testing.T, env *kubetest.Env, name string) *nodeagent.Agent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	logPath := filepath.Join(t.TempDir(), "agent.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := nodeagent.Start(ctx, env.Config, nodeagent.Config{NodeName: name, Programs: nodeagent.IsotopePrograms(bin), Log: logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		a.Stop()
-		logf.Close()
-		if t.Failed() {
-			data, _ := os.ReadFile(logPath)
-			t.Logf("node agent log:\n%s", tail(string(data), 40))
-		}
-	})
-	return a
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return env.StartNodeAgent(t, nodeagent.Config{NodeName: name, Programs: nodeagent.IsotopePrograms(bin)})
 }
 
 // poll calls f until it returns true or the deadline passes.

@@ -188,31 +188,11 @@ func cli(t *testing.T, kubeconfig, storage string, args ...string) string {
 // through its service-account mount.
 func startAgent(t *testing.T, kube *kubetest.Env, podKubeconfig string) *nodeagent.Agent {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	logPath := filepath.Join(t.TempDir(), "agent.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := nodeagent.Start(ctx, kube.Config, nodeagent.Config{
+	return kube.StartNodeAgent(t, nodeagent.Config{
 		NodeName: "isotope-e2e-node",
 		Programs: nodeagent.IsotopePrograms(binary),
 		Env:      []string{"ISOTOPE_KUBECONFIG=" + podKubeconfig},
-		Log:      logf,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		a.Stop()
-		logf.Close()
-		if t.Failed() {
-			data, _ := os.ReadFile(logPath)
-			t.Logf("node agent log (last lines):\n%s", tail(string(data), 40))
-		}
-	})
-	return a
 }
 
 // waitFor polls f until it returns nil or the deadline passes.
