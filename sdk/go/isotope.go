@@ -279,14 +279,25 @@ func decodeRequest(frame []byte) (*http.Request, error) {
 	s.u32()
 	h := make(http.Header, nh)
 	vals := make([]string, nh)
+	prev, names := "", 0
 	for i := range vals {
 		k, v := s.str(), s.str()
-		if old, ok := h[k]; ok {
-			h[k] = append(old, v)
+		vals[i] = v
+		if i > 0 && k == prev {
+			// Values of one name come one after the other (the Isotope
+			// host sends them so): no map lookup per header, which is a
+			// software hash inside WebAssembly.
+			h[k] = append(h[k], v)
 			continue
 		}
-		vals[i] = v
+		prev = k
+		names++
 		h[k] = vals[i : i+1 : i+1]
+	}
+	if len(h) != names {
+		// A name came back after another one: its first values were
+		// overwritten above. Rare enough to decode the headers again.
+		h = decodeHeaderMap(frame, nh)
 	}
 	s.u32()
 	ctx := &reqContext{Context: context.Background()}
@@ -328,6 +339,23 @@ func decodeRequest(frame []byte) (*http.Request, error) {
 	}
 	// WithContext copies base (which stays on the stack) once.
 	return base.WithContext(ctx), nil
+}
+
+// decodeHeaderMap decodes the headers of a frame already checked by
+// decodeRequest, looking every name up: any order of names is fine.
+func decodeHeaderMap(frame []byte, nh uint32) http.Header {
+	r := &reader{b: frame}
+	r.u32()
+	for range 5 {
+		r.bytes()
+	}
+	r.u32()
+	h := make(http.Header, nh)
+	for range nh {
+		k := r.str()
+		h[k] = append(h[k], r.str())
+	}
+	return h
 }
 
 type readCloser struct{ *bytes.Reader }

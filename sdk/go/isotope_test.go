@@ -142,3 +142,20 @@ func TestPanicAndBadFrame(t *testing.T) {
 		t.Errorf("warm-up: %+v, user code called: %v", d, called)
 	}
 }
+
+// Header values arrive one entry per value; values of one name need not
+// be next to each other, and keep their order either way.
+func TestHeaderValuesInAnyOrder(t *testing.T) {
+	for name, hdr := range map[string][][2]string{
+		"grouped":     {{"A", "1"}, {"A", "2"}, {"B", "3"}},
+		"interleaved": {{"A", "1"}, {"B", "3"}, {"A", "2"}},
+	} {
+		req, err := decodeRequest(frame("GET", "/", hdr, nil, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, b := strings.Join(req.Header["A"], ","), strings.Join(req.Header["B"], ","); a != "1,2" || b != "3" || len(req.Header) != 2 {
+			t.Errorf("%s: header = %v", name, req.Header)
+		}
+	}
+}
