@@ -9,11 +9,12 @@ import (
 
 // growAfter is how long a request waits for a busy instance before the
 // pool starts another. A Go guest answers a simple request in tens of
-// microseconds and starts in tens of milliseconds: a burst of requests
-// is served sooner by the instances there are, while requests that hold
-// instances longer (slow handlers, sleeps) make the pool grow after this
-// short delay.
-const growAfter = 5 * time.Millisecond
+// microseconds and starts in milliseconds to tens of milliseconds: a
+// burst is served sooner by the instances there are, even when the OS
+// preempts a thread holding one for a time slice on a loaded machine,
+// while requests that hold instances longer (slow handlers, sleeps) make
+// the pool grow after this short delay.
+const growAfter = 20 * time.Millisecond
 
 // pool keeps a reactor function's instances, each serving one request at
 // a time.
@@ -27,7 +28,8 @@ const growAfter = 5 * time.Millisecond
 // it waits for the first instance to become free; if it has waited
 // growAfter, the pool starts one in the background (at most one per
 // waiting request and GOMAXPROCS at a time), which serves whoever waits
-// when it is ready, or joins the idle set. Serving a request takes
+// when it is ready, or joins the idle set; while requests still wait
+// when a start completes, another begins. Serving a request takes
 // microseconds, starting a guest runtime tens of milliseconds of CPU:
 // starting one per request that found every instance busy made each
 // momentary burst a herd of runtime starts (a third of the CPU with 100
@@ -164,6 +166,11 @@ func (p *pool) startLocked() {
 			return
 		}
 		p.putLocked(in)
+		// Requests still waiting have waited for a whole start: the
+		// load needs more instances than there are.
+		if len(p.waiters) > 0 && p.starting < min(len(p.waiters), p.maxStart) {
+			p.startLocked()
+		}
 		p.mu.Unlock()
 	}()
 }
@@ -205,7 +212,9 @@ func (p *pool) putLocked(in *instance) {
 func (p *pool) discard(in *instance) {
 	p.mu.Lock()
 	p.discardLocked(in)
-	if len(p.waiters) > 0 && p.starting < min(len(p.waiters), p.maxStart) {
+	if len(p.waiters) > 0 && p.live == 0 {
+		// Nothing left to wait for (otherwise the waiters' own timers
+		// decide whether the pool must grow).
 		p.startLocked()
 	}
 	p.mu.Unlock()

@@ -55,6 +55,28 @@ func TestPoolGrowsForConcurrentRequests(t *testing.T) {
 	}
 }
 
+// Growth does not stop at the starts running at once: while requests
+// still wait, each completed start begins another, up to MaxInstances.
+func TestPoolKeepsGrowingWhileRequestsWait(t *testing.T) {
+	m := load(t, sharedRuntime(t), LoadRequest{Wasm: reactorModule(t), Name: "t/grow8", Entrypoint: "Sleep",
+		Limits: Limits{WarmInstances: 1, MaxInstances: 8, Timeout: time.Minute}})
+	srv := serve(t, m, "")
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r := do(t, "GET", srv.URL+"/?d=2s", "", nil); r.status != 200 {
+				t.Errorf("%d %q", r.status, r.body)
+			}
+		}()
+	}
+	wg.Wait()
+	if s := m.Stats(); s.InstancesStarted < 4 {
+		t.Errorf("stats = %+v: the pool stopped growing with requests waiting", s)
+	}
+}
+
 // A start that fails and leaves the function without any instance
 // answers the waiting request at once, not at its deadline.
 func TestPoolStartFailureAnswersWaiters(t *testing.T) {
