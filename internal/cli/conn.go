@@ -96,8 +96,9 @@ func runWith[C any](g *Globals, open func(*Globals) (C, error), body func(ctx co
 }
 
 // userError rewrites err into a one-line cause: a refused connection names
-// the API URL and the fix, a store error keeps its message (which names
-// the object and the field path), anything else is flattened to one line.
+// the API URL and the fix (with --kubeconfig, the URL that failed), a
+// store error keeps its message (which names the object and the field
+// path), anything else is flattened to one line.
 func userError(g *Globals, err error) error {
 	if err == nil {
 		return nil
@@ -106,6 +107,18 @@ func userError(g *Globals, err error) error {
 	if errors.As(err, &ee) {
 		return err
 	}
+	if errors.Is(err, context.Canceled) {
+		return errors.New("interrupted")
+	}
+	if g.Kubeconfig != "" {
+		// Not the Isotope API: say which server could not be reached
+		// (the kube-apiserver, or the storage service at --storage-url).
+		var ue *url.Error
+		if errors.As(err, &ue) && store.ReasonOf(err) == "" {
+			return fmt.Errorf("cannot reach %s (with --kubeconfig %s): %v", ue.URL, g.Kubeconfig, ue.Err)
+		}
+		return errors.New(oneLine(err.Error()))
+	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return fmt.Errorf("cannot reach the Isotope API at %s: is `isotope server` running?", g.Server)
 	}
@@ -113,9 +126,6 @@ func userError(g *Globals, err error) error {
 	var opErr *net.OpError
 	if errors.As(err, &dnsErr) || errors.As(err, &opErr) {
 		return fmt.Errorf("cannot reach the Isotope API at %s: %v", g.Server, err)
-	}
-	if errors.Is(err, context.Canceled) {
-		return errors.New("interrupted")
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) && store.ReasonOf(err) == "" {
