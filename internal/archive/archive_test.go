@@ -156,6 +156,49 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// WebAssembly modules go into archives uncompressed (their first load
+// unpacks them on the cold-start path); other files are deflated.
+func TestWriteStoresWasmUncompressed(t *testing.T) {
+	src := t.TempDir()
+	body := bytes.Repeat([]byte("\x00asm compressible "), 4096)
+	for _, name := range []string{"main.wasm", "notes.txt"} {
+		if err := os.WriteFile(filepath.Join(src, name), body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var buf bytes.Buffer
+	if err := Write(&buf, src); err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint16{"main.wasm": zip.Store, "notes.txt": zip.Deflate}
+	for _, f := range zr.File {
+		if f.Method != want[f.Name] {
+			t.Errorf("%s stored with method %d, want %d", f.Name, f.Method, want[f.Name])
+		}
+	}
+	dst := filepath.Join(t.TempDir(), "out")
+	if err := Extract(bytesFile(t, buf.Bytes()), dst, Limits{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dst, "main.wasm")); !bytes.Equal(got, body) {
+		t.Errorf("main.wasm does not round-trip")
+	}
+}
+
+// bytesFile writes b to a temporary file and returns its path.
+func bytesFile(t *testing.T, b []byte) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "a.zip")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func TestHostileArchives(t *testing.T) {
 	zeros := strings.Repeat("\x00", 2<<20)
 	cases := []struct {

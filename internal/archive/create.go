@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Write writes a zip archive of src to w. When src is a directory, the
@@ -15,6 +16,10 @@ import (
 // entry), in lexical order; when src is a file, the archive holds that one
 // file under its base name. Symlinks are stored as symlinks. Compression
 // favours speed: archives are built on the critical path of every build.
+// WebAssembly modules (*.wasm) are stored uncompressed: a function's
+// first load unpacks its deploy archive, and inflating a 5.7 MB Go module
+// took 32–90 ms there, more than everything else on a cold start; the
+// archive is about three times bigger instead.
 func Write(w io.Writer, src string) error {
 	zw := zip.NewWriter(w)
 	zw.RegisterCompressor(zip.Deflate, func(out io.Writer) (io.WriteCloser, error) {
@@ -93,6 +98,9 @@ func addFile(zw *zip.Writer, p, name string, info fs.FileInfo) error {
 		return err
 	case info.Mode().IsRegular():
 		hdr.Method = zip.Deflate
+		if strings.HasSuffix(name, ".wasm") {
+			hdr.Method = zip.Store
+		}
 		w, err := zw.CreateHeader(hdr)
 		if err != nil {
 			return err
