@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/archive"
 	"isotope.dev/isotope/internal/executor"
 	"isotope.dev/isotope/internal/fnlog"
 	"isotope.dev/isotope/internal/gowasm"
@@ -167,7 +168,8 @@ func (h *harness) executor() executor.Executor {
 
 // reactorArchive builds examples/hello/hello.go with the go-wasm builder
 // (the machine's GOCACHE and GOMODCACHE, so a rebuild takes seconds),
-// uploads main.wasm to the storage service and returns the archive.
+// uploads its deploy directory, zipped, to the storage service and
+// returns the archive.
 func (h *harness) reactorArchive() (*v1.Archive, error) {
 	if h.reactor != nil {
 		return h.reactor, nil
@@ -182,7 +184,14 @@ func (h *harness) reactorArchive() (*v1.Archive, error) {
 	if err := gowasm.Build(h.ctx, src, deploy, opts, &log); err != nil {
 		return nil, fmt.Errorf("go-wasm build of %s: %v\n%s", src, err, log.String())
 	}
-	f, err := os.Open(filepath.Join(deploy, gowasm.Output))
+	// The deploy archive as the platform makes it: the builder's fetcher
+	// zips the deploy directory (internal/archive) and uploads that, so a
+	// cold start pays for unpacking it.
+	zipPath := filepath.Join(h.dir, "reactor-deploy.zip")
+	if err := archive.WriteFile(zipPath, deploy); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(zipPath)
 	if err != nil {
 		return nil, err
 	}
@@ -191,11 +200,11 @@ func (h *harness) reactorArchive() (*v1.Archive, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := h.storage.Upload(h.ctx, f, st.Size(), "hello.wasm", nil)
+	res, err := h.storage.Upload(h.ctx, f, st.Size(), "deploy.zip", nil)
 	if err != nil {
 		return nil, fmt.Errorf("upload the reactor to the storage service: %w", err)
 	}
-	fmt.Fprintf(os.Stderr, "go reactor: %s, %d bytes, archive %s\n", src, st.Size(), res.ID)
+	fmt.Fprintf(os.Stderr, "go reactor: %s, deploy archive %d bytes, archive %s\n", src, st.Size(), res.ID)
 	h.reactor = &v1.Archive{Type: v1.ArchiveTypeURL, URL: res.URL, Checksum: res.Checksum}
 	return h.reactor, nil
 }
