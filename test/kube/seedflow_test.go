@@ -1,13 +1,18 @@
 package kube_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -190,10 +195,23 @@ func TestSeedFlowOnKubernetes(t *testing.T) {
 		t.Errorf("%d pods serve the function after warm requests, want 1", n)
 	}
 
+	// A TimeTrigger fires through the router: `isotope timer serve` (as
+	// isotope-timer, holding its Lease) calls the router through a
+	// recording proxy, so the test sees each call and its answer.
+	calls := recordCalls(t, router)
+	tm, _ := startRole(t, "timer", false, "timer", "serve", "--kubeconfig", as(system, "isotope-timer"),
+		"--router", calls.url, "--lease-namespace", system)
+	roles = append(roles, tm)
+	run("timer", "create", "--name", "tick", "--function", "hello", "--cron", "@every 1s")
+	waitFor(t, 60*time.Second, "the timer's call answered by the function", func() error {
+		tm.alive(t)
+		return calls.answered("tick", "/fission-function/"+ns+"/hello", "Hello, world!")
+	})
+
 	// Deleting everything through the CLI takes the cluster objects with
 	// it: the function's pod, the pool and the builder.
-	for _, kind := range []string{"route", "fn", "pkg", "env"} {
-		run(kind, "delete", "--name", map[string]string{"route": "hello", "fn": "hello", "pkg": "hello", "env": "go"}[kind])
+	for _, kind := range []string{"timer", "route", "fn", "pkg", "env"} {
+		run(kind, "delete", "--name", map[string]string{"timer": "tick", "route": "hello", "fn": "hello", "pkg": "hello", "env": "go"}[kind])
 	}
 	waitFor(t, 90*time.Second, "the function's pod, the pool and the builder to go", func() error {
 		var ds appsv1.DeploymentList
@@ -294,4 +312,57 @@ func describePods(ps []corev1.Pod) string {
 		fmt.Fprintf(&b, "%s (%s, ready %v, ip %s, labels %v); ", p.Name, p.Status.Phase, ready(&p), p.Status.PodIP, p.Labels)
 	}
 	return b.String()
+}
+
+// callRecorder is a reverse proxy in front of the router that records
+// each call's timer header, path, status and body.
+type callRecorder struct {
+	url   string
+	mu    sync.Mutex
+	calls []recordedCall
+}
+
+type recordedCall struct {
+	timer, path string
+	status      int
+	body        string
+}
+
+func recordCalls(t *testing.T, target string) *callRecorder {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &callRecorder{}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		r.mu.Lock()
+		r.calls = append(r.calls, recordedCall{resp.Request.Header.Get("X-Fission-Timer-Name"), resp.Request.URL.Path, resp.StatusCode, string(b)})
+		r.mu.Unlock()
+		return nil
+	}
+	srv := httptest.NewServer(proxy)
+	t.Cleanup(srv.Close)
+	r.url = srv.URL
+	return r
+}
+
+// answered reports whether a call from timer name reached path and was
+// answered 200 with a body containing want.
+func (r *callRecorder) answered(name, path, want string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.calls {
+		if c.timer == name && c.path == path && c.status == 200 && strings.Contains(c.body, want) {
+			return nil
+		}
+	}
+	return fmt.Errorf("calls so far: %+v", r.calls)
 }
