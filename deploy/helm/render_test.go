@@ -345,6 +345,18 @@ func TestChartRBACPerRole(t *testing.T) {
 	}
 	check(nil, false)
 	check([]string{"builderNamespace=isotope-builder"}, true)
+
+	// Builder pods' fetchers need their identity where builders live.
+	var fetcherNS []string
+	for _, u := range render(t, "isotope-system", "builderNamespace=isotope-builder", "functionNamespaces={default,team-a}") {
+		if u.GetKind() == "ServiceAccount" && u.GetName() == "isotope-fetcher" {
+			fetcherNS = append(fetcherNS, u.GetNamespace())
+		}
+	}
+	slices.Sort(fetcherNS)
+	if want := []string{"default", "isotope-builder", "team-a"}; !slices.Equal(fetcherNS, want) {
+		t.Errorf("isotope-fetcher ServiceAccounts in %v, want %v", fetcherNS, want)
+	}
 }
 
 // The chart's crds/ are deploy/crds, byte for byte.
