@@ -24,6 +24,7 @@ import (
 
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/fetcher"
+	"isotope.dev/isotope/internal/kubepod"
 )
 
 // Fission's builder labels (pkg/buildermgr/envwatcher.go): the builder
@@ -334,10 +335,10 @@ func (k *KubeBuilders) Pod(ctx context.Context, env *v1.Environment) (BuildPod, 
 		}
 		for i := range pods.Items {
 			p := &pods.Items[i]
-			if PodReady(p) {
+			if kubepod.Ready(p) {
 				return &kubePod{ip: p.Status.PodIP, name: p.Name, http: k.cfg.HTTPClient, storageURL: k.cfg.StorageURL}, nil
 			}
-			if why := podStuck(p); why != "" {
+			if why := kubepod.Stuck(p); why != "" {
 				return nil, fmt.Errorf("builder pod %s/%s cannot start: %s", p.Namespace, p.Name, why)
 			}
 			last = fmt.Sprintf("builder pod %s is %s", p.Name, p.Status.Phase)
@@ -353,33 +354,6 @@ func (k *KubeBuilders) Pod(ctx context.Context, env *v1.Environment) (BuildPod, 
 // Close implements Builders; builders are cluster objects and outlive
 // the builder manager.
 func (k *KubeBuilders) Close() error { return nil }
-
-// PodReady reports whether p is running, not being deleted, Ready (all
-// its containers ready) and has an IP.
-func PodReady(p *corev1.Pod) bool {
-	if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
-		return false
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
-// podStuck says why a pod will never become ready on its own, or "".
-func podStuck(p *corev1.Pod) string {
-	for _, cs := range p.Status.ContainerStatuses {
-		if w := cs.State.Waiting; w != nil {
-			switch w.Reason {
-			case "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError":
-				return fmt.Sprintf("container %s: %s: %s", cs.Name, w.Reason, w.Message)
-			}
-		}
-	}
-	return ""
-}
 
 // kubePod is a BuildPod at a builder pod's IP: its fetcher on 8000 and
 // its builder on 8001, spoken to with Fission's JSON.

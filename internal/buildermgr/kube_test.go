@@ -87,40 +87,18 @@ func kubeEnv(ns, name string) *v1.Environment {
 	return env
 }
 
-func kctx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// eventually polls cond until it returns "" or the deadline passes.
-func eventually(t *testing.T, d time.Duration, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		why := cond()
-		if why == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", d, why)
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval
-	}
-}
-
 // builderObjects returns the builder Deployment and Service named name,
 // nil when absent.
 func builderObjects(t *testing.T, c client.Client, ns, name string) (*appsv1.Deployment, *corev1.Service) {
 	t.Helper()
 	d, s := &appsv1.Deployment{}, &corev1.Service{}
 	key := types.NamespacedName{Namespace: ns, Name: name}
-	if err := c.Get(kctx(t), key, d); apierrors.IsNotFound(err) {
+	if err := c.Get(kubetest.Context(t), key, d); apierrors.IsNotFound(err) {
 		d = nil
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Get(kctx(t), key, s); apierrors.IsNotFound(err) {
+	if err := c.Get(kubetest.Context(t), key, s); apierrors.IsNotFound(err) {
 		s = nil
 	} else if err != nil {
 		t.Fatal(err)
@@ -135,7 +113,7 @@ func builderObjects(t *testing.T, c client.Client, ns, name string) (*appsv1.Dep
 func TestKubeBuilderObjects(t *testing.T) {
 	f := newKubeFixture(t, "bm-objects")
 	c := f.kube.Client
-	obj, err := f.st.Create(kctx(t), kubeEnv(f.ns, "go"))
+	obj, err := f.st.Create(kubetest.Context(t), kubeEnv(f.ns, "go"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +122,7 @@ func TestKubeBuilderObjects(t *testing.T) {
 
 	var dep *appsv1.Deployment
 	var svc *corev1.Service
-	eventually(t, 30*time.Second, func() string {
+	kubetest.Eventually(t, 30*time.Second, func() string {
 		dep, svc = builderObjects(t, c, f.ns, name)
 		if dep == nil || svc == nil {
 			return fmt.Sprintf("builder deployment/service %s not created (deployment %v, service %v)", name, dep != nil, svc != nil)
@@ -193,13 +171,13 @@ func TestKubeBuilderObjects(t *testing.T) {
 
 	// Update: a new resourceVersion gets new objects, the old go away.
 	env.Spec.Builder.Command = "testbuild --verbose"
-	obj, err = f.st.Update(kctx(t), env)
+	obj, err = f.st.Update(kubetest.Context(t), env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	env2 := obj.(*v1.Environment)
 	name2 := "go-" + env2.ResourceVersion
-	eventually(t, 30*time.Second, func() string {
+	kubetest.Eventually(t, 30*time.Second, func() string {
 		oldD, oldS := builderObjects(t, c, f.ns, name)
 		newD, newS := builderObjects(t, c, f.ns, name2)
 		if oldD != nil || oldS != nil || newD == nil || newS == nil {
@@ -212,17 +190,17 @@ func TestKubeBuilderObjects(t *testing.T) {
 	})
 
 	// Delete: nothing of the environment's builders is left.
-	if err := f.st.Delete(kctx(t), v1.KindEnvironment, f.ns, "go", ""); err != nil {
+	if err := f.st.Delete(kubetest.Context(t), v1.KindEnvironment, f.ns, "go", ""); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, func() string {
+	kubetest.Eventually(t, 30*time.Second, func() string {
 		var deps appsv1.DeploymentList
 		var svcs corev1.ServiceList
 		sel := client.MatchingLabels{"envName": "go", "owner": "buildermgr"}
-		if err := c.List(kctx(t), &deps, client.InNamespace(f.ns), sel); err != nil {
+		if err := c.List(kubetest.Context(t), &deps, client.InNamespace(f.ns), sel); err != nil {
 			return err.Error()
 		}
-		if err := c.List(kctx(t), &svcs, client.InNamespace(f.ns), sel); err != nil {
+		if err := c.List(kubetest.Context(t), &svcs, client.InNamespace(f.ns), sel); err != nil {
 			return err.Error()
 		}
 		if n := len(deps.Items) + len(svcs.Items); n > 0 {
@@ -322,7 +300,7 @@ func fakeKubeletRun(t *testing.T, c client.Client, ns string, labels map[string]
 			{Name: "builder", Image: "builder"}, {Name: "fetcher", Image: "fetcher"},
 		}},
 	}
-	if err := c.Create(kctx(t), pod); err != nil {
+	if err := c.Create(kubetest.Context(t), pod); err != nil {
 		t.Fatal(err)
 	}
 	now := metav1.Now()
@@ -337,7 +315,7 @@ func fakeKubeletRun(t *testing.T, c client.Client, ns string, labels map[string]
 			{Name: "fetcher", Image: "fetcher", Ready: true, State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}}},
 		},
 	}
-	if err := c.Status().Update(kctx(t), pod); err != nil {
+	if err := c.Status().Update(kubetest.Context(t), pod); err != nil {
 		t.Fatalf("fake kubelet: report pod %s running at %s: %v", pod.Name, ip, err)
 	}
 	return pod
@@ -389,7 +367,7 @@ func (r *statusRecorder) of(name string) []v1.BuildStatus {
 func TestKubeBuildThroughBuilderPod(t *testing.T) {
 	f := newKubeFixture(t, "bm-build")
 	rec := recordStatuses(t, f.st)
-	obj, err := f.st.Create(kctx(t), kubeEnv(f.ns, "go"))
+	obj, err := f.st.Create(kubetest.Context(t), kubeEnv(f.ns, "go"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,22 +378,22 @@ func TestKubeBuildThroughBuilderPod(t *testing.T) {
 	fn := &v1.Function{ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: f.ns}}
 	fn.Spec.Environment = v1.EnvironmentReference{Name: "go", Namespace: f.ns}
 	fn.Spec.Package.PackageRef = v1.PackageRef{Name: "hello", Namespace: f.ns}
-	if _, err := f.st.Create(kctx(t), fn); err != nil {
+	if _, err := f.st.Create(kubetest.Context(t), fn); err != nil {
 		t.Fatal(err)
 	}
 	for name, src := range map[string]string{"hello": "package main", "broken": "BROKEN"} {
 		p := &v1.Package{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: f.ns}}
 		p.Spec.Environment = v1.EnvironmentReference{Namespace: f.ns, Name: "go"}
 		p.Spec.Source = v1.Archive{Type: v1.ArchiveTypeLiteral, Literal: sourceZip(t, map[string]string{"main.go": src})}
-		if _, err := f.st.Create(kctx(t), p); err != nil {
+		if _, err := f.st.Create(kubetest.Context(t), p); err != nil {
 			t.Fatal(err)
 		}
 	}
 	final := func(name string) *v1.Package {
 		var p *v1.Package
-		eventually(t, 60*time.Second, func() string {
+		kubetest.Eventually(t, 60*time.Second, func() string {
 			var err error
-			p, err = store.GetAs[*v1.Package](kctx(t), f.st, f.ns, name)
+			p, err = store.GetAs[*v1.Package](kubetest.Context(t), f.st, f.ns, name)
 			if err != nil {
 				return err.Error()
 			}
@@ -440,7 +418,7 @@ func TestKubeBuildThroughBuilderPod(t *testing.T) {
 		t.Fatalf("deployment archive = %+v, want a URL on the storage service with a sha256", d)
 	}
 	var buf bytes.Buffer
-	if _, err := storagesvc.DownloadURL(kctx(t), d.URL, &buf); err != nil {
+	if _, err := storagesvc.DownloadURL(kubetest.Context(t), d.URL, &buf); err != nil {
 		t.Fatalf("download the deploy archive: %v", err)
 	}
 	zr, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
@@ -451,8 +429,8 @@ func TestKubeBuildThroughBuilderPod(t *testing.T) {
 		t.Errorf("deploy archive holds %v, want main.go.out", zr.File)
 	}
 	// The function using the package now points at its built version.
-	eventually(t, 10*time.Second, func() string {
-		got, err := store.GetAs[*v1.Function](kctx(t), f.st, f.ns, "hello")
+	kubetest.Eventually(t, 10*time.Second, func() string {
+		got, err := store.GetAs[*v1.Function](kubetest.Context(t), f.st, f.ns, "hello")
 		if err != nil {
 			return err.Error()
 		}

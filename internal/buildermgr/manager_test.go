@@ -47,36 +47,8 @@ func runTestBuilder() {
 		SharedDir: shared,
 		Builtins: map[string]builder.BuiltinFunc{
 			// testbuild copies $SRC_PKG to $DEPLOY_PKG, and fails like a
-			// compiler when a source file says BROKEN.
-			"testbuild": func(ctx context.Context, args, env []string, dir string, log io.Writer) error {
-				var src, deploy string
-				for _, e := range env {
-					if v, ok := strings.CutPrefix(e, "SRC_PKG="); ok {
-						src = v
-					}
-					if v, ok := strings.CutPrefix(e, "DEPLOY_PKG="); ok {
-						deploy = v
-					}
-				}
-				fmt.Fprintln(log, "compiling", filepath.Base(src))
-				if err := os.MkdirAll(deploy, 0o755); err != nil {
-					return err
-				}
-				return filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-					if err != nil || d.IsDir() {
-						return err
-					}
-					data, err := os.ReadFile(p)
-					if err != nil {
-						return err
-					}
-					if bytes.Contains(data, []byte("BROKEN")) {
-						fmt.Fprintf(log, "%s:1:1: syntax error: unexpected BROKEN\n", d.Name())
-						return fmt.Errorf("exit status 1")
-					}
-					return os.WriteFile(filepath.Join(deploy, d.Name()+".out"), append([]byte("built:"), data...), 0o644)
-				})
-			},
+			// compiler when a source file says BROKEN (kube_test.go).
+			"testbuild": testBuild,
 		},
 	})
 	srv := &http.Server{Addr: os.Getenv("ISOTOPE_BUILDER_ADDR"), Handler: b.Handler()}

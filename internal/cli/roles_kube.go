@@ -98,14 +98,23 @@ func (o *kubeOptions) env() ([]corev1.EnvVar, error) {
 	return out, nil
 }
 
-// kubeClients are what a role needs on the apiserver.
+// kubeClients are what a role needs on the apiserver, with its logger
+// and the fetcher containers' extra env (--fetcher-env).
 type kubeClients struct {
-	cfg    *rest.Config
-	client client.Client
-	store  *kubestore.Store
+	cfg        *rest.Config
+	client     client.Client
+	store      *kubestore.Store
+	log        *slog.Logger
+	fetcherEnv []corev1.EnvVar
 }
 
-func (o *kubeOptions) clients() (*kubeClients, error) {
+// clients checks the role's flags and connects it; every role command
+// starts with it.
+func (o *kubeOptions) clients(cmd *cobra.Command) (*kubeClients, error) {
+	fenv, err := o.env()
+	if err != nil {
+		return nil, err
+	}
 	cfg, err := o.restConfig()
 	if err != nil {
 		return nil, err
@@ -125,7 +134,8 @@ func (o *kubeOptions) clients() (*kubeClients, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &kubeClients{cfg: cfg, client: c, store: st}, nil
+	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+	return &kubeClients{cfg: cfg, client: c, store: st, log: log, fetcherEnv: fenv}, nil
 }
 
 // runLeader runs run while this process holds the Lease name; losing
@@ -201,15 +211,11 @@ are built through the builder pod's fetcher and builder at the pod's IP.
 Only the holder of the Lease "isotope-buildermgr" acts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			kc, err := o.clients()
+			kc, err := o.clients(cmd)
 			if err != nil {
 				return err
 			}
-			fenv, err := o.env()
-			if err != nil {
-				return err
-			}
+			log, fenv := kc.log, kc.fetcherEnv
 			kb, err := buildermgr.NewKubeBuilders(buildermgr.KubeConfig{
 				Client: kc.client, Namespace: builderNamespace, IsotopeImage: o.image,
 				StorageURL: o.storageURL, FetcherEnv: fenv, ServiceAccount: serviceAccount, Logger: log,
@@ -247,15 +253,11 @@ served by "isotope router", which takes pods from the pools. Only the
 holder of the Lease "isotope-executor" acts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			kc, err := o.clients()
+			kc, err := o.clients(cmd)
 			if err != nil {
 				return err
 			}
-			fenv, err := o.env()
-			if err != nil {
-				return err
-			}
+			log, fenv := kc.log, kc.fetcherEnv
 			ctrl, err := kubert.NewController(kubert.Config{
 				Client: kc.client, Store: kc.store, IsotopeImage: o.image, StorageURL: o.storageURL,
 				FetcherEnv: fenv, ServiceAccount: serviceAccount, Logger: log,
@@ -288,11 +290,11 @@ function is proxied to a ready pod of its own Deployment. Several router
 replicas may run; each takes its own pods.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			kc, err := o.clients()
+			kc, err := o.clients(cmd)
 			if err != nil {
 				return err
 			}
+			log := kc.log
 			rt, err := kubert.NewRuntime(kubert.Config{Client: kc.client, Store: kc.store, StorageURL: o.storageURL, Logger: log})
 			if err != nil {
 				return err
@@ -335,11 +337,11 @@ schedule. Only the holder of the Lease "isotope-timer" acts, so a trigger
 fires once however many replicas run.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			kc, err := o.clients()
+			kc, err := o.clients(cmd)
 			if err != nil {
 				return err
 			}
+			log := kc.log
 			tmr := timer.New(timer.Config{Store: kc.store, RouterURL: g.Router, Logger: log})
 			return o.runLeader(cmd.Context(), kc.cfg, "isotope-timer", log, tmr.Run)
 		},

@@ -1,12 +1,10 @@
 package kubetest_test
 
 import (
-	"context"
 	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -19,12 +17,6 @@ import (
 	"isotope.dev/isotope/internal/store/storetest"
 )
 
-func ctx(t *testing.T) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	return c
-}
-
 // Every CRD in deploy/crds is installed, established and carries the
 // names, subresources and columns the CLI and kubectl rely on.
 func TestCRDsInstalled(t *testing.T) {
@@ -32,7 +24,7 @@ func TestCRDsInstalled(t *testing.T) {
 	shortNames := map[string][]string{v1.KindEnvironment: {"env"}, v1.KindPackage: {"pkg"}, v1.KindFunction: {"fn"}}
 	for _, k := range v1.Kinds() {
 		crd := &apiextensionsv1.CustomResourceDefinition{}
-		if err := env.Client.Get(ctx(t), types.NamespacedName{Name: k.Plural + "." + v1.Group}, crd); err != nil {
+		if err := env.Client.Get(kubetest.Context(t), types.NamespacedName{Name: k.Plural + "." + v1.Group}, crd); err != nil {
 			t.Fatalf("CRD for %s: %v", k.Kind, err)
 		}
 		established := false
@@ -115,7 +107,7 @@ func TestCRDValidation(t *testing.T) {
 	for _, s := range storetest.Samples(ns) {
 		v1.Default(s)
 		v1.SetTypeMeta(s)
-		if err := c.Create(ctx(t), toUnstructured(t, s)); err != nil {
+		if err := c.Create(kubetest.Context(t), toUnstructured(t, s)); err != nil {
 			t.Errorf("valid %s refused: %v", v1.KindOf(s), err)
 		}
 	}
@@ -123,19 +115,19 @@ func TestCRDValidation(t *testing.T) {
 	env7 := storetest.Sample(v1.KindEnvironment, ns, "seven").(*v1.Environment)
 	env7.Spec.Version = 7
 	v1.SetTypeMeta(env7)
-	wantInvalid(t, "environment version 7", c.Create(ctx(t), toUnstructured(t, env7)), "spec.version")
+	wantInvalid(t, "environment version 7", c.Create(kubetest.Context(t), toUnstructured(t, env7)), "spec.version")
 	env7.Spec.Version = 0
-	wantInvalid(t, "environment version 0", c.Create(ctx(t), toUnstructured(t, env7)), "spec.version")
+	wantInvalid(t, "environment version 0", c.Create(kubetest.Context(t), toUnstructured(t, env7)), "spec.version")
 
 	fn := storetest.Sample(v1.KindFunction, ns, "bad-executor").(*v1.Function)
 	fn.Spec.InvokeStrategy.ExecutionStrategy.ExecutorType = "fastest"
 	v1.SetTypeMeta(fn)
-	wantInvalid(t, "unknown ExecutorType", c.Create(ctx(t), toUnstructured(t, fn)), "spec.InvokeStrategy.ExecutionStrategy.ExecutorType")
+	wantInvalid(t, "unknown ExecutorType", c.Create(kubetest.Context(t), toUnstructured(t, fn)), "spec.InvokeStrategy.ExecutionStrategy.ExecutorType")
 
 	ht := storetest.Sample(v1.KindHTTPTrigger, ns, "bad-ref").(*v1.HTTPTrigger)
 	ht.Spec.FunctionReference.Type = "random"
 	v1.SetTypeMeta(ht)
-	wantInvalid(t, "unknown functionref type", c.Create(ctx(t), toUnstructured(t, ht)), "spec.functionref.type")
+	wantInvalid(t, "unknown functionref type", c.Create(kubetest.Context(t), toUnstructured(t, ht)), "spec.functionref.type")
 
 	missing := []struct{ json, field string }{
 		{`{"apiVersion":"isotope.dev/v1","kind":"Environment","metadata":{"name":"no-runtime","namespace":"` + ns + `"},"spec":{"version":2}}`, "spec.runtime"},
@@ -145,7 +137,7 @@ func TestCRDValidation(t *testing.T) {
 		{`{"apiVersion":"isotope.dev/v1","kind":"TimeTrigger","metadata":{"name":"no-cron","namespace":"` + ns + `"},"spec":{"functionref":{"type":"name","name":"hello"}}}`, "spec.cron"},
 	}
 	for _, m := range missing {
-		wantInvalid(t, "missing "+m.field, c.Create(ctx(t), toUnstructured(t, m.json)), m.field)
+		wantInvalid(t, "missing "+m.field, c.Create(kubetest.Context(t), toUnstructured(t, m.json)), m.field)
 	}
 
 	// Only the valid samples were stored.
@@ -153,7 +145,7 @@ func TestCRDValidation(t *testing.T) {
 		list := &unstructured.UnstructuredList{}
 		list.SetAPIVersion(v1.APIVersion)
 		list.SetKind(k.Kind + "List")
-		if err := c.List(ctx(t), list, client.InNamespace(ns)); err != nil {
+		if err := c.List(kubetest.Context(t), list, client.InNamespace(ns)); err != nil {
 			t.Fatal(err)
 		}
 		if len(list.Items) != 1 {
@@ -169,13 +161,13 @@ func TestCRDValidation(t *testing.T) {
 	pkg := &unstructured.Unstructured{}
 	pkg.SetAPIVersion(v1.APIVersion)
 	pkg.SetKind(v1.KindPackage)
-	if err := c.Get(ctx(t), types.NamespacedName{Namespace: ns, Name: "hello-pkg"}, pkg); err != nil {
+	if err := c.Get(kubetest.Context(t), types.NamespacedName{Namespace: ns, Name: "hello-pkg"}, pkg); err != nil {
 		t.Fatal(err)
 	}
 	if err := unstructured.SetNestedField(pkg.Object, "exploded", "status", "buildstatus"); err != nil {
 		t.Fatal(err)
 	}
-	wantInvalid(t, "status buildstatus exploded", c.Status().Update(ctx(t), pkg), "status.buildstatus")
+	wantInvalid(t, "status buildstatus exploded", c.Status().Update(kubetest.Context(t), pkg), "status.buildstatus")
 }
 
 // Embedded Kubernetes types (container, podspec, HPA settings) are
@@ -191,13 +183,13 @@ func TestCRDPreservesEmbeddedKubernetesTypes(t *testing.T) {
 	  "podspec":{"containers":[{"name":"c","image":"i","futureField":{"x":1}}],"nodeSelector":{"disk":"ssd"}},
 	  "notASpecField":"dropped"}}`
 	in := toUnstructured(t, doc)
-	if err := env.Client.Create(ctx(t), in); err != nil {
+	if err := env.Client.Create(kubetest.Context(t), in); err != nil {
 		t.Fatal(err)
 	}
 	out := &unstructured.Unstructured{}
 	out.SetAPIVersion(v1.APIVersion)
 	out.SetKind(v1.KindFunction)
-	if err := env.Client.Get(ctx(t), types.NamespacedName{Namespace: ns, Name: "podspec"}, out); err != nil {
+	if err := env.Client.Get(kubetest.Context(t), types.NamespacedName{Namespace: ns, Name: "podspec"}, out); err != nil {
 		t.Fatal(err)
 	}
 	data, _ := json.Marshal(out.Object["spec"])

@@ -33,7 +33,7 @@ func TestDeploymentMakesReplicaSetAndPods(t *testing.T) {
 			},
 		},
 	}
-	if err := env.Client.Create(ctx(t), d); err != nil {
+	if err := env.Client.Create(kubetest.Context(t), d); err != nil {
 		t.Fatal(err)
 	}
 
@@ -45,7 +45,7 @@ func TestDeploymentMakesReplicaSetAndPods(t *testing.T) {
 	for {
 		rs, pods = nil, nil
 		var rsl appsv1.ReplicaSetList
-		if err := env.Client.List(ctx(t), &rsl, client.InNamespace(ns)); err != nil {
+		if err := env.Client.List(kubetest.Context(t), &rsl, client.InNamespace(ns)); err != nil {
 			t.Fatal(err)
 		}
 		for i := range rsl.Items {
@@ -55,7 +55,7 @@ func TestDeploymentMakesReplicaSetAndPods(t *testing.T) {
 		}
 		if rs != nil {
 			var pl corev1.PodList
-			if err := env.Client.List(ctx(t), &pl, client.InNamespace(ns)); err != nil {
+			if err := env.Client.List(kubetest.Context(t), &pl, client.InNamespace(ns)); err != nil {
 				t.Fatal(err)
 			}
 			for _, p := range pl.Items {

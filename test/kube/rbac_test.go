@@ -36,7 +36,7 @@ func applyChartRBAC(t *testing.T, kube *kubetest.Env, system string) {
 		t.Fatal(err)
 	}
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: system}}
-	if err := kube.Client.Create(ctx(t), ns); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := kube.Client.Create(kubetest.Context(t), ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
 	n := 0
@@ -49,7 +49,7 @@ func applyChartRBAC(t *testing.T, kube *kubetest.Env, system string) {
 		if obj == nil || !slices.Contains(rbacKinds, u.GetKind()) {
 			continue
 		}
-		if err := kube.Client.Create(ctx(t), u); err != nil && !apierrors.IsAlreadyExists(err) {
+		if err := kube.Client.Create(kubetest.Context(t), u); err != nil && !apierrors.IsAlreadyExists(err) {
 			t.Fatalf("create %s %s: %v", u.GetKind(), u.GetName(), err)
 		}
 		n++

@@ -2,7 +2,6 @@ package kube_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,6 +23,7 @@ import (
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/buildermgr"
 	"isotope.dev/isotope/internal/executor/kubert"
+	"isotope.dev/isotope/internal/kubepod"
 	"isotope.dev/isotope/internal/kubetest"
 )
 
@@ -85,12 +85,12 @@ func TestSeedFlowOnKubernetes(t *testing.T) {
 	// Fission's names, labels and ports, owned by the Environment.
 	c := kube.Client
 	env := &v1.Environment{}
-	if err := c.Get(ctx(t), client.ObjectKey{Namespace: ns, Name: "go"}, env); err != nil {
+	if err := c.Get(kubetest.Context(t), client.ObjectKey{Namespace: ns, Name: "go"}, env); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 60*time.Second, "the builder Deployment", func() error {
 		var ds appsv1.DeploymentList
-		if err := c.List(ctx(t), &ds, client.InNamespace(ns), client.MatchingLabels(buildermgr.BuilderLabels(env))); err != nil {
+		if err := c.List(kubetest.Context(t), &ds, client.InNamespace(ns), client.MatchingLabels(buildermgr.BuilderLabels(env))); err != nil {
 			return err
 		}
 		if len(ds.Items) != 1 {
@@ -111,7 +111,7 @@ func TestSeedFlowOnKubernetes(t *testing.T) {
 	out := run("pkg", "create", "--name", "hello", "--env", "go", "--src", src)
 	t.Logf("pkg create:\n%s", out)
 	pkg := &v1.Package{}
-	if err := c.Get(ctx(t), client.ObjectKey{Namespace: ns, Name: "hello"}, pkg); err != nil {
+	if err := c.Get(kubetest.Context(t), client.ObjectKey{Namespace: ns, Name: "hello"}, pkg); err != nil {
 		t.Fatal(err)
 	}
 	if pkg.Status.BuildStatus != v1.BuildStatusSucceeded {
@@ -128,7 +128,7 @@ func TestSeedFlowOnKubernetes(t *testing.T) {
 	pool := kubert.PoolLabels(env)
 	waitFor(t, 90*time.Second, "a ready pod in the environment's pool", func() error {
 		for _, p := range pods(t, c, ns, pool) {
-			if ready(&p) {
+			if kubepod.Ready(&p) {
 				return nil
 			}
 		}
@@ -160,7 +160,7 @@ func TestSeedFlowOnKubernetes(t *testing.T) {
 	// the function, no longer owned by the pool's ReplicaSet, which made
 	// a replacement.
 	fn := &v1.Function{}
-	if err := c.Get(ctx(t), client.ObjectKey{Namespace: ns, Name: "hello"}, fn); err != nil {
+	if err := c.Get(kubetest.Context(t), client.ObjectKey{Namespace: ns, Name: "hello"}, fn); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 90*time.Second, "the specialized pod relabelled and the pool refilled", func() error {
@@ -215,7 +215,7 @@ func TestSeedFlowOnKubernetes(t *testing.T) {
 	}
 	waitFor(t, 90*time.Second, "the function's pod, the pool and the builder to go", func() error {
 		var ds appsv1.DeploymentList
-		if err := c.List(ctx(t), &ds, client.InNamespace(ns)); err != nil {
+		if err := c.List(kubetest.Context(t), &ds, client.InNamespace(ns)); err != nil {
 			return err
 		}
 		var left []string
@@ -276,31 +276,13 @@ func grepLines(s, sub string) string {
 	return strings.Join(out, "\n")
 }
 
-func ctx(t *testing.T) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return c
-}
-
 func pods(t *testing.T, c client.Client, ns string, labels map[string]string) []corev1.Pod {
 	t.Helper()
 	var l corev1.PodList
-	if err := c.List(ctx(t), &l, client.InNamespace(ns), client.MatchingLabels(labels)); err != nil {
+	if err := c.List(kubetest.Context(t), &l, client.InNamespace(ns), client.MatchingLabels(labels)); err != nil {
 		t.Fatal(err)
 	}
 	return l.Items
-}
-
-func ready(p *corev1.Pod) bool {
-	if p.DeletionTimestamp != nil {
-		return false
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func describePods(ps []corev1.Pod) string {
@@ -309,7 +291,7 @@ func describePods(ps []corev1.Pod) string {
 	}
 	var b strings.Builder
 	for _, p := range ps {
-		fmt.Fprintf(&b, "%s (%s, ready %v, ip %s, labels %v); ", p.Name, p.Status.Phase, ready(&p), p.Status.PodIP, p.Labels)
+		fmt.Fprintf(&b, "%s (%s, ready %v, ip %s, labels %v); ", p.Name, p.Status.Phase, kubepod.Ready(&p), p.Status.PodIP, p.Labels)
 	}
 	return b.String()
 }

@@ -69,30 +69,9 @@ func newFixture(t *testing.T, prefix string) *fixture {
 	return &fixture{kube: kube, ns: ns, st: st, cfg: cfg}
 }
 
-func kctx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-func eventually(t *testing.T, d time.Duration, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		why := cond()
-		if why == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", d, why)
-		}
-		time.Sleep(50 * time.Millisecond) // poll interval
-	}
-}
-
 func (f *fixture) create(t *testing.T, obj v1.Object) v1.Object {
 	t.Helper()
-	out, err := f.st.Create(kctx(t), obj)
+	out, err := f.st.Create(kubetest.Context(t), obj)
 	if err != nil {
 		t.Fatalf("create %s: %v", obj.GetName(), err)
 	}
@@ -137,7 +116,7 @@ func (f *fixture) fn(t *testing.T, name, env, pkg string, es v1.ExecutionStrateg
 
 func get[T client.Object](t *testing.T, c client.Client, ns, name string, obj T) (T, bool) {
 	t.Helper()
-	err := c.Get(kctx(t), types.NamespacedName{Namespace: ns, Name: name}, obj)
+	err := c.Get(kubetest.Context(t), types.NamespacedName{Namespace: ns, Name: name}, obj)
 	if apierrors.IsNotFound(err) {
 		return obj, false
 	}
@@ -166,7 +145,7 @@ func TestPoolDeployment(t *testing.T) {
 		t.Errorf("PoolName = %q, want %q", name, want)
 	}
 	var dep *appsv1.Deployment
-	eventually(t, 30*time.Second, func() string {
+	kubetest.Eventually(t, 30*time.Second, func() string {
 		var ok bool
 		if dep, ok = get(t, c, f.ns, name, &appsv1.Deployment{}); !ok {
 			return "no pool deployment " + name
@@ -195,13 +174,13 @@ func TestPoolDeployment(t *testing.T) {
 	}
 
 	env.Spec.Poolsize = 1
-	obj, err := f.st.Update(kctx(t), env)
+	obj, err := f.st.Update(kubetest.Context(t), env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	env2 := obj.(*v1.Environment)
 	name2 := kubert.PoolName(env2)
-	eventually(t, 30*time.Second, func() string {
+	kubetest.Eventually(t, 30*time.Second, func() string {
 		_, oldOK := get(t, c, f.ns, name, &appsv1.Deployment{})
 		d, newOK := get(t, c, f.ns, name2, &appsv1.Deployment{})
 		if oldOK || !newOK {
@@ -213,10 +192,10 @@ func TestPoolDeployment(t *testing.T) {
 		return ""
 	})
 
-	if err := f.st.Delete(kctx(t), v1.KindEnvironment, f.ns, "go", ""); err != nil {
+	if err := f.st.Delete(kubetest.Context(t), v1.KindEnvironment, f.ns, "go", ""); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, func() string {
+	kubetest.Eventually(t, 30*time.Second, func() string {
 		if _, ok := get(t, c, f.ns, name2, &appsv1.Deployment{}); ok {
 			return "pool left after the environment's delete"
 		}
@@ -246,7 +225,7 @@ func TestNewdeployObjects(t *testing.T) {
 		svc *corev1.Service
 		hpa *asv2.HorizontalPodAutoscaler
 	)
-	eventually(t, 30*time.Second, func() string {
+	kubetest.Eventually(t, 30*time.Second, func() string {
 		var ok1, ok2, ok3 bool
 		dep, ok1 = get(t, c, f.ns, name, &appsv1.Deployment{})
 		svc, ok2 = get(t, c, f.ns, name, &corev1.Service{})
@@ -298,10 +277,10 @@ func TestNewdeployObjects(t *testing.T) {
 	}
 
 	fn.Spec.InvokeStrategy.ExecutionStrategy.MaxScale = 7
-	if _, err := f.st.Update(kctx(t), fn); err != nil {
+	if _, err := f.st.Update(kubetest.Context(t), fn); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, func() string {
+	kubetest.Eventually(t, 30*time.Second, func() string {
 		h, _ := get(t, c, f.ns, name, &asv2.HorizontalPodAutoscaler{})
 		if h.Spec.MaxReplicas != 7 {
 			return fmt.Sprintf("hpa max = %d after the update, want 7", h.Spec.MaxReplicas)
@@ -309,10 +288,10 @@ func TestNewdeployObjects(t *testing.T) {
 		return ""
 	})
 
-	if err := f.st.Delete(kctx(t), v1.KindFunction, f.ns, "hello", ""); err != nil {
+	if err := f.st.Delete(kubetest.Context(t), v1.KindFunction, f.ns, "hello", ""); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, func() string {
+	kubetest.Eventually(t, 30*time.Second, func() string {
 		_, ok1 := get(t, c, f.ns, name, &appsv1.Deployment{})
 		_, ok2 := get(t, c, f.ns, name, &corev1.Service{})
 		_, ok3 := get(t, c, f.ns, name, &asv2.HorizontalPodAutoscaler{})
@@ -400,7 +379,7 @@ func fakeKubeletRun(t *testing.T, c client.Client, pod *corev1.Pod, ip string) {
 	// a kubelet, report on the latest version and retry on a conflict.
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		var cur corev1.Pod
-		if err := c.Get(kctx(t), client.ObjectKeyFromObject(pod), &cur); err != nil {
+		if err := c.Get(kubetest.Context(t), client.ObjectKeyFromObject(pod), &cur); err != nil {
 			return err
 		}
 		now := metav1.Now()
@@ -418,7 +397,7 @@ func fakeKubeletRun(t *testing.T, c client.Client, pod *corev1.Pod, ip string) {
 				State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
 			})
 		}
-		if err := c.Status().Update(kctx(t), &cur); err != nil {
+		if err := c.Status().Update(kubetest.Context(t), &cur); err != nil {
 			return err
 		}
 		*pod = cur
@@ -433,7 +412,7 @@ func fakeKubeletRun(t *testing.T, c client.Client, pod *corev1.Pod, ip string) {
 // labelled for env at all.
 func poolPods(t *testing.T, c client.Client, env *v1.Environment) []corev1.Pod {
 	var pods corev1.PodList
-	if err := c.List(kctx(t), &pods, client.InNamespace(env.Namespace), client.MatchingLabels{"environmentUid": string(env.UID)}); err != nil {
+	if err := c.List(kubetest.Context(t), &pods, client.InNamespace(env.Namespace), client.MatchingLabels{"environmentUid": string(env.UID)}); err != nil {
 		t.Fatal(err)
 	}
 	return pods.Items
@@ -455,7 +434,7 @@ func TestPoolPodRelabelledSpecializedAndReplaced(t *testing.T) {
 
 	// The ReplicaSet's pod appears (Pending: no kubelet).
 	var pod corev1.Pod
-	eventually(t, 90*time.Second, func() string {
+	kubetest.Eventually(t, 90*time.Second, func() string {
 		for _, p := range poolPods(t, c, env) {
 			if metav1.GetControllerOf(&p) != nil && p.Labels["managed"] == "true" {
 				pod = p
@@ -471,11 +450,11 @@ func TestPoolPodRelabelledSpecializedAndReplaced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ins, err := rt.Start(kctx(t), env)
+	ins, err := rt.Start(kubetest.Context(t), env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ins.Specialize(kctx(t), instance.Function{Fn: fn, Env: env, Pkg: pkg}); err != nil {
+	if err := ins.Specialize(kubetest.Context(t), instance.Function{Fn: fn, Env: env, Pkg: pkg}); err != nil {
 		t.Fatalf("specialize: %v", err)
 	}
 	taken, _ := get(t, c, f.ns, pod.Name, &corev1.Pod{})
@@ -500,7 +479,7 @@ func TestPoolPodRelabelledSpecializedAndReplaced(t *testing.T) {
 	}
 
 	// Out of the selector: the ReplicaSet lets go of it and refills.
-	eventually(t, 60*time.Second, func() string {
+	kubetest.Eventually(t, 60*time.Second, func() string {
 		p, _ := get(t, c, f.ns, pod.Name, &corev1.Pod{})
 		if owner := metav1.GetControllerOf(p); owner != nil {
 			return "the ReplicaSet still owns the taken pod"
@@ -517,7 +496,7 @@ func TestPoolPodRelabelledSpecializedAndReplaced(t *testing.T) {
 	if err := ins.Close(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, func() string {
+	kubetest.Eventually(t, 30*time.Second, func() string {
 		if p, ok := get(t, c, f.ns, pod.Name, &corev1.Pod{}); ok && p.DeletionTimestamp == nil {
 			return "the closed instance's pod is still there"
 		}
@@ -541,7 +520,7 @@ func TestNewdeployInstanceServesAndScalesDown(t *testing.T) {
 	fn := f.fn(t, "hello", "go", "hello", v1.ExecutionStrategy{ExecutorType: v1.ExecutorTypeNewdeploy, MinScale: 0, MaxScale: 2})
 	name := kubert.NewdeployName(fn)
 	var dep *appsv1.Deployment
-	eventually(t, 30*time.Second, func() string {
+	kubetest.Eventually(t, 30*time.Second, func() string {
 		var ok bool
 		if dep, ok = get(t, c, f.ns, name, &appsv1.Deployment{}); !ok {
 			return "no deployment " + name
@@ -575,7 +554,7 @@ func TestNewdeployInstanceServesAndScalesDown(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{GenerateName: name + "-", Namespace: f.ns, Labels: dep.Spec.Template.Labels},
 		Spec:       dep.Spec.Template.Spec,
 	}
-	if err := c.Create(kctx(t), pod); err != nil {
+	if err := c.Create(kubetest.Context(t), pod); err != nil {
 		t.Fatal(err)
 	}
 	fakeKubeletRun(t, c, pod, srv.ip)
@@ -584,8 +563,8 @@ func TestNewdeployInstanceServesAndScalesDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ins, _ := rt.Start(kctx(t), env)
-	if err := ins.Specialize(kctx(t), instance.Function{Fn: fn, Env: env, Pkg: pkg}); err != nil {
+	ins, _ := rt.Start(kubetest.Context(t), env)
+	if err := ins.Specialize(kubetest.Context(t), instance.Function{Fn: fn, Env: env, Pkg: pkg}); err != nil {
 		t.Fatalf("specialize: %v", err)
 	}
 	rec := httptest.NewRecorder()

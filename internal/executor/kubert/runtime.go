@@ -45,6 +45,7 @@ import (
 
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/executor/instance"
+	"isotope.dev/isotope/internal/kubepod"
 )
 
 // Runtime makes instances of functions out of pods. Start is cheap (an
@@ -412,23 +413,11 @@ func (p *podInstance) Close() error {
 func readyPods(pods []corev1.Pod) []*corev1.Pod {
 	var out []*corev1.Pod
 	for i := range pods {
-		if podReady(&pods[i]) {
+		if kubepod.Ready(&pods[i]) {
 			out = append(out, &pods[i])
 		}
 	}
 	return out
-}
-
-func podReady(p *corev1.Pod) bool {
-	if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
-		return false
-	}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
