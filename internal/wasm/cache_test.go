@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -106,5 +108,42 @@ func TestConcurrentLoadsCompileOnce(t *testing.T) {
 	}
 	if s := rt.Stats(); s.Compiles+s.DiskCacheHits != 1 || s.SharedLoads != 5 || s.Modules != 1 {
 		t.Errorf("stats = %+v, want one compile shared by 6 loads", s)
+	}
+}
+
+// A Load whose Key is already compiled reads nothing: the module file of
+// a second function of the same deploy archive is not read or hashed
+// again (here it is gone, and the Load still succeeds), while a Key not
+// yet compiled must name readable bytes.
+func TestLoadOfACompiledKeyReadsNoBytes(t *testing.T) {
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	path := filepath.Join(t.TempDir(), "main.wasm")
+	if err := os.WriteFile(path, wasmtest.WAGIHello(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	first, err := rt.Load(ctx, LoadRequest{Path: path, Key: "archive-sha"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	second, err := rt.Load(ctx, LoadRequest{Path: path, Key: "archive-sha"})
+	if err != nil {
+		t.Fatalf("second load of a compiled key: %v", err)
+	}
+	defer second.Close()
+	if s := rt.Stats(); s.Compiles != 1 || s.SharedLoads != 1 {
+		t.Fatalf("%+v: want one compile, one shared load", s)
+	}
+	_, err = rt.Load(ctx, LoadRequest{Path: path, Key: "other-archive"})
+	if err == nil || !strings.Contains(err.Error(), "main.wasm") {
+		t.Fatalf("load of an uncompiled key from a missing file: %v, want an error naming it", err)
 	}
 }

@@ -223,27 +223,33 @@ func (r *Runtime) Load(ctx context.Context, req LoadRequest) (*Module, error) {
 	if name == "" {
 		name = "function"
 	}
-	wasmBytes := req.Wasm
-	if wasmBytes == nil {
+	// The module's bytes are read only if they must be compiled: a Key
+	// already compiled (another function of the same deploy archive, or
+	// code kept after its last function went) needs none of them, which
+	// spares reading and hashing megabytes on a cold start.
+	read := func() ([]byte, error) {
+		if req.Wasm != nil {
+			return req.Wasm, nil
+		}
 		if req.Path == "" {
-			return nil, fmt.Errorf("wasm: load %s: neither Wasm nor Path is set", name)
+			return nil, errors.New("neither Wasm nor Path is set")
 		}
 		p, err := FindModule(req.Path)
 		if err != nil {
-			return nil, fmt.Errorf("wasm: load %s: %w", name, err)
+			return nil, err
 		}
-		if wasmBytes, err = os.ReadFile(p); err != nil {
-			return nil, fmt.Errorf("wasm: load %s: %w", name, err)
-		}
+		return os.ReadFile(p)
 	}
 	// The sha256 keys the disk cache; it is computed only when the key
 	// does not say it all (a 5 MB Go module takes milliseconds to hash,
 	// and the fetcher has already checked the archive's checksum).
-	sumHex := ""
-	key := req.Key
-	if key == "" {
-		sumHex = sha256Hex(wasmBytes)
-		key = sumHex
+	keyIsSum := req.Key == ""
+	if keyIsSum {
+		b, err := read()
+		if err != nil {
+			return nil, fmt.Errorf("wasm: load %s: %w", name, err)
+		}
+		req.Key, req.Wasm = sha256Hex(b), b
 	}
 	if req.ArchiveDir != "" {
 		st, err := os.Stat(req.ArchiveDir)
@@ -257,7 +263,7 @@ func (r *Runtime) Load(ctx context.Context, req LoadRequest) (*Module, error) {
 			return nil, fmt.Errorf("wasm: load %s: ArchiveDir: %w", name, err)
 		}
 	}
-	c, err := r.compile(ctx, key, sumHex, wasmBytes)
+	c, err := r.compile(ctx, req.Key, keyIsSum, read)
 	if err != nil {
 		return nil, fmt.Errorf("wasm: load %s: %w", name, err)
 	}
@@ -269,9 +275,11 @@ func (r *Runtime) Load(ctx context.Context, req LoadRequest) (*Module, error) {
 	return m, nil
 }
 
-// compile returns the compiled module for key, compiling it if no other
-// caller has; concurrent callers wait for the one compile.
-func (r *Runtime) compile(ctx context.Context, key, sumHex string, wasmBytes []byte) (*compiled, error) {
+// compile returns the compiled module for key, compiling the bytes read
+// returns if no other caller has; concurrent callers wait for the one
+// compile.
+// keyIsSum says key is already the sha256 of those bytes.
+func (r *Runtime) compile(ctx context.Context, key string, keyIsSum bool, read func() ([]byte, error)) (*compiled, error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -300,7 +308,12 @@ func (r *Runtime) compile(ctx context.Context, key, sumHex string, wasmBytes []b
 	c := &compiled{key: key, ready: make(chan struct{}), refs: 1}
 	r.compiled[key] = c
 	r.mu.Unlock()
-	if sumHex == "" {
+	wasmBytes, err := read()
+	if err != nil {
+		return nil, r.compileFailed(c, err)
+	}
+	sumHex := key
+	if !keyIsSum {
 		sumHex = sha256Hex(wasmBytes)
 	}
 
@@ -338,12 +351,7 @@ func (r *Runtime) compile(ctx context.Context, key, sumHex string, wasmBytes []b
 		}
 	}
 	if err != nil {
-		c.err = err
-		r.mu.Lock()
-		delete(r.compiled, key)
-		r.mu.Unlock()
-		close(c.ready)
-		return nil, err
+		return nil, r.compileFailed(c, err)
 	}
 	if hit {
 		r.diskHits.Add(1)
@@ -355,6 +363,17 @@ func (r *Runtime) compile(ctx context.Context, key, sumHex string, wasmBytes []b
 	}
 	close(c.ready)
 	return c, nil
+}
+
+// compileFailed publishes err to the callers waiting on c and forgets c,
+// so a later Load tries again.
+func (r *Runtime) compileFailed(c *compiled, err error) error {
+	c.err = err
+	r.mu.Lock()
+	delete(r.compiled, c.key)
+	r.mu.Unlock()
+	close(c.ready)
+	return err
 }
 
 func sha256Hex(b []byte) string {
