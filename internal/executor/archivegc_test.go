@@ -2,6 +2,8 @@ package executor
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"testing"
@@ -92,6 +94,57 @@ func TestOldDeployArchivesAreDeleted(t *testing.T) {
 	}
 	waitFor(t, "the last archive and its empty parents to be deleted", func() bool {
 		_, err := os.Stat(filepath.Join(f.m.cfg.WorkDir, "wasm", "default"))
+		return os.IsNotExist(err)
+	})
+}
+
+// Packages whose deploy archives have the same sha256 share one fetched
+// copy (the fetcher verified the bytes against it), kept while any of
+// their functions runs, and a package with no checksum gets its own.
+func TestArchivesWithTheSameChecksumAreFetchedOnce(t *testing.T) {
+	f, _ := wasmFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go f.m.Run(ctx)
+	code := wasmtest.WAGIStatic("Content-Type: text/plain\n\nshared\n")
+	sum := sha256.Sum256(code)
+	for _, name := range []string{"p1", "p2"} {
+		pkg := f.pkg(name, string(code), v1.BuildStatusSucceeded)
+		pkg.Spec.Deployment.Checksum = v1.Checksum{Type: v1.ChecksumTypeSHA256, Sum: hex.EncodeToString(sum[:])}
+		if _, err := update(ctx, f.st, pkg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.pkg("p3", string(code), v1.BuildStatusSucceeded) // no checksum
+	a, b, c := f.fn("a", "p1", nil), f.fn("b", "p2", nil), f.fn("c", "p3", nil)
+	for _, fn := range []*v1.Function{a, b, c} {
+		if body, _ := acquireServe(t, f, fn, "/"); body != "shared\n" {
+			t.Fatalf("%s: %q", fn.Name, body)
+		}
+	}
+	shared := filepath.Join(f.m.cfg.WorkDir, "wasm", "sha256")
+	entries, err := os.ReadDir(shared)
+	if err != nil || len(entries) != 1 || entries[0].Name() != hex.EncodeToString(sum[:16]) {
+		t.Fatalf("%s holds %v (%v): want the one archive both packages name", shared, entries, err)
+	}
+	if dirs := archiveDirs(t, f, "default", "p3"); len(dirs) != 1 {
+		t.Fatalf("package p3 (no checksum) has archive dirs %v, want its own", dirs)
+	}
+	if dirs := archiveDirs(t, f, "default", "p1"); len(dirs) != 0 {
+		t.Fatalf("package p1 has its own archive dirs %v besides the shared one", dirs)
+	}
+
+	if err := f.st.Delete(ctx, v1.KindFunction, "default", "a", ""); err != nil {
+		t.Fatal(err)
+	}
+	if body, _ := acquireServe(t, f, b, "/"); body != "shared\n" {
+		t.Fatalf("b after deleting a: %q", body)
+	}
+	if err := f.st.Delete(ctx, v1.KindFunction, "default", "b", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the shared archive to be deleted with its last function", func() bool {
+		_, err := os.Stat(shared)
 		return os.IsNotExist(err)
 	})
 }

@@ -123,13 +123,7 @@ func (w *wasmInstance) Specialize(ctx context.Context, f instance.Function) erro
 	}
 	pkg, fn := f.Pkg, f.Fn
 	key := pkg.Spec.Deployment.Checksum.Sum
-	dirKey := key
-	if dirKey == "" {
-		b, _ := json.Marshal(pkg.Spec.Deployment)
-		s := sha256.Sum256(b)
-		dirKey = hex.EncodeToString(s[:])
-	}
-	dir := filepath.Join(w.rt.cfg.WorkDir, pkg.Namespace, pkg.Name, dirKey[:min(len(dirKey), 32)])
+	dir := w.rt.archiveDir(pkg)
 	target := filepath.Join(dir, "deployarchive")
 	if err := w.rt.acquireDir(ctx, pkg, dir); err != nil {
 		return fmt.Errorf("fetch deploy archive of package %s/%s: %w", pkg.Namespace, pkg.Name, err)
@@ -226,6 +220,31 @@ func Limits(f instance.Function) (wasm.Limits, error) {
 	// given room for a big working set is not restarted every request.
 	lim.MaxMemoryBytes = max(wasm.DefaultMaxMemoryBytes, uint64(lim.MemoryPages)*pageSize/2)
 	return lim, nil
+}
+
+// archiveDir is where pkg's deploy archive is fetched. An archive with a
+// sha256 checksum is stored by it (sha256/<first 32 hex digits>): the
+// fetcher verifies the bytes against it, so every package whose
+// deployment has that checksum shares one copy, fetched once (functions
+// made from the same code, a package re-created with the same archive).
+// Other archives (a literal or URL without a checksum) get one per
+// package and deployment (<ns>/<pkg>/<hash of the deployment spec>).
+func (r *Runtime) archiveDir(pkg *v1.Package) string {
+	ck := pkg.Spec.Deployment.Checksum
+	if sum := strings.ToLower(ck.Sum); isSHA256Hex(sum) && (ck.Type == "" || ck.Type == v1.ChecksumTypeSHA256) {
+		return filepath.Join(r.cfg.WorkDir, "sha256", sum[:32])
+	}
+	b, _ := json.Marshal(pkg.Spec.Deployment)
+	h := sha256.Sum256(b)
+	return filepath.Join(r.cfg.WorkDir, pkg.Namespace, pkg.Name, hex.EncodeToString(h[:16]))
+}
+
+func isSHA256Hex(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
 }
 
 // acquireDir takes a reference on dir and brings pkg's deploy archive
