@@ -78,6 +78,7 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	in.handle = mod.ExportedFunction(exportHandle)
 	in.alloc = mod.ExportedFunction(exportAlloc)
 	in.mem = mod.ExportedMemory(exportMemory)
+	m.rt.memories.started(uint64(in.mem.Size()))
 	// Get the request buffer now, so a typical first request costs one
 	// guest call like every later one.
 	if err := in.allocate(ctx, initialRequestBuffer); err != nil {
