@@ -83,7 +83,8 @@ type section struct {
 
 // instrumentInterrupts returns a copy of the module bin with the
 // interrupt global and checks added (see the comment at the top of the
-// file), or an *errNoRewrite saying why it could not.
+// file) and its data segments merged (datamerge.go), or an *errNoRewrite
+// saying why it could not.
 func instrumentInterrupts(bin []byte) ([]byte, error) {
 	if len(bin) < 8 || !bytes.Equal(bin[:4], []byte("\x00asm")) || !bytes.Equal(bin[4:8], []byte{1, 0, 0, 0}) {
 		return nil, noRewrite("not a WebAssembly 1.0 binary module")
@@ -102,8 +103,11 @@ func instrumentInterrupts(bin []byte) ([]byte, error) {
 
 	importedGlobals, definedGlobals := 0, 0
 	globalAt, exportAt := -1, -1
+	hasDataCount := false
 	for i, s := range secs {
 		switch s.id {
+		case secDataCount:
+			hasDataCount = true
 		case secStart:
 			return nil, noRewrite("the module has a start section")
 		case secImport:
@@ -172,6 +176,8 @@ func instrumentInterrupts(bin []byte) ([]byte, error) {
 				return nil, err
 			}
 			emit(secCode, p)
+		case s.id == secData && !hasDataCount:
+			emit(secData, mergeDataSegments(s.payload))
 		default:
 			emit(s.id, s.payload)
 		}
