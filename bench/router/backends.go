@@ -35,6 +35,10 @@ type backend struct {
 	// their entrypoint; nil archive means the functions are served by
 	// the in-process handler executor and need no package.
 	archive func(h *harness) (*v1.Archive, string, error)
+	// fresh returns a deploy archive with the same code but bytes (so a
+	// checksum) of its own, made from nonce: a package the executor has
+	// never seen.
+	fresh func(h *harness, nonce string) (*v1.Archive, error)
 }
 
 var backends = map[string]backend{
@@ -47,11 +51,21 @@ var backends = map[string]backend{
 			a, err := h.reactorArchive()
 			return a, "Handler", err
 		},
+		fresh: func(h *harness, nonce string) (*v1.Archive, error) { return h.uploadReactor(nonce) },
 	},
 	"wasm-wagi": {
 		about: "a small hand-assembled WAGI module (literal archive), real executor + wazero, a fresh instance per request",
 		archive: func(*harness) (*v1.Archive, string, error) {
 			return &v1.Archive{Type: v1.ArchiveTypeLiteral, Literal: wasmtest.WAGIHello()}, "", nil
+		},
+		fresh: func(_ *harness, nonce string) (*v1.Archive, error) {
+			// A custom section (ignored by the runtime) makes the bytes
+			// differ: a module compiled on the spot.
+			mod := wasmtest.WAGIHello()
+			payload := append([]byte{5}, "nonce"...)
+			payload = append(payload, nonce...)
+			mod = append(mod, 0, byte(len(payload)))
+			return &v1.Archive{Type: v1.ArchiveTypeLiteral, Literal: append(mod, payload...)}, nil
 		},
 	},
 }
@@ -95,9 +109,10 @@ type harness struct {
 	rt   *wasm.Runtime
 	reg  *prometheus.Registry // the router's and the executor's metrics
 
-	storage    *storagesvc.Client
-	reactor    *v1.Archive // built once
-	closeFuncs []func()
+	storage       *storagesvc.Client
+	reactor       *v1.Archive // built once
+	reactorDeploy string      // its deploy directory
+	closeFuncs    []func()
 }
 
 // newHarness starts the real executor (as `isotope server` wires it: a
@@ -184,13 +199,37 @@ func (h *harness) reactorArchive() (*v1.Archive, error) {
 	if err := gowasm.Build(h.ctx, src, deploy, opts, &log); err != nil {
 		return nil, fmt.Errorf("go-wasm build of %s: %v\n%s", src, err, log.String())
 	}
-	// The deploy archive as the platform makes it: the builder's fetcher
-	// zips the deploy directory (internal/archive) and uploads that, so a
-	// cold start pays for unpacking it.
-	zipPath := filepath.Join(h.dir, "reactor-deploy.zip")
-	if err := archive.WriteFile(zipPath, deploy); err != nil {
+	h.reactorDeploy = deploy
+	a, err := h.uploadReactor("")
+	if err != nil {
 		return nil, err
 	}
+	h.reactor = a
+	return a, nil
+}
+
+// uploadReactor zips the built reactor's deploy directory, as the
+// builder's fetcher does (internal/archive), with a file "nonce" holding
+// nonce unless it is empty, uploads it to the storage service and returns
+// the archive. The deploy archive is the platform's, so a cold start
+// pays for unpacking it.
+func (h *harness) uploadReactor(nonce string) (*v1.Archive, error) {
+	dir := h.reactorDeploy
+	if nonce != "" {
+		dir = filepath.Join(h.dir, "reactor-deploy-"+nonce)
+		if err := os.CopyFS(dir, os.DirFS(h.reactorDeploy)); err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		if err := os.WriteFile(filepath.Join(dir, "nonce"), []byte(nonce), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	zipPath := dir + ".zip"
+	if err := archive.WriteFile(zipPath, dir); err != nil {
+		return nil, err
+	}
+	defer os.Remove(zipPath)
 	f, err := os.Open(zipPath)
 	if err != nil {
 		return nil, err
@@ -204,9 +243,8 @@ func (h *harness) reactorArchive() (*v1.Archive, error) {
 	if err != nil {
 		return nil, fmt.Errorf("upload the reactor to the storage service: %w", err)
 	}
-	fmt.Fprintf(os.Stderr, "go reactor: %s, deploy archive %d bytes, archive %s\n", src, st.Size(), res.ID)
-	h.reactor = &v1.Archive{Type: v1.ArchiveTypeURL, URL: res.URL, Checksum: res.Checksum}
-	return h.reactor, nil
+	fmt.Fprintf(os.Stderr, "go reactor: deploy archive %d bytes, archive %s\n", st.Size(), res.ID)
+	return &v1.Archive{Type: v1.ArchiveTypeURL, URL: res.URL, Checksum: res.Checksum}, nil
 }
 
 func goEnv(name string) string {
@@ -242,12 +280,23 @@ func (h *harness) addFunction(b backend, name, path string, tweak func(*v1.Funct
 // newFunction stores the package of a function of backend b named name
 // (none for the handler backend) and returns the function, unstored.
 func (h *harness) newFunction(b backend, name string) (*v1.Function, error) {
+	return h.newFunctionOf(b, name, "")
+}
+
+// newFunctionOf is newFunction with, unless nonce is "", a deploy
+// archive of its own (backend.fresh).
+func (h *harness) newFunctionOf(b backend, name, nonce string) (*v1.Function, error) {
 	env := handlerEnv
 	entry := "Handler"
 	if b.archive != nil {
 		archive, ep, err := b.archive(h)
 		if err != nil {
 			return nil, err
+		}
+		if nonce != "" {
+			if archive, err = b.fresh(h, nonce); err != nil {
+				return nil, err
+			}
 		}
 		env, entry = wasmEnv, ep
 		pkg := &v1.Package{
