@@ -1,6 +1,7 @@
 package wasm
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
@@ -145,5 +146,53 @@ func TestLoadOfACompiledKeyReadsNoBytes(t *testing.T) {
 	_, err = rt.Load(ctx, LoadRequest{Path: path, Key: "other-archive"})
 	if err == nil || !strings.Contains(err.Error(), "main.wasm") {
 		t.Fatalf("load of an uncompiled key from a missing file: %v, want an error naming it", err)
+	}
+}
+
+// The rewrite with interrupt checks is kept in the cache dir too, so a
+// new process does not redo it for every module; a damaged copy is
+// rewritten again, never compiled as it is.
+func TestRewrittenModulesAreCached(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	wasm := wasmtest.WAGIHello()
+	load := func() *Runtime {
+		t.Helper()
+		rt, err := NewRuntime(ctx, Config{CacheDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := rt.Load(ctx, LoadRequest{Wasm: wasm})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := do(t, "GET", serve(t, m, "").URL+"/", "", nil); r.status != 200 || !m.Stats().InterruptChecks {
+			t.Fatalf("%d %q, interrupt checks %v", r.status, r.body, m.Stats().InterruptChecks)
+		}
+		m.Close()
+		return rt
+	}
+	first := load()
+	first.Close(ctx)
+	files, _ := filepath.Glob(filepath.Join(dir, "*", "isotope-rewritten", "*.wasm"))
+	if len(files) != 1 {
+		t.Fatalf("rewritten modules in the cache: %v, want one", files)
+	}
+	want, err := instrumentInterrupts(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(files[0]); !bytes.Equal(got, want) {
+		t.Fatal("the cached rewrite is not the rewrite")
+	}
+	// Damaged: the next process rewrites and replaces it.
+	if err := os.WriteFile(files[0], []byte("\x00asm\x01\x00\x00\x00garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	second := load()
+	defer second.Close(ctx)
+	if got, _ := os.ReadFile(files[0]); bytes.Contains(got, []byte("garbage")) {
+		// Removed, not yet rewritten, is fine too; garbage is not.
+		t.Fatal("the damaged rewrite is still cached")
 	}
 }

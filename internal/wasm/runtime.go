@@ -92,6 +92,10 @@ type runtimeCache struct {
 	rt      wazero.Runtime
 	cache   wazero.CompilationCache
 	markDir string // "" without a disk cache
+	// rewriteDir holds modules rewritten with interrupt checks, by
+	// rewriteVersion and the sha256 of the original; "" without a disk
+	// cache or on the close-on-context-done runtime.
+	rewriteDir string
 }
 
 // NewRuntime starts a Runtime. Close it to free compiled code.
@@ -143,6 +147,13 @@ func startRuntime(ctx context.Context, cfg Config, closeOnDone bool) (runtimeCac
 		rc.markDir = filepath.Join(dir, "isotope-compiled")
 		if err := os.MkdirAll(rc.markDir, 0o700); err != nil {
 			return rc, fmt.Errorf("wasm: compile cache dir: %w", err)
+		}
+		if !closeOnDone {
+			rc.rewriteDir = filepath.Join(dir, "isotope-rewritten")
+			if err := os.MkdirAll(rc.rewriteDir, 0o700); err != nil {
+				return rc, fmt.Errorf("wasm: compile cache dir: %w", err)
+			}
+			removeStaleTemps(rc.rewriteDir)
 		}
 		conf = conf.WithCompilationCache(cache)
 	}
@@ -321,12 +332,13 @@ func (r *Runtime) compile(ctx context.Context, key string, keyIsSum bool, read f
 	// may be waiting on it.
 	cctx := experimental.WithCompilationWorkers(context.WithoutCancel(ctx), r.workers)
 	rc := &r.rt
-	code, err := instrumentInterrupts(wasmBytes)
+	name := fmt.Sprintf("v%d-%s", rewriteVersion, sumHex) // of the rewritten module
+	code, cached, err := r.rt.rewritten(name, wasmBytes)
 	c.interrupt = err == nil
 	if err != nil {
 		// Not rewritable (see interrupt.go): compiled unchanged by the
 		// runtime that checks for the deadline itself.
-		code = wasmBytes
+		code, name = wasmBytes, sumHex
 		rc, err = r.safeRuntime(ctx)
 	}
 	hit := false
@@ -334,13 +346,20 @@ func (r *Runtime) compile(ctx context.Context, key string, keyIsSum bool, read f
 	var cm wazero.CompiledModule
 	if err == nil {
 		if rc.markDir != "" {
-			marker = filepath.Join(rc.markDir, sumHex)
+			marker = filepath.Join(rc.markDir, name)
 			if _, err := os.Stat(marker); err == nil {
 				hit = true
 			}
 		}
 		c.rt = rc.rt
 		cm, err = rc.rt.CompileModule(cctx, code)
+		if err != nil && cached {
+			// A damaged cache file: rewrite the module again.
+			rc.forgetRewritten(name)
+			if code, err = instrumentInterrupts(wasmBytes); err == nil {
+				cm, err = rc.rt.CompileModule(cctx, code)
+			}
+		}
 	}
 	if err == nil {
 		c.cm = cm
@@ -365,6 +384,47 @@ func (r *Runtime) compile(ctx context.Context, key string, keyIsSum bool, read f
 	return c, nil
 }
 
+// rewriteVersion names the output of instrumentInterrupts in the disk
+// cache; it changes whenever the rewrite does (2: data segments merged).
+const rewriteVersion = 2
+
+// rewritten returns wasmBytes rewritten with interrupt checks
+// (interrupt.go), read from the disk cache under name when an earlier
+// rewrite stored it there (cached true): rewriting a Go module takes
+// tens of milliseconds, paid otherwise at every start of the process for
+// every function.
+func (rc *runtimeCache) rewritten(name string, wasmBytes []byte) (code []byte, cached bool, err error) {
+	p := ""
+	if rc.rewriteDir != "" {
+		p = filepath.Join(rc.rewriteDir, name+".wasm")
+		if b, err := os.ReadFile(p); err == nil {
+			return b, true, nil
+		}
+	}
+	code, err = instrumentInterrupts(wasmBytes)
+	if err != nil || p == "" {
+		return code, false, err
+	}
+	// Best effort, and whole or not at all: written aside, renamed.
+	if f, err := os.CreateTemp(rc.rewriteDir, ".tmp-*"); err == nil {
+		_, werr := f.Write(code)
+		if cerr := f.Close(); werr == nil && cerr == nil {
+			werr = os.Rename(f.Name(), p)
+		}
+		if werr != nil {
+			os.Remove(f.Name())
+		}
+	}
+	return code, false, nil
+}
+
+// forgetRewritten removes a cached rewrite that did not compile.
+func (rc *runtimeCache) forgetRewritten(name string) {
+	if rc.rewriteDir != "" {
+		os.Remove(filepath.Join(rc.rewriteDir, name+".wasm"))
+	}
+}
+
 // compileFailed publishes err to the callers waiting on c and forgets c,
 // so a later Load tries again.
 func (r *Runtime) compileFailed(c *compiled, err error) error {
@@ -374,6 +434,14 @@ func (r *Runtime) compileFailed(c *compiled, err error) error {
 	r.mu.Unlock()
 	close(c.ready)
 	return err
+}
+
+// removeStaleTemps deletes what an interrupted write left in dir.
+func removeStaleTemps(dir string) {
+	tmps, _ := filepath.Glob(filepath.Join(dir, ".tmp-*"))
+	for _, t := range tmps {
+		os.Remove(t)
+	}
 }
 
 func sha256Hex(b []byte) string {
