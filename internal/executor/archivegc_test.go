@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/wasm/wasmtest"
 )
@@ -98,9 +100,10 @@ func TestOldDeployArchivesAreDeleted(t *testing.T) {
 	})
 }
 
-// Packages whose deploy archives have the same sha256 share one fetched
-// copy (the fetcher verified the bytes against it), kept while any of
-// their functions runs, and a package with no checksum gets its own.
+// Packages of a namespace whose deploy archives have the same sha256
+// share one fetched copy (the fetcher verified the bytes against it),
+// kept while any of their functions runs; a package with no checksum, or
+// in another namespace, gets its own.
 func TestArchivesWithTheSameChecksumAreFetchedOnce(t *testing.T) {
 	f, _ := wasmFixture(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -117,15 +120,19 @@ func TestArchivesWithTheSameChecksumAreFetchedOnce(t *testing.T) {
 	}
 	f.pkg("p3", string(code), v1.BuildStatusSucceeded) // no checksum
 	a, b, c := f.fn("a", "p1", nil), f.fn("b", "p2", nil), f.fn("c", "p3", nil)
-	for _, fn := range []*v1.Function{a, b, c} {
+	other := f.inNamespace(t, "other", code, hex.EncodeToString(sum[:]))
+	for _, fn := range []*v1.Function{a, b, c, other} {
 		if body, _ := acquireServe(t, f, fn, "/"); body != "shared\n" {
 			t.Fatalf("%s: %q", fn.Name, body)
 		}
 	}
-	shared := filepath.Join(f.m.cfg.WorkDir, "wasm", "sha256")
+	shared := filepath.Join(f.m.cfg.WorkDir, "wasm", "default", "_sha256")
 	entries, err := os.ReadDir(shared)
 	if err != nil || len(entries) != 1 || entries[0].Name() != hex.EncodeToString(sum[:16]) {
 		t.Fatalf("%s holds %v (%v): want the one archive both packages name", shared, entries, err)
+	}
+	if _, err := os.Stat(filepath.Join(f.m.cfg.WorkDir, "wasm", "other", "_sha256", hex.EncodeToString(sum[:16]))); err != nil {
+		t.Fatalf("the package in namespace other has no copy of its own: %v", err)
 	}
 	if dirs := archiveDirs(t, f, "default", "p3"); len(dirs) != 1 {
 		t.Fatalf("package p3 (no checksum) has archive dirs %v, want its own", dirs)
@@ -147,4 +154,26 @@ func TestArchivesWithTheSameChecksumAreFetchedOnce(t *testing.T) {
 		_, err := os.Stat(shared)
 		return os.IsNotExist(err)
 	})
+}
+
+// inNamespace stores, in namespace ns, a package whose deployment is code
+// with checksum sum and a function of it, and returns the function.
+func (f *fixture) inNamespace(t *testing.T, ns string, code []byte, sum string) *v1.Function {
+	t.Helper()
+	f.create(&v1.Package{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "p"},
+		Spec: v1.PackageSpec{
+			Environment: v1.EnvironmentReference{Namespace: "default", Name: f.env.Name},
+			Deployment: v1.Archive{Type: v1.ArchiveTypeLiteral, Literal: code,
+				Checksum: v1.Checksum{Type: v1.ChecksumTypeSHA256, Sum: sum}},
+		},
+		Status: v1.PackageStatus{BuildStatus: v1.BuildStatusSucceeded},
+	})
+	return f.create(&v1.Function{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "fn"},
+		Spec: v1.FunctionSpec{
+			Environment: v1.EnvironmentReference{Namespace: "default", Name: f.env.Name},
+			Package:     v1.FunctionPackageRef{PackageRef: v1.PackageRef{Namespace: ns, Name: "p"}, FunctionName: "fn"},
+		},
+	}).(*v1.Function)
 }

@@ -223,16 +223,19 @@ func Limits(f instance.Function) (wasm.Limits, error) {
 }
 
 // archiveDir is where pkg's deploy archive is fetched. An archive with a
-// sha256 checksum is stored by it (sha256/<first 32 hex digits>): the
-// fetcher verifies the bytes against it, so every package whose
-// deployment has that checksum shares one copy, fetched once (functions
-// made from the same code, a package re-created with the same archive).
-// Other archives (a literal or URL without a checksum) get one per
-// package and deployment (<ns>/<pkg>/<hash of the deployment spec>).
+// sha256 checksum is stored by it (<ns>/_sha256/<first 32 hex digits>,
+// a name no package can have): the fetcher verifies the bytes against
+// it, so every package of the namespace whose deployment has that
+// checksum shares one copy, fetched once (functions made from the same code, a package re-created with the
+// same archive). Sharing stops at the namespace: a package elsewhere
+// proves it can fetch the bytes before running them, rather than being
+// given another namespace's code for naming its checksum. Other archives
+// (a literal or URL without a checksum) get one per package and
+// deployment (<ns>/<pkg>/<hash of the deployment spec>).
 func (r *Runtime) archiveDir(pkg *v1.Package) string {
 	ck := pkg.Spec.Deployment.Checksum
 	if sum := strings.ToLower(ck.Sum); isSHA256Hex(sum) && (ck.Type == "" || ck.Type == v1.ChecksumTypeSHA256) {
-		return filepath.Join(r.cfg.WorkDir, "sha256", sum[:32])
+		return filepath.Join(r.cfg.WorkDir, pkg.Namespace, "_sha256", sum[:32])
 	}
 	b, _ := json.Marshal(pkg.Spec.Deployment)
 	h := sha256.Sum256(b)
