@@ -80,7 +80,7 @@ func TestIsolationBetweenFunctions(t *testing.T) {
 	}
 
 	// B's archive directory on the host, where internal/executor/wasmrt
-	// puts it: <data>/functions/wasm/<namespace>/<package>/<checksum[:32]>/deployarchive.
+	// puts it: <data>/functions/wasm/<namespace>/_sha256/<checksum[:32]>/deployarchive.
 	var pkg struct {
 		Spec struct {
 			Deployment struct {
@@ -93,12 +93,18 @@ func TestIsolationBetweenFunctions(t *testing.T) {
 	if out := p.ok("pkg", "get", "--name", "pb", "-o", "json"); json.Unmarshal([]byte(out), &pkg) != nil || len(pkg.Spec.Deployment.Checksum.Sum) < 32 {
 		t.Fatalf("package pb has no deployment checksum:\n%s", out)
 	}
-	bDir := filepath.Join(data, "functions", "wasm", "default", "pb", pkg.Spec.Deployment.Checksum.Sum[:32], "deployarchive")
+	bDir := filepath.Join(data, "functions", "wasm", "default", "_sha256", pkg.Spec.Deployment.Checksum.Sum[:32], "deployarchive")
 	bSecret := filepath.Join(bDir, "secret.txt")
 	if b, err := os.ReadFile(bSecret); err != nil || string(b) != secret {
 		t.Fatalf("B's archive is not at %s (%v): the test would prove nothing", bSecret, err)
 	}
-	aDirs, _ := filepath.Glob(filepath.Join(data, "functions", "wasm", "default", "pa", "*", "deployarchive"))
+	var aDirs []string
+	all, _ := filepath.Glob(filepath.Join(data, "functions", "wasm", "default", "_sha256", "*", "deployarchive"))
+	for _, d := range all {
+		if d != bDir {
+			aDirs = append(aDirs, d)
+		}
+	}
 	if len(aDirs) != 1 {
 		t.Fatalf("A's archive directories: %v", aDirs)
 	}
