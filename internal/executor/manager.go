@@ -90,6 +90,10 @@ type Manager struct {
 	old    map[*fnPool]bool    // retired pools still holding instances
 	envs   map[string]*envPool // by environment UID
 	closed bool
+
+	started  time.Time       // when New ran: packages stored later are prepared
+	prepared map[string]bool // deploy archive checksums prepared or being prepared
+	prepSem  chan struct{}   // one package prepared at a time
 }
 
 var _ Executor = (*Manager)(nil)
@@ -126,14 +130,17 @@ func New(cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("executor: register metrics: %w", err)
 	}
 	m := &Manager{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		metrics: met,
-		pools:   map[string]*fnPool{},
-		old:     map[*fnPool]bool{},
-		envs:    map[string]*envPool{},
-		procRT:  cfg.Process,
-		wasmRT:  cfg.WasmRuntime,
+		cfg:      cfg,
+		log:      cfg.Logger,
+		metrics:  met,
+		pools:    map[string]*fnPool{},
+		old:      map[*fnPool]bool{},
+		envs:     map[string]*envPool{},
+		procRT:   cfg.Process,
+		wasmRT:   cfg.WasmRuntime,
+		started:  time.Now(),
+		prepared: map[string]bool{},
+		prepSem:  make(chan struct{}, 1),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	sweepWorkDir(cfg.WorkDir, cfg.Logger)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -109,5 +111,42 @@ func TestWasmURLArchiveFromStorageWithStderrInTheLog(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("guest stderr not in the function log: %v", f.logs.Tail("default", "wagi", 0))
+	}
+}
+
+// A WebAssembly package stored while the executor runs is fetched and
+// compiled before any function of it exists, and its archive directory
+// is let go again; its first function then loads the compiled code.
+func TestPackagePreparedBeforeItsFunctions(t *testing.T) {
+	f, rt := wasmFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go f.m.Run(ctx)
+	code := wasmtest.WAGIStatic(fmt.Sprintf("Content-Type: text/plain\n\nprepared %d\n", time.Now().UnixNano()))
+	sum := sha256.Sum256(code)
+	before := rt.Stats()
+	f.create(&v1.Package{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "prep"},
+		Spec: v1.PackageSpec{
+			Environment: v1.EnvironmentReference{Namespace: "default", Name: f.env.Name},
+			Deployment: v1.Archive{Type: v1.ArchiveTypeLiteral, Literal: code,
+				Checksum: v1.Checksum{Type: v1.ChecksumTypeSHA256, Sum: hex.EncodeToString(sum[:])}},
+		},
+		Status: v1.PackageStatus{BuildStatus: v1.BuildStatusSucceeded},
+	})
+	waitFor(t, "the package's module to be compiled", func() bool {
+		s := rt.Stats()
+		return s.Compiles+s.DiskCacheHits > before.Compiles+before.DiskCacheHits
+	})
+	waitFor(t, "the prepared archive directory to be let go", func() bool {
+		_, err := os.Stat(filepath.Join(f.m.cfg.WorkDir, "wasm", "default", "_sha256"))
+		return os.IsNotExist(err)
+	})
+	prepared := rt.Stats()
+	if body, _ := acquireServe(t, f, f.fn("prep", "prep", nil), "/"); !strings.HasPrefix(body, "prepared ") {
+		t.Fatalf("first function of the package answered %q", body)
+	}
+	if s := rt.Stats(); s.Compiles != prepared.Compiles || s.DiskCacheHits != prepared.DiskCacheHits || s.SharedLoads != prepared.SharedLoads+1 {
+		t.Fatalf("after the first function's load: %+v, prepared: %+v; want the prepared code shared, nothing compiled", s, prepared)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/executor/instance"
 	"isotope.dev/isotope/internal/store"
 )
 
@@ -156,6 +157,46 @@ func (m *Manager) preloadAsync(fn *v1.Function) {
 	})
 }
 
+// prepareAsync readies a WebAssembly package's code in the background as
+// soon as the package can be served (instance.Preparer), before any
+// function of it exists: after a build, the first function then loads
+// compiled code instead of compiling it (a second and more for a Go
+// guest). Each deploy archive is prepared once, one at a time; a failure
+// is logged at debug level, and the first function's load reports it.
+func (m *Manager) prepareAsync(pkg *v1.Package) {
+	prep, ok := m.wasmRT.(instance.Preparer)
+	sum := pkg.Spec.Deployment.Checksum.Sum
+	if !ok || sum == "" {
+		return
+	}
+	m.mu.Lock()
+	if m.prepared[sum] || m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.prepared[sum] = true
+	m.mu.Unlock()
+	m.bg.Go(func() {
+		envNs := orDefault(pkg.Spec.Environment.Namespace, pkg.Namespace)
+		env, err := store.GetAs[*v1.Environment](m.ctx, m.cfg.Store, envNs, pkg.Spec.Environment.Name)
+		if err != nil || !IsWasmEnvImage(env.Spec.Runtime.Image) {
+			return // not a wasm package (or no environment yet)
+		}
+		select {
+		case m.prepSem <- struct{}{}:
+		case <-m.ctx.Done():
+			return
+		}
+		defer func() { <-m.prepSem }()
+		if err := prep.Prepare(m.ctx, pkg); err != nil && m.ctx.Err() == nil {
+			m.mu.Lock()
+			delete(m.prepared, sum) // a later event may try again
+			m.mu.Unlock()
+			m.log.Debug("package not prepared; its first function will load it", "package", pkg.Namespace+"/"+pkg.Name, "reason", err)
+		}
+	})
+}
+
 // ensureAsync starts newdeploy's initial instances in the background.
 func (m *Manager) ensureAsync(p *fnPool) {
 	m.bg.Go(func() {
@@ -205,6 +246,11 @@ func (m *Manager) onPackage(ctx context.Context, ev store.Event) {
 	}
 	if _, err := servable(pkg); err != nil {
 		return
+	}
+	// A package changed, or stored since the executor started (not one
+	// the start-up replay of the watch brings back).
+	if ev.Type == store.Modified || !pkg.CreationTimestamp.Time.Before(m.started.Truncate(time.Second)) {
+		m.prepareAsync(pkg)
 	}
 	// The package became servable (or its archive changed): preload the
 	// WebAssembly functions that use it. Functions that point at an

@@ -70,3 +70,11 @@ type Fetcher interface {
 type Multiplexer interface {
 	Slots(fn *v1.Function) int
 }
+
+// Preparer is implemented by runtimes that can ready a package's code
+// before any function of it starts (in-process WebAssembly: fetch and
+// compile it), so that the package's first instance starts from
+// compiled code.
+type Preparer interface {
+	Prepare(ctx context.Context, pkg *v1.Package) error
+}
