@@ -164,9 +164,11 @@ func coldStart(h *harness, base string, kind coldKind, n, e2e int) (coldResult, 
 		res.exec = append(res.exec, d)
 	}
 	// 5. The same with a deploy archive of its own (same code, other
-	// bytes): fetched, hashed and unpacked; the code looked up (for the
-	// reactor, decoded and validated by wazero, then found in the disk
-	// cache; the WAGI module compiled).
+	// bytes), acquired right after its package is stored: fetched,
+	// hashed and unpacked; the code looked up (for the reactor, decoded
+	// and validated by wazero, then found in the disk cache; the WAGI
+	// module compiled). The executor starts preparing the package as
+	// soon as the store tells it, and the load waits for that same work.
 	for i := range min(n, 5) {
 		name := fmt.Sprintf("%s-n%d", tag, i)
 		d, err := acquireOnce(h, b, name, fmt.Sprintf("%d-%d", i, time.Now().UnixNano()))

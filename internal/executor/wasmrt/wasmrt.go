@@ -178,7 +178,7 @@ func (w *wasmInstance) Specialize(ctx context.Context, f instance.Function) erro
 // deleted unless an instance uses it by then; the compiled code stays
 // among the runtime's idle modules (wasm.Config.KeepIdleCompiled) and in
 // its disk cache, found again by the archive's checksum, so the first
-// function of the package loads in milliseconds instead of compiling.
+// function of the package loads without compiling.
 // An archive without a sha256 is not prepared: nothing could find its
 // code again.
 func (r *Runtime) Prepare(ctx context.Context, pkg *v1.Package) error {
@@ -257,12 +257,13 @@ func Limits(f instance.Function) (wasm.Limits, error) {
 // sha256 checksum is stored by it (<ns>/_sha256/<first 32 hex digits>,
 // a name no package can have): the fetcher verifies the bytes against
 // it, so every package of the namespace whose deployment has that
-// checksum shares one copy, fetched once (functions made from the same code, a package re-created with the
-// same archive). Sharing stops at the namespace: a package elsewhere
-// proves it can fetch the bytes before running them, rather than being
-// given another namespace's code for naming its checksum. Other archives
-// (a literal or URL without a checksum) get one per package and
-// deployment (<ns>/<pkg>/<hash of the deployment spec>).
+// checksum shares one copy, fetched once (functions made from the same
+// code, a package re-created with the same archive). Sharing stops at
+// the namespace: a package elsewhere proves it can fetch the bytes
+// before running them, rather than being given another namespace's code
+// for naming its checksum. Other archives (a literal or URL without a
+// checksum) get one per package and deployment (<ns>/<pkg>/<hash of the
+// deployment spec>).
 func (r *Runtime) archiveDir(pkg *v1.Package) string {
 	ck := pkg.Spec.Deployment.Checksum
 	if sum := strings.ToLower(ck.Sum); isSHA256Hex(sum) && (ck.Type == "" || ck.Type == v1.ChecksumTypeSHA256) {
