@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -211,12 +209,11 @@ func TestKubeBuilderObjects(t *testing.T) {
 }
 
 // fakePod stands in for a builder pod: the real fetcher and builder
-// handlers on ports 8000 and 8001 of a loopback address of its own
-// (127.x.y.z), sharing a temporary directory, as a node agent would run
-// the pod's two containers.
+// handlers on ports 8000 and 8001 of a loopback address of its own,
+// sharing a temporary directory, as a node agent would run the pod's two
+// containers.
 type fakePod struct {
-	ip      string
-	servers []*http.Server
+	ip string
 }
 
 func startFakeBuilderPod(t *testing.T, packages fetcher.PackageGetter) *fakePod {
@@ -224,35 +221,13 @@ func startFakeBuilderPod(t *testing.T, packages fetcher.PackageGetter) *fakePod 
 	shared := t.TempDir()
 	fh := fetcher.New(fetcher.Config{SharedDir: shared, Packages: packages}).Handler()
 	bh := builder.New(builder.Config{SharedDir: shared, Builtins: map[string]builder.BuiltinFunc{"testbuild": testBuild}}).Handler()
-	for attempt := 0; attempt < 20; attempt++ {
-		ip := fmt.Sprintf("127.%d.%d.%d", 200+rand.IntN(50), rand.IntN(256), 1+rand.IntN(250))
-		l1, err := net.Listen("tcp", ip+":8000")
-		if err != nil {
-			continue
+	ip := kubetest.ServePod(t, []int{8000, 8001}, func(_ string, port int) http.Handler {
+		if port == 8000 {
+			return fh
 		}
-		l2, err := net.Listen("tcp", ip+":8001")
-		if err != nil {
-			l1.Close()
-			continue
-		}
-		p := &fakePod{ip: ip}
-		for _, s := range []struct {
-			l net.Listener
-			h http.Handler
-		}{{l1, fh}, {l2, bh}} {
-			srv := &http.Server{Handler: s.h}
-			p.servers = append(p.servers, srv)
-			go srv.Serve(s.l)
-		}
-		t.Cleanup(func() {
-			for _, s := range p.servers {
-				s.Close()
-			}
-		})
-		return p
-	}
-	t.Fatal("no free loopback address with ports 8000 and 8001")
-	return nil
+		return bh
+	})
+	return &fakePod{ip: ip}
 }
 
 // testBuild copies $SRC_PKG to $DEPLOY_PKG, failing like a compiler when

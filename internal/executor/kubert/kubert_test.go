@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -347,27 +345,13 @@ func startPodServers(t *testing.T, packages fetcher.PackageGetter) *podServers {
 		}
 		fmt.Fprintf(w, "%s of %s answers %s", lr.FunctionName, lr.FunctionMetadata.Name, r.URL.Path)
 	})
-	for attempt := 0; attempt < 20; attempt++ {
-		ip := fmt.Sprintf("127.%d.%d.%d", 200+rand.IntN(50), rand.IntN(256), 1+rand.IntN(250))
-		l1, err := net.Listen("tcp", ip+":8000")
-		if err != nil {
-			continue
+	ps.ip = kubetest.ServePod(t, []int{8000, 8888}, func(ip string, port int) http.Handler {
+		if port == 8888 {
+			return rt
 		}
-		l2, err := net.Listen("tcp", ip+":8888")
-		if err != nil {
-			l1.Close()
-			continue
-		}
-		ps.ip = ip
-		fh := fetcher.New(fetcher.Config{SharedDir: t.TempDir(), Packages: packages, RuntimeURL: "http://" + ip + ":8888"}).Handler()
-		s1, s2 := &http.Server{Handler: fh}, &http.Server{Handler: rt}
-		go s1.Serve(l1)
-		go s2.Serve(l2)
-		t.Cleanup(func() { s1.Close(); s2.Close() })
-		return ps
-	}
-	t.Fatal("no free loopback address with ports 8000 and 8888")
-	return nil
+		return fetcher.New(fetcher.Config{SharedDir: t.TempDir(), Packages: packages, RuntimeURL: "http://" + ip + ":8888"}).Handler()
+	})
+	return ps
 }
 
 // fakeKubeletRun is a fake kubelet for one pod (the control plane has
