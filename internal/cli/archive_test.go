@@ -11,11 +11,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"isotope.dev/isotope/internal/storagesvc"
+	"isotope.dev/isotope/internal/testlog"
 )
 
 // `isotope archive` end to end against the storage service on the API
@@ -86,31 +86,12 @@ func TestArchiveCommands(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for a writer and a reader in
-// different goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // `isotope storagesvc` serves on the address it logs, stores in --dir,
 // and stops cleanly when its context ends; bad flags are named.
 func TestStoragesvcRole(t *testing.T) {
 	dir := t.TempDir()
 	root := NewRootCommand()
-	var stderr lockedBuffer
+	var stderr testlog.Buffer
 	root.SetErr(&stderr)
 	root.SetArgs([]string{"storagesvc", "--addr", "127.0.0.1:0", "--dir", dir, "--prune-interval", "0", "--max-size", "1Mi"})
 	ctx, cancel := context.WithCancel(context.Background())

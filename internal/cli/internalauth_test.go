@@ -17,6 +17,7 @@ import (
 	"isotope.dev/isotope/internal/auth/hmac"
 	"isotope.dev/isotope/internal/fetcher"
 	"isotope.dev/isotope/internal/storagesvc"
+	"isotope.dev/isotope/internal/testlog"
 )
 
 var listenRE = regexp.MustCompile(`(?:addr=|listening on )(127\.0\.0\.1:\d+)`)
@@ -26,7 +27,7 @@ var listenRE = regexp.MustCompile(`(?:addr=|listening on )(127\.0\.0\.1:\d+)`)
 func startRole(t *testing.T, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr lockedBuffer
+	var stderr testlog.Buffer
 	done := make(chan error, 1)
 	go func() {
 		root := NewRootCommand()

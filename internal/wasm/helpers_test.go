@@ -1,7 +1,6 @@
 package wasm
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -78,24 +77,6 @@ func newRuntime(t testing.TB, cfg Config) *Runtime {
 	}
 	t.Cleanup(func() { rt.Close(context.Background()) })
 	return rt
-}
-
-// syncBuffer is a log sink safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func load(t testing.TB, rt *Runtime, req LoadRequest) *Module {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"isotope.dev/isotope/internal/testlog"
 	"isotope.dev/isotope/internal/wasm/wasmtest"
 )
 
@@ -18,7 +19,7 @@ import (
 // client went away"), and likewise for traps.
 func TestTimeoutAndTrapAreLoggedWhenTheCallersDeadlineEndsFirst(t *testing.T) {
 	rt := sharedRuntime(t)
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	m := load(t, rt, LoadRequest{Wasm: wasmtest.Spin(), Name: "t/spinlog", Log: logs, Limits: Limits{Timeout: 2 * time.Second}})
 	rec, req := httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -35,7 +36,7 @@ func TestTimeoutAndTrapAreLoggedWhenTheCallersDeadlineEndsFirst(t *testing.T) {
 	}
 
 	// Same deadline on both sides, as the router sets it.
-	logs2 := &syncBuffer{}
+	logs2 := &testlog.Buffer{}
 	m2 := load(t, rt, LoadRequest{Wasm: wasmtest.Spin(), Name: "t/spinsame", Log: logs2, Limits: Limits{Timeout: 150 * time.Millisecond}})
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 150*time.Millisecond)
 	defer cancel2()
@@ -45,7 +46,7 @@ func TestTimeoutAndTrapAreLoggedWhenTheCallersDeadlineEndsFirst(t *testing.T) {
 	}
 
 	// A client that goes away mid-request is logged too, not as a trap.
-	logs3 := &syncBuffer{}
+	logs3 := &testlog.Buffer{}
 	m3 := load(t, rt, LoadRequest{Wasm: wasmtest.Spin(), Name: "t/spincancel", Log: logs3, Limits: Limits{Timeout: 10 * time.Second}})
 	ctx3, cancel3 := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel3)
@@ -58,7 +59,7 @@ func TestTimeoutAndTrapAreLoggedWhenTheCallersDeadlineEndsFirst(t *testing.T) {
 	}
 
 	// A trap is logged with the same words about the instance.
-	logs4 := &syncBuffer{}
+	logs4 := &testlog.Buffer{}
 	m4 := load(t, rt, LoadRequest{Wasm: wasmtest.Trap(), Name: "t/traplog", Log: logs4})
 	m4.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
 	if got := logs4.String(); !strings.Contains(got, "t/traplog isotope: function t/traplog crashed:") || !strings.Contains(got, "; instance stopped") {

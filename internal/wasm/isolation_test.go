@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"isotope.dev/isotope/internal/testlog"
 	"isotope.dev/isotope/internal/wasm/wasmtest"
 )
 
@@ -200,7 +201,7 @@ func TestIsolationMemory(t *testing.T) {
 	const pages = 512 // 32 MiB
 	const askMiB = 256
 	rt := sharedRuntime(t)
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	hog := serve(t, load(t, rt, LoadRequest{Wasm: hostileModule(t), Name: "default/hog", Limits: Limits{MemoryPages: pages}, Log: logs}), "").URL
 	neighbour := serve(t, load(t, rt, LoadRequest{Wasm: wasmtest.WAGIHello(), Name: "default/neighbour"}), "").URL
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"isotope.dev/isotope/internal/testlog"
 	"isotope.dev/isotope/internal/wasm/wasmtest"
 )
 
@@ -35,7 +36,7 @@ func TestInfiniteLoopTimesOut(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			logs := &syncBuffer{}
+			logs := &testlog.Buffer{}
 			c.req.Limits.Timeout = timeout
 			c.req.Log = logs
 			m := load(t, rt, c.req)
@@ -68,7 +69,7 @@ func TestInfiniteLoopTimesOut(t *testing.T) {
 func TestMemoryHogStoppedAtLimit(t *testing.T) {
 	rt := sharedRuntime(t)
 	t.Run("wat-wagi", func(t *testing.T) {
-		logs := &syncBuffer{}
+		logs := &testlog.Buffer{}
 		m := load(t, rt, LoadRequest{Wasm: wasmtest.MemoryHog(), Name: "t/hog", Limits: Limits{MemoryPages: 16}, Log: logs})
 		r := do(t, "GET", serve(t, m, "").URL+"/", "", nil)
 		// The guest's memory.grow failed at 16 pages, so it reached its
@@ -81,7 +82,7 @@ func TestMemoryHogStoppedAtLimit(t *testing.T) {
 		}
 	})
 	t.Run("go-reactor", func(t *testing.T) {
-		logs := &syncBuffer{}
+		logs := &testlog.Buffer{}
 		m := load(t, rt, LoadRequest{Wasm: reactorModule(t), Name: "t/gohog", Entrypoint: "Hog", Limits: Limits{MemoryPages: 512}, Log: logs})
 		r := do(t, "GET", serve(t, m, "").URL+"/", "", nil)
 		if r.status != http.StatusBadGateway {
@@ -101,7 +102,7 @@ func TestMemoryHogStoppedAtLimit(t *testing.T) {
 
 func TestTrapDoesNotPoisonPool(t *testing.T) {
 	rt := sharedRuntime(t)
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	m := load(t, rt, LoadRequest{Wasm: reactorModule(t), Name: "t/crash", Entrypoint: "Crash", Log: logs, Limits: Limits{MaxInstances: 1}})
 	srv := serve(t, m, "")
 	if r := do(t, "GET", srv.URL+"/", "", nil); r.body != "ok 1" {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"isotope.dev/isotope/internal/testlog"
 	"isotope.dev/isotope/internal/wasm/wasmtest"
 )
 
@@ -80,7 +81,7 @@ func TestPoolKeepsGrowingWhileRequestsWait(t *testing.T) {
 // A start that fails and leaves the function without any instance
 // answers the waiting request at once, not at its deadline.
 func TestPoolStartFailureAnswersWaiters(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	m := load(t, sharedRuntime(t), LoadRequest{Wasm: wasmtest.ReactorInitTrap(), Name: "t/inittrap", Log: logs,
 		Limits: Limits{WarmInstances: -1, Timeout: time.Minute}})
 	srv := serve(t, m, "")

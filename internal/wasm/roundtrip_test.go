@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"isotope.dev/isotope/internal/testlog"
 )
 
 type echo struct {
@@ -36,7 +38,7 @@ func decodeEcho(t *testing.T, r result) echo {
 
 func TestWAGIRoundTrip(t *testing.T) {
 	rt := sharedRuntime(t)
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	m := load(t, rt, LoadRequest{Wasm: wagiModule(t), Name: "default/wagi", Env: map[string]string{"GREETING": "hi", "REQUEST_METHOD": "FAKE"}, Log: logs})
 	if m.ABI() != ABIWAGI {
 		t.Fatalf("ABI = %v, want wagi", m.ABI())

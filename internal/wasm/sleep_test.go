@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"isotope.dev/isotope/internal/testlog"
 	"isotope.dev/isotope/internal/wasm/wasmtest"
 )
 
@@ -25,7 +26,7 @@ func TestSleepingGuestAnswers504AtItsDeadline(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			logs := &syncBuffer{}
+			logs := &testlog.Buffer{}
 			c.req.Limits.Timeout = timeout
 			c.req.Log = logs
 			m := load(t, rt, c.req)

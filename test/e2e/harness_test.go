@@ -16,10 +16,11 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"isotope.dev/isotope/internal/testlog"
 )
 
 // binary is the isotope executable built once for the whole package.
@@ -53,26 +54,9 @@ type platform struct {
 	api     string // http://host:port
 	router  string
 	cmd     *exec.Cmd
-	logs    *syncBuffer
+	logs    *testlog.Buffer
 	exited  chan struct{}
 	home    string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 var addrRE = regexp.MustCompile(`api=(http://\S+) router=(http://\S+)`)
@@ -84,7 +68,7 @@ func startPlatform(t *testing.T, dataDir string, extraArgs ...string) *platform 
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	p := &platform{t: t, dataDir: dataDir, logs: &syncBuffer{}, exited: make(chan struct{}), home: t.TempDir()}
+	p := &platform{t: t, dataDir: dataDir, logs: &testlog.Buffer{}, exited: make(chan struct{}), home: t.TempDir()}
 	args := append([]string{"server", "--data-dir", dataDir, "--api-addr", "127.0.0.1:0", "--router-addr", "127.0.0.1:0"}, extraArgs...)
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Env = append(os.Environ(), "HOME="+p.home)

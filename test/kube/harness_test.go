@@ -20,13 +20,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"isotope.dev/isotope/internal/kubetest"
 	"isotope.dev/isotope/internal/nodeagent"
+	"isotope.dev/isotope/internal/testlog"
 )
 
 // binary is the isotope binary built once for this test binary.
@@ -57,29 +57,11 @@ func TestMain(m *testing.M) {
 	kubetest.Main(m)
 }
 
-// syncBuffer collects a process's output for the test's log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // role is one running `isotope <role>` process.
 type role struct {
 	name   string
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *testlog.Buffer
 	exited chan struct{}
 }
 
@@ -90,7 +72,7 @@ var listenRE = regexp.MustCompile(`listening.* addr=(\S+)`)
 // line and returns the address.
 func startRole(t *testing.T, name string, listens bool, args ...string) (*role, string) {
 	t.Helper()
-	r := &role{name: name, logs: &syncBuffer{}, exited: make(chan struct{})}
+	r := &role{name: name, logs: &testlog.Buffer{}, exited: make(chan struct{})}
 	r.cmd = exec.Command(binary, args...)
 	pr, pw := io.Pipe()
 	r.cmd.Stdout = r.logs
