@@ -1,8 +1,9 @@
 // Package wasm runs WebAssembly functions in-process on wazero.
 //
-// A Runtime owns a wazero runtime (modules are rewritten with deadline
-// checks at load, so a runaway guest can always be stopped; see
-// interrupt.go) and an optional on-disk cache of compiled
+// A Runtime owns a wazero runtime (modules are rewritten at load to yield
+// to the host after bounded work, so a runaway guest is always stopped at
+// its deadline and never freezes the process; see schedule.go and
+// internal/wasm/rewrite) and an optional on-disk cache of compiled
 // code. Runtime.Load validates and compiles a function's module once, detects
 // its ABI from its exports and returns a Module, which is an http.Handler:
 //
@@ -63,6 +64,14 @@ type Config struct {
 	// more stay in memory for a later Load (a function scaled to zero and
 	// back). 0 means 8; negative frees code with its last Module.
 	KeepIdleCompiled int
+	// GuestSlots is how many guest calls run at once, process-wide
+	// (schedule.go). 0 means GOMAXPROCS: guests never hold every P, and
+	// the API, the router and timers keep their turn however many
+	// guests loop.
+	GuestSlots int
+	// GuestQueue is how many guest calls may wait for a slot; past it a
+	// request is answered 429. 0 means DefaultGuestQueue.
+	GuestQueue int
 }
 
 // Limits bound what one function may use. Zero fields take the defaults

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"isotope.dev/isotope/internal/wasm/rewrite"
 	"isotope.dev/isotope/internal/wasm/wasmtest"
 )
 
@@ -178,7 +179,7 @@ func TestRewrittenModulesAreCached(t *testing.T) {
 	if len(files) != 1 {
 		t.Fatalf("rewritten modules in the cache: %v, want one", files)
 	}
-	want, err := instrumentInterrupts(wasm)
+	want, err := rewrite.Rewrite(wasm)
 	if err != nil {
 		t.Fatal(err)
 	}

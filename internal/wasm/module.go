@@ -242,7 +242,9 @@ type startKey struct{}
 // function log's line about the request.
 func (m *Module) classify(ctx context.Context, err error) *hostError {
 	switch ctxErr := ctx.Err(); {
-	case errors.Is(ctxErr, context.DeadlineExceeded):
+	case errors.Is(ctxErr, context.DeadlineExceeded) || (ctxErr == nil && errors.Is(err, context.DeadlineExceeded)):
+		// The second case: yield saw the deadline pass before the
+		// context's own timer fired.
 		m.timeouts.Add(1)
 		return &hostError{http.StatusGatewayTimeout, fmt.Sprintf("function %s timed out: the request exceeded its %s deadline; instance stopped",
 			m.name, deadlineOf(ctx, m.limits.Timeout))}

@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -24,7 +25,7 @@ type instance struct {
 	stdout   *lineWriter
 	stderr   *lineWriter
 	sleep    sleeper // poll_oneoff sleeps end with the call's context
-	guard    guard   // stops a guest call when its context ends
+	guard    *guard  // runs guest calls under the scheduler
 }
 
 // newInstance instantiates the module and runs _initialize.
@@ -48,10 +49,7 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
-	if in.guard, err = newGuard(m.c, mod); err != nil {
-		mod.Close(context.Background())
-		return nil, err
-	}
+	in.guard = m.rt.newGuard(m.c)
 	if init := mod.ExportedFunction(exportInitialize); init != nil {
 		if err := in.guard.call(ctx, init, nil); err != nil {
 			in.stderr.Flush()
@@ -108,6 +106,16 @@ func (m *Module) serveReactor(ctx context.Context, r *http.Request, opts InvokeO
 		return nil, m.classify(ctx, err)
 	}
 	resp, err := in.call(ctx, r, opts, body, m.limits)
+	var ge *gateError
+	if errors.As(err, &ge) {
+		// No slot: the guest never ran, and the instance is as good as
+		// before.
+		m.pool.put(in)
+		if he := ge.asHostError(m.name); he != nil {
+			return nil, he
+		}
+		return nil, m.classify(ctx, err)
+	}
 	if err != nil {
 		m.pool.discard(in)
 		if he, ok := err.(*hostError); ok {

@@ -18,6 +18,8 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"isotope.dev/isotope/internal/wasm/rewrite"
 )
 
 // wazeroModule is the module path whose version keys the disk cache.
@@ -68,6 +70,7 @@ type Runtime struct {
 	reactorLive                atomic.Int64
 
 	memories memoryPool // linear memories of closed instances, for new ones
+	gate     *gate      // the guest slots (schedule.go)
 }
 
 // compiled is one module's machine code, shared by every Module loaded
@@ -77,9 +80,9 @@ type compiled struct {
 	ready chan struct{} // closed when cm/abi/err are set
 	cm    wazero.CompiledModule
 	rt    wazero.Runtime // the runtime that compiled cm and instantiates it
-	// interrupt is true when the module carries Isotope's interrupt
-	// checks, which the host arms per call (guard); false when it runs
-	// on the close-on-context-done runtime.
+	// interrupt is true when the module was rewritten to yield to the
+	// host (schedule.go); false when it runs on the close-on-context-done
+	// runtime.
 	interrupt bool
 	abi       ABI
 	err       error
@@ -93,7 +96,7 @@ type runtimeCache struct {
 	cache   wazero.CompilationCache
 	markDir string // "" without a disk cache
 	// rewriteDir holds modules rewritten with interrupt checks, by
-	// rewriteVersion and the sha256 of the original; "" without a disk
+	// rewrite.Version and the sha256 of the original; "" without a disk
 	// cache or on the close-on-context-done runtime.
 	rewriteDir string
 }
@@ -103,7 +106,11 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	if cfg.MaxMemoryPages > 65536 {
 		return nil, fmt.Errorf("wasm: Config.MaxMemoryPages %d is above 65536 (4 GiB)", cfg.MaxMemoryPages)
 	}
-	r := &Runtime{cfg: cfg, compiled: map[string]*compiled{}, idle: list.New(), workers: cfg.CompilationWorkers, keepIdle: cfg.KeepIdleCompiled}
+	if cfg.GuestSlots < 0 || cfg.GuestQueue < 0 {
+		return nil, fmt.Errorf("wasm: Config.GuestSlots (%d) and GuestQueue (%d) must not be negative", cfg.GuestSlots, cfg.GuestQueue)
+	}
+	r := &Runtime{cfg: cfg, compiled: map[string]*compiled{}, idle: list.New(), workers: cfg.CompilationWorkers, keepIdle: cfg.KeepIdleCompiled,
+		gate: newGate(cfg.GuestSlots, cfg.GuestQueue)}
 	if r.keepIdle == 0 {
 		r.keepIdle = 8
 	}
@@ -161,6 +168,12 @@ func startRuntime(ctx context.Context, cfg Config, closeOnDone bool) (runtimeCac
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rc.rt); err != nil {
 		rc.close(ctx)
 		return rc, fmt.Errorf("wasm: instantiate WASI: %w", err)
+	}
+	if !closeOnDone {
+		if err := instantiateYield(ctx, rc.rt); err != nil {
+			rc.close(ctx)
+			return rc, fmt.Errorf("wasm: instantiate the yield import: %w", err)
+		}
 	}
 	return rc, nil
 }
@@ -332,7 +345,7 @@ func (r *Runtime) compile(ctx context.Context, key string, keyIsSum bool, read f
 	// may be waiting on it.
 	cctx := experimental.WithCompilationWorkers(context.WithoutCancel(ctx), r.workers)
 	rc := &r.rt
-	name := fmt.Sprintf("v%d-%s", rewriteVersion, sumHex) // of the rewritten module
+	name := fmt.Sprintf("v%d-%s", rewrite.Version, sumHex) // of the rewritten module
 	code, cached, err := r.rt.rewritten(name, wasmBytes)
 	c.interrupt = err == nil
 	if err != nil {
@@ -356,7 +369,7 @@ func (r *Runtime) compile(ctx context.Context, key string, keyIsSum bool, read f
 		if err != nil && cached {
 			// A damaged cache file: rewrite the module again.
 			rc.forgetRewritten(name)
-			if code, err = instrumentInterrupts(wasmBytes); err == nil {
+			if code, err = rewrite.Rewrite(wasmBytes); err == nil {
 				cm, err = rc.rt.CompileModule(cctx, code)
 			}
 		}
@@ -384,10 +397,6 @@ func (r *Runtime) compile(ctx context.Context, key string, keyIsSum bool, read f
 	return c, nil
 }
 
-// rewriteVersion names the output of instrumentInterrupts in the disk
-// cache; it changes whenever the rewrite does (2: data segments merged).
-const rewriteVersion = 2
-
 // rewritten returns wasmBytes rewritten with interrupt checks
 // (interrupt.go), read from the disk cache under name when an earlier
 // rewrite stored it there (cached true): rewriting a Go module takes
@@ -401,7 +410,7 @@ func (rc *runtimeCache) rewritten(name string, wasmBytes []byte) (code []byte, c
 			return b, true, nil
 		}
 	}
-	code, err = instrumentInterrupts(wasmBytes)
+	code, err = rewrite.Rewrite(wasmBytes)
 	if err != nil || p == "" {
 		return code, false, err
 	}

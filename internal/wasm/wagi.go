@@ -57,10 +57,7 @@ func (m *Module) serveWAGI(ctx context.Context, r *http.Request, opts InvokeOpti
 	m.started.Add(1)
 	mod, err := m.c.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, m.alloc), m.c.cm, cfg)
 	if err == nil {
-		var g guard
-		if g, err = newGuard(m.c, mod); err == nil {
-			err = g.call(ctx, mod.ExportedFunction(entry), nil)
-		}
+		err = m.rt.newGuard(m.c).call(ctx, mod.ExportedFunction(entry), nil)
 	}
 	if mod != nil {
 		mod.Close(context.Background())
@@ -70,6 +67,12 @@ func (m *Module) serveWAGI(ctx context.Context, r *http.Request, opts InvokeOpti
 		// The guest finished only because its sleep was cut short at
 		// the deadline (sleeper): its answer does not count.
 		err = ctx.Err()
+	}
+	var ge *gateError
+	if errors.As(err, &ge) {
+		if he := ge.asHostError(m.name); he != nil {
+			return nil, he
+		}
 	}
 	var ee *sys.ExitError
 	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 0 && ctx.Err() == nil) {

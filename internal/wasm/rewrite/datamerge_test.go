@@ -1,4 +1,4 @@
-package wasm
+package rewrite
 
 import (
 	"bytes"
@@ -100,7 +100,7 @@ func TestInstrumentKeepsSegmentsWithDataCount(t *testing.T) {
 		return append(m, data...)
 	}
 	for _, withCount := range []bool{false, true} {
-		out := mustInstrument(t, module(withCount))
+		out := mustRewrite(t, module(withCount))
 		kept := bytes.Contains(out, data)
 		if kept != withCount {
 			t.Errorf("data count section %v: segments kept %v", withCount, kept)
