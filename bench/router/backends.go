@@ -18,6 +18,7 @@ import (
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/archive"
 	"isotope.dev/isotope/internal/executor"
+	"isotope.dev/isotope/internal/fetcher"
 	"isotope.dev/isotope/internal/fnlog"
 	"isotope.dev/isotope/internal/gowasm"
 	"isotope.dev/isotope/internal/storagesvc"
@@ -142,13 +143,13 @@ func newHarness(ctx context.Context, dir string, st store.Store, reg *prometheus
 	}
 	h.closeFuncs = append(h.closeFuncs, func() { h.rt.Close(context.Background()) })
 	h.exec, err = executor.New(executor.Config{
-		Store:      st,
-		Wasm:       h.rt,
-		StorageURL: storageURL,
-		Logs:       fnlog.New(fnlog.Limits{}),
-		WorkDir:    filepath.Join(dir, "functions"),
-		Logger:     quiet,
-		Registry:   reg,
+		Store:    st,
+		Wasm:     h.rt,
+		Fetcher:  &fetcher.InProcess{Packages: st, StorageURL: storageURL, Logger: quiet},
+		Logs:     fnlog.New(fnlog.Limits{}),
+		WorkDir:  filepath.Join(dir, "functions"),
+		Logger:   quiet,
+		Registry: reg,
 	})
 	if err != nil {
 		h.close()

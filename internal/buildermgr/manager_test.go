@@ -21,6 +21,7 @@ import (
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/builder"
 	"isotope.dev/isotope/internal/buildermgr"
+	"isotope.dev/isotope/internal/fetcher"
 	"isotope.dev/isotope/internal/kubetest"
 	"isotope.dev/isotope/internal/storagesvc"
 	"isotope.dev/isotope/internal/store"
@@ -93,7 +94,7 @@ func newFixture(t *testing.T, dbPath string) *fixture {
 		WorkDir:    t.TempDir(),
 		Executable: exe,
 		Env:        []string{"ISOTOPE_TEST_BUILDER=1"},
-		Fetcher:    &buildermgr.InProcessFetcher{Packages: st, StorageURL: storage.URL},
+		Fetcher:    &fetcher.InProcess{Packages: st, StorageURL: storage.URL},
 		Logger:     log,
 	})
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 
 	"isotope.dev/isotope/internal/auth/routerauth"
 	"isotope.dev/isotope/internal/server"
+	"isotope.dev/isotope/internal/store"
+	"isotope.dev/isotope/internal/wasm"
 )
 
 func init() { register(newServerCommand) }
@@ -77,6 +79,10 @@ unset); see ` + "`isotope token create`" + `.`,
 	f.DurationVar(&cfg.PruneGrace, "prune-grace", time.Hour, "archives younger than this are never pruned")
 	f.IntVar(&cfg.BuildParallel, "build-parallel", 2, "how many packages build at once")
 	f.DurationVar(&cfg.BuildTimeout, "build-timeout", 10*time.Minute, "longest a build may take")
+	f.IntVar(&cfg.Limits.MaxPoolSize, "max-poolsize", store.DefaultMaxPoolSize, "largest environment poolsize the API accepts (each instance of a process runtime is a local process)")
+	f.IntVar(&cfg.Limits.MaxScale, "max-scale", store.DefaultMaxScale, "largest newdeploy MinScale/MaxScale the API accepts")
+	f.IntVar(&cfg.GuestSlots, "guest-slots", 0, "WebAssembly calls running at once (0: GOMAXPROCS-1, at least 1; guests never hold every CPU)")
+	f.IntVar(&cfg.GuestQueue, "guest-queue", wasm.DefaultGuestQueue, "WebAssembly calls that may wait for a guest slot before requests get 429")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&token, "token", "", "bearer token the API requires (default ISOTOPE_TOKEN; none on loopback, else generated into <data-dir>/token)")
 	f.BoolVar(&routerAuthOn, "router-auth", false, "require a bearer token on the router (credentials from ISOTOPE_ROUTER_USERNAME/PASSWORD)")

@@ -6,6 +6,7 @@ import (
 
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/executor/instance"
+	"isotope.dev/isotope/internal/store"
 )
 
 // envPool is poolmgr's pool of generic (unspecialized) instances of one
@@ -24,12 +25,17 @@ type envPool struct {
 	closed   bool
 }
 
-// poolSize is Fission's rule: poolsize for version 3, 3 below.
-func poolSize(env *v1.Environment) int {
+// poolSize is Fission's rule, poolsize for version 3 and 3 below,
+// within the server's limit.
+func poolSize(env *v1.Environment, l store.Limits) int {
+	n := 3
 	if env.Spec.Version >= 3 {
-		return max(env.Spec.Poolsize, 0)
+		n = max(env.Spec.Poolsize, 0)
 	}
-	return 3
+	if l.MaxPoolSize > 0 {
+		n = min(n, l.MaxPoolSize)
+	}
+	return n
 }
 
 // take returns a generic instance: a warm one if any, else a new one.

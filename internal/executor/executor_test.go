@@ -19,6 +19,7 @@ import (
 
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/executor/proctest"
+	"isotope.dev/isotope/internal/fetcher"
 	"isotope.dev/isotope/internal/fnlog"
 	"isotope.dev/isotope/internal/store"
 	"isotope.dev/isotope/internal/store/boltstore"
@@ -48,7 +49,7 @@ func newFixture(t *testing.T, tweak func(*Config)) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{t: t, st: st, reg: prometheus.NewRegistry(), logs: fnlog.New(fnlog.Limits{}), speclog: filepath.Join(dir, "specialized.log")}
-	cfg := Config{Store: st, WorkDir: filepath.Join(dir, "work"), Logs: f.logs, Registry: f.reg, ReapInterval: time.Hour}
+	cfg := Config{Store: st, Fetcher: &fetcher.InProcess{Packages: st}, WorkDir: filepath.Join(dir, "work"), Logs: f.logs, Registry: f.reg, ReapInterval: time.Hour}
 	if tweak != nil {
 		tweak(&cfg)
 	}

@@ -101,6 +101,9 @@ func (p *fnPool) limitsLocked() limits {
 		es := s.InvokeStrategy.ExecutionStrategy
 		l.minInstances = max(es.MinScale, 0)
 		l.maxInstances = max(es.MaxScale, es.MinScale, 1)
+		if mx := p.m.cfg.Limits.MaxScale; mx > 0 {
+			l.minInstances, l.maxInstances = min(l.minInstances, mx), min(l.maxInstances, mx)
+		}
 		l.overload, l.onceOnly, l.retain = true, false, 0
 	}
 	if mx, ok := p.m.multiplexer(p.res); ok {

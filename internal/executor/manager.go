@@ -30,15 +30,14 @@ type Config struct {
 	// Wasm runs isotope/wasm-env functions in-process; without it those
 	// functions fail with 500.
 	Wasm *wasm.Runtime
-	// Fetcher brings deploy archives into instance directories; default
-	// StoreFetcher over Store and StorageURL.
+	// Fetcher brings deploy archives into instance directories for the
+	// in-process runtimes (embedded mode: the one fetcher.InProcess the
+	// server configures, shared with the builder manager). Runtimes that
+	// fetch for themselves (pods) need none.
 	Fetcher instance.Fetcher
-	// StorageURL is the storage service relative archive URLs resolve
-	// against (the API listener's URL in embedded mode).
-	StorageURL string
-	// StorageToken is the bearer token the storage service requires, if
-	// any (the API's token in embedded mode).
-	StorageToken string
+	// Limits clamp pool sizes and newdeploy scales, for objects stored
+	// before a limit was lowered (the API refuses new ones past them).
+	Limits store.Limits
 	// Logs receives function output; nil discards it.
 	Logs *fnlog.Store
 	// WorkDir holds instance directories and fetched archives. Required.
@@ -121,9 +120,6 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if cfg.StartTimeout <= 0 {
 		cfg.StartTimeout = 30 * time.Second
-	}
-	if cfg.Fetcher == nil {
-		cfg.Fetcher = StoreFetcher{Packages: cfg.Store, StorageURL: cfg.StorageURL, StorageToken: cfg.StorageToken, Logger: cfg.Logger}
 	}
 	met, err := newMetrics(cfg.Registry)
 	if err != nil {
@@ -279,7 +275,7 @@ func (m *Manager) envPoolFor(env *v1.Environment, rt instance.Runtime) *envPool 
 		}
 		e.close()
 	}
-	e := &envPool{m: m, env: env, rt: rt, size: poolSize(env)}
+	e := &envPool{m: m, env: env, rt: rt, size: poolSize(env, m.cfg.Limits)}
 	if m.closed {
 		e.closed = true
 		return e

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"isotope.dev/isotope/internal/fetcher"
 	"isotope.dev/isotope/internal/store/boltstore"
 )
 
@@ -32,7 +33,7 @@ func TestNewSweepsAnEarlierRunsLeftovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	m, err := New(Config{Store: st, WorkDir: work, ReapInterval: time.Hour})
+	m, err := New(Config{Store: st, Fetcher: &fetcher.InProcess{Packages: st}, WorkDir: work, ReapInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -227,7 +227,7 @@ func (m *Manager) onEnvironment(ctx context.Context, ev store.Event) {
 	for _, p := range retired {
 		m.preloadAsync(p.fn)
 	}
-	if rt, err := m.runtimeFor(env); err == nil && rt.Pooled() && poolSize(env) > 0 {
+	if rt, err := m.runtimeFor(env); err == nil && rt.Pooled() && poolSize(env, m.cfg.Limits) > 0 {
 		m.envPoolFor(env, rt).refill()
 	}
 }

@@ -30,8 +30,10 @@ import (
 	"isotope.dev/isotope/internal/auth/routerauth"
 	"isotope.dev/isotope/internal/auth/token"
 	"isotope.dev/isotope/internal/buildermgr"
+	"isotope.dev/isotope/internal/fetcher"
 	"isotope.dev/isotope/internal/fnlog"
 	"isotope.dev/isotope/internal/storagesvc"
+	"isotope.dev/isotope/internal/store"
 	"isotope.dev/isotope/internal/store/boltstore"
 )
 
@@ -60,6 +62,12 @@ type Config struct {
 	// BuildParallel and BuildTimeout bound builds (defaults 2 and 10m).
 	BuildParallel int
 	BuildTimeout  time.Duration
+	// Limits bound the instances one object may ask for; zero fields
+	// take store.DefaultMaxPoolSize and store.DefaultMaxScale.
+	Limits store.Limits
+	// GuestSlots and GuestQueue configure the WebAssembly guest
+	// scheduler (wasm.Config; 0 takes its defaults).
+	GuestSlots, GuestQueue int
 	// Executable is the isotope binary builders run (default: this one).
 	Executable string
 	// ShutdownTimeout bounds the drain of in-flight requests (default 15s).
@@ -201,12 +209,25 @@ func (s *Server) assemble() error {
 		}
 	}
 
-	api := apiserver.New(s.store, apiserver.Options{Token: cfg.Token, Registry: reg, Logger: s.log.With("role", "api")})
+	if cfg.Limits.MaxPoolSize <= 0 {
+		cfg.Limits.MaxPoolSize = store.DefaultMaxPoolSize
+	}
+	if cfg.Limits.MaxScale <= 0 {
+		cfg.Limits.MaxScale = store.DefaultMaxScale
+	}
+	s.cfg.Limits = cfg.Limits
+	api := apiserver.New(store.Limited(s.store, cfg.Limits), apiserver.Options{Token: cfg.Token, Registry: reg, Logger: s.log.With("role", "api")})
 	archives := storagesvc.NewServer(s.archives, storagesvc.Options{MaxSize: cfg.MaxArchiveSize, Token: cfg.Token, Logger: s.log.With("role", "storagesvc")})
 	pruner := storagesvc.NewPruner(s.archives, storagesvc.RefsFromStore(s.store), storagesvc.PrunerOptions{
 		Interval: cfg.PruneInterval, Grace: cfg.PruneGrace, Logger: s.log.With("role", "pruner"),
 	})
 	logs := fnlog.New(fnlog.Limits{})
+	// The one fetcher of the process: builds and function instances
+	// reach the storage service the same way, with the API's token.
+	fetch := &fetcher.InProcess{
+		Packages: s.store, StorageURL: apiURL, StorageToken: cfg.Token,
+		Logger: s.log.With("role", "fetcher"),
+	}
 
 	var err error
 	s.builders, err = buildermgr.NewLocalBuilders(buildermgr.LocalConfig{
@@ -214,13 +235,10 @@ func (s *Server) assemble() error {
 		Executable: cfg.Executable,
 		// Local builders are called unsigned over loopback: a server
 		// started with an internal-auth secret must not pass it on.
-		Env: append([]string{"ISOTOPE_GO_CACHE=" + filepath.Join(cfg.DataDir, "cache", "go")}, hmac.DisableEnv()...),
-		Fetcher: &buildermgr.InProcessFetcher{
-			Packages: s.store, StorageURL: apiURL, StorageToken: cfg.Token,
-			Logger: s.log.With("role", "fetcher"),
-		},
-		Output: &prefixWriter{log: s.log.With("role", "builder")},
-		Logger: s.log,
+		Env:     append([]string{"ISOTOPE_GO_CACHE=" + filepath.Join(cfg.DataDir, "cache", "go")}, hmac.DisableEnv()...),
+		Fetcher: fetch,
+		Output:  &prefixWriter{log: s.log.With("role", "builder")},
+		Logger:  s.log,
 	})
 	if err != nil {
 		return err
@@ -240,7 +258,7 @@ func (s *Server) assemble() error {
 	// Open watch streams would otherwise hold Shutdown until its timeout.
 	s.apiSrv.RegisterOnShutdown(api.StopWatches)
 
-	routerHandler, routerRoles, err := s.assembleServing(reg, logs, apiURL)
+	routerHandler, routerRoles, err := s.assembleServing(reg, logs, fetch)
 	if err != nil {
 		return err
 	}

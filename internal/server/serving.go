@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"isotope.dev/isotope/internal/executor"
+	"isotope.dev/isotope/internal/fetcher"
 	"isotope.dev/isotope/internal/fnlog"
 	"isotope.dev/isotope/internal/router"
 	"isotope.dev/isotope/internal/timer"
@@ -18,21 +19,25 @@ import (
 // assembleServing wires the request path: the wazero runtime, the
 // executor over it (and over local processes), the router, and the timer
 // that calls the router.
-func (s *Server) assembleServing(reg *prometheus.Registry, logs *fnlog.Store, apiURL string) (http.Handler, []role, error) {
-	rt, err := wasm.NewRuntime(context.Background(), wasm.Config{CacheDir: filepath.Join(s.cfg.DataDir, "cache", "wasm")})
+func (s *Server) assembleServing(reg *prometheus.Registry, logs *fnlog.Store, fetch *fetcher.InProcess) (http.Handler, []role, error) {
+	rt, err := wasm.NewRuntime(context.Background(), wasm.Config{
+		CacheDir:   filepath.Join(s.cfg.DataDir, "cache", "wasm"),
+		GuestSlots: s.cfg.GuestSlots,
+		GuestQueue: s.cfg.GuestQueue,
+	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("start the WebAssembly runtime: %w", err)
 	}
 	s.closers = append(s.closers, func() { rt.Close(context.Background()) })
 
 	exec, err := executor.New(executor.Config{
-		Store:      s.store,
-		Wasm:       rt,
-		StorageURL: apiURL,
-		Logs:       logs,
-		WorkDir:    filepath.Join(s.cfg.DataDir, "functions"),
-		Logger:     s.log.With("role", "executor"),
-		Registry:   reg,
+		Store:    s.store,
+		Wasm:     rt,
+		Fetcher:  fetch,
+		Logs:     logs,
+		WorkDir:  filepath.Join(s.cfg.DataDir, "functions"),
+		Logger:   s.log.With("role", "executor"),
+		Registry: reg,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -18,10 +18,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "isotope.dev/isotope/api/v1"
-	"isotope.dev/isotope/internal/executor"
 	"isotope.dev/isotope/internal/executor/instance"
 	"isotope.dev/isotope/internal/executor/procrt"
 	"isotope.dev/isotope/internal/executor/proctest"
+	"isotope.dev/isotope/internal/fetcher"
 	"isotope.dev/isotope/internal/fnlog"
 	"isotope.dev/isotope/internal/store/boltstore"
 )
@@ -51,7 +51,7 @@ func newFixture(t *testing.T) *fixture {
 	work := filepath.Join(dir, "work")
 	rt := procrt.New(procrt.Config{
 		WorkDir: work,
-		Fetcher: executor.StoreFetcher{Packages: st},
+		Fetcher: &fetcher.InProcess{Packages: st},
 		Logs:    logs,
 	})
 	return &fixture{rt: rt, logs: logs, st: st, work: work}
