@@ -57,6 +57,7 @@ type platform struct {
 	logs    *testlog.Buffer
 	exited  chan struct{}
 	home    string
+	cliEnv  []string // added to every CLI run's environment
 }
 
 var addrRE = regexp.MustCompile(`api=(http://\S+) router=(http://\S+)`)
@@ -172,6 +173,7 @@ func (p *platform) runIn(dir string, stdin io.Reader, args ...string) result {
 	cmd.Dir = dir
 	cmd.Stdin = stdin
 	cmd.Env = append(os.Environ(), "ISOTOPE_URL="+p.api, "ISOTOPE_ROUTER_URL="+p.router, "HOME="+p.home)
+	cmd.Env = append(cmd.Env, p.cliEnv...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
