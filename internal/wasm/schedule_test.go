@@ -30,6 +30,22 @@ func TestLoopStormKeepsProcessResponsive(t *testing.T) {
 	hello := serve(t, load(t, rt, LoadRequest{Wasm: wasmtest.WAGIHello(), Name: "t/storm-hello"}), "")
 	healthz := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
 	t.Cleanup(healthz.Close)
+	p99 := func(d []time.Duration) time.Duration {
+		slices.Sort(d)
+		return d[(len(d)*99)/100]
+	}
+	// The bounds below are on what the storm adds: a machine too busy
+	// for them without any storm could not show anything.
+	var base, fnBase []time.Duration
+	for range 30 {
+		t0 := time.Now()
+		do(t, "GET", healthz.URL+"/", "", nil)
+		base = append(base, time.Since(t0))
+		t0 = time.Now()
+		do(t, "GET", hello.URL+"/", "", nil)
+		fnBase = append(fnBase, time.Since(t0))
+	}
+	baseP99, fnBaseP99 := p99(base), p99(fnBase)
 
 	type answer struct {
 		status int
@@ -95,16 +111,13 @@ func TestLoopStormKeepsProcessResponsive(t *testing.T) {
 			t.Errorf("looping request answered after %v, want %v ± 1s", a.took, timeout)
 		}
 	}
-	p99 := func(d []time.Duration) time.Duration {
-		slices.Sort(d)
-		return d[(len(d)*99)/100]
+	t.Logf("%d loops on %d Ps: healthz p99 %v (n=%d; %v before), another function p99 %v (%v before)",
+		loops, procs, p99(lat), len(lat), baseP99, p99(fnLat), fnBaseP99)
+	if p := p99(lat); p > baseP99+100*time.Millisecond {
+		t.Errorf("healthz p99 %v during the storm, want under 100ms more than the %v before it", p, baseP99)
 	}
-	t.Logf("%d loops on %d Ps: healthz p99 %v (n=%d), another function p99 %v (n=%d)", loops, procs, p99(lat), len(lat), p99(fnLat), len(fnLat))
-	if p := p99(lat); p > 100*time.Millisecond {
-		t.Errorf("healthz p99 %v during the storm, want < 100ms", p)
-	}
-	if p := p99(fnLat); p > 250*time.Millisecond {
-		t.Errorf("another function's p99 %v during the storm, want < 250ms", p)
+	if p := p99(fnLat); p > fnBaseP99+250*time.Millisecond {
+		t.Errorf("another function's p99 %v during the storm, want under 250ms more than the %v before it", p, fnBaseP99)
 	}
 }
 
