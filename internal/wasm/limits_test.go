@@ -153,12 +153,43 @@ func TestBodyLimits(t *testing.T) {
 	}
 	// The echo of a 10-byte body with big headers passes 300 bytes.
 	r := do(t, "POST", srv.URL+"/", "0123456789", map[string]string{"X-Pad": strings.Repeat("p", 400)})
-	if r.status != http.StatusBadGateway || !strings.Contains(r.body, "above its limit of 300 bytes") {
+	// The SDK refuses the write past the limit it is given and answers
+	// 502 itself.
+	if r.status != http.StatusBadGateway || !strings.Contains(r.body, "above the limit of 300 bytes") {
 		t.Errorf("large response: %d %q", r.status, r.body)
 	}
 	w := load(t, rt, LoadRequest{Wasm: wasmtest.WAGIStatic("Content-Type: text/plain\n\n" + strings.Repeat("y", 100)), Limits: Limits{MaxResponseBody: 50}})
 	if r := do(t, "GET", serve(t, w, "").URL+"/", "", nil); r.status != http.StatusBadGateway {
 		t.Errorf("large WAGI response: %d %q", r.status, r.body)
+	}
+}
+
+// Responses past the default 32 MiB cap answer 502 saying so, from
+// either ABI: not a guest out of memory (reactor), not a timeout (WAGI).
+func TestHugeResponsesAnswer502(t *testing.T) {
+	rt := sharedRuntime(t)
+	logs := &testlog.Buffer{}
+	flood := load(t, rt, LoadRequest{Wasm: wasmtest.WAGIFlood(600), Name: "t/flood", Log: logs}) // 39 MB
+	r := do(t, "GET", serve(t, flood, "").URL+"/", "", nil)
+	if r.status != http.StatusBadGateway || !strings.Contains(r.body, "more than its response limit of 33554432 bytes") {
+		t.Errorf("WAGI flood: %d %.200q", r.status, r.body)
+	}
+	big := load(t, rt, LoadRequest{Wasm: reactorModule(t), Name: "t/big", Entrypoint: "Big", Log: logs})
+	srv := serve(t, big, "")
+	r = do(t, "GET", srv.URL+"/?mb=40", "", nil)
+	if r.status != http.StatusBadGateway || !strings.Contains(r.body, "above the limit of 33554432 bytes") {
+		t.Errorf("reactor writing 40 MiB: %d %.200q", r.status, r.body)
+	}
+	if strings.Contains(logs.String(), "out of memory") {
+		t.Errorf("the reactor ran out of memory:\n%s", logs.String())
+	}
+	// The function serves on (that instance, grown past 64 MiB, is
+	// recycled as any would be).
+	if r := do(t, "GET", srv.URL+"/?mb=1", "", nil); r.status != 200 || len(r.body) != 1<<20 {
+		t.Errorf("after the refused response: %d, %d bytes", r.status, len(r.body))
+	}
+	if s := big.Stats(); s.Traps != 0 {
+		t.Errorf("stats %+v: the guest trapped", s)
 	}
 }
 

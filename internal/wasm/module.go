@@ -45,6 +45,11 @@ type Module struct {
 // inside the guest (see LoadRequest.Entrypoint).
 const EnvEntrypoint = "ISOTOPE_ENTRYPOINT"
 
+// EnvMaxResponseBody gives a reactor guest its response body limit in
+// bytes, so the Go SDK refuses writes past it instead of buffering them
+// until the instance runs out of memory.
+const EnvMaxResponseBody = "ISOTOPE_MAX_RESPONSE_BODY"
+
 func newModule(ctx context.Context, rt *Runtime, c *compiled, name string, req LoadRequest) (*Module, error) {
 	lim := req.Limits.WithDefaults()
 	if lim.MemoryPages > 65536 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
@@ -43,7 +44,8 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 			cfg = cfg.WithEnv(kv[0], kv[1])
 		}
 	}
-	cfg = cfg.WithEnv(EnvEntrypoint, m.entry)
+	cfg = cfg.WithEnv(EnvEntrypoint, m.entry).
+		WithEnv(EnvMaxResponseBody, strconv.FormatInt(m.limits.MaxResponseBody, 10))
 	m.started.Add(1)
 	mod, err := m.c.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, m.alloc), m.c.cm, cfg)
 	if err != nil {

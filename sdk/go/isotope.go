@@ -23,12 +23,14 @@ package isotope
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -213,7 +215,25 @@ type responseWriter struct {
 	status int
 	wrote  bool
 	body   bytes.Buffer
+	over   int64 // bytes refused past the host's limit
 }
+
+// ErrResponseTooLarge is what Write returns once the response body would
+// pass the host's limit (the function's MaxResponseBody, given to the
+// guest in ISOTOPE_MAX_RESPONSE_BODY). The client then gets 502 with a
+// message that says so, instead of the instance running out of memory
+// buffering it.
+var ErrResponseTooLarge = errors.New("isotope: response body above the host's limit")
+
+// EnvMaxResponseBody names the environment variable in which the host
+// gives the response body limit, in bytes.
+const EnvMaxResponseBody = "ISOTOPE_MAX_RESPONSE_BODY"
+
+// responseLimit is the host's response body limit; 0 when it gave none.
+var responseLimit = sync.OnceValue(func() int64 {
+	n, _ := strconv.ParseInt(os.Getenv(EnvMaxResponseBody), 10, 64)
+	return max(n, 0)
+})
 
 func (w *responseWriter) Header() http.Header { return w.header }
 
@@ -229,6 +249,10 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	if !w.wrote {
 		w.WriteHeader(http.StatusOK)
 	}
+	if lim := responseLimit(); w.over > 0 || (lim > 0 && int64(w.body.Len()+len(p)) > lim) {
+		w.over += int64(len(p))
+		return 0, ErrResponseTooLarge
+	}
 	return w.body.Write(p)
 }
 
@@ -236,6 +260,15 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 func (w *responseWriter) Flush() {}
 
 func (w *responseWriter) finish() {
+	if w.over > 0 {
+		msg := fmt.Sprintf("function response body above the limit of %d bytes (%d bytes more were refused)\n", responseLimit(), w.over)
+		fmt.Fprint(os.Stderr, msg)
+		w.header = http.Header{"Content-Type": {"text/plain; charset=utf-8"}}
+		w.status = http.StatusBadGateway
+		w.body.Reset()
+		w.body.WriteString(msg)
+		return
+	}
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}

@@ -135,6 +135,18 @@ func Sleep(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("slept"))
 }
 
+// Big writes ?mb= MiB in 1 MiB writes, stopping at the first that fails.
+func Big(w http.ResponseWriter, r *http.Request) {
+	n, _ := strconv.Atoi(r.URL.Query().Get("mb"))
+	chunk := make([]byte, 1<<20)
+	for range n {
+		if _, err := w.Write(chunk); err != nil {
+			fmt.Fprintln(os.Stderr, "write:", err)
+			return
+		}
+	}
+}
+
 // Files reads a file from the archive dir, and tries to escape it.
 func Files(w http.ResponseWriter, r *http.Request) {
 	b, err := os.ReadFile(r.URL.Query().Get("f"))
@@ -161,6 +173,7 @@ func init() {
 	isotope.Register("Crash", Crash)
 	isotope.Register("Files", Files)
 	isotope.Register("Sleep", Sleep)
+	isotope.Register("Big", Big)
 }
 
 func main() {}

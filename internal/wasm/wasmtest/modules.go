@@ -301,3 +301,29 @@ func MemoryLeftover() []byte {
 	)
 	return module(true, 1, map[string][]byte{"_start": start}, []byte(out))
 }
+
+// WAGIFlood is a WAGI module whose _start writes a CGI header and then
+// chunks × 64 KiB of zero bytes to stdout, 64 KiB per fd_write: a
+// response past any sane limit.
+func WAGIFlood(chunks int32) []byte {
+	const (
+		opI32Load = 0x28
+		opI32Add  = 0x6a
+		opI32LtU  = 0x49
+	)
+	header := "Content-Type: application/octet-stream\n\n"
+	store := func(addr, v int32) []byte { return cat(i32const(addr), i32const(v), []byte{opI32Store, 2, 0}) }
+	write := func(iov int32) []byte {
+		return cat(i32const(1), i32const(iov), i32const(1), i32const(120), []byte{opCall}, uleb(0), []byte{opDrop})
+	}
+	start := cat(
+		store(0, 16), store(4, int32(len(header))), write(0),
+		store(8, 65536), store(12, 65536),
+		[]byte{opLoop, blockEmpty},
+		write(8),
+		i32const(200), i32const(200), []byte{opI32Load, 2, 0}, i32const(1), []byte{opI32Add, opI32Store, 2, 0},
+		i32const(200), []byte{opI32Load, 2, 0}, i32const(chunks), []byte{opI32LtU, opBrIf, 0},
+		[]byte{opEnd},
+	)
+	return module(true, 2, map[string][]byte{"_start": start}, []byte(header))
+}
