@@ -50,7 +50,7 @@ func (e *envPool) take(ctx context.Context) (instance.Instance, error) {
 			e.refill()
 			return ins, nil
 		}
-		e.m.closeInstance(ins, true)
+		e.m.closeInstance(ins)
 	}
 	e.mu.Unlock()
 	e.refill()
@@ -78,7 +78,7 @@ func (e *envPool) refill() {
 				return
 			}
 			if e.closed {
-				e.m.closeInstance(ins, true)
+				e.m.closeInstance(ins)
 				return
 			}
 			e.idle = append(e.idle, ins)
@@ -96,6 +96,6 @@ func (e *envPool) close() {
 	e.mu.Unlock()
 	for _, ins := range idle {
 		e.m.metrics.instances.WithLabelValues("poolmgr", e.rt.Name(), "generic").Dec()
-		e.m.closeInstance(ins, true)
+		e.m.closeInstance(ins)
 	}
 }

@@ -275,7 +275,7 @@ func (p *fnPool) finish(ins instance.Instance, err error) {
 	in := &inst{ins: ins, lastUsed: time.Now()}
 	if p.m.closing() {
 		p.mu.Unlock()
-		p.m.closeInstance(ins, false)
+		p.m.closeInstance(ins)
 		return
 	}
 	p.insts = append(p.insts, in)
@@ -287,7 +287,7 @@ func (p *fnPool) finish(ins instance.Instance, err error) {
 	}
 	p.mu.Unlock()
 	for _, d := range drop {
-		p.m.closeInstance(d.ins, true)
+		p.m.closeInstance(d.ins)
 	}
 }
 
@@ -346,7 +346,7 @@ func (p *fnPool) release(in *inst) {
 	p.dispatchLocked(nil)
 	p.mu.Unlock()
 	for _, d := range drop {
-		p.m.closeInstance(d.ins, true)
+		p.m.closeInstance(d.ins)
 	}
 }
 
@@ -382,7 +382,7 @@ func (p *fnPool) retire() {
 	}
 	p.mu.Unlock()
 	for _, d := range drop {
-		p.m.closeInstance(d.ins, true)
+		p.m.closeInstance(d.ins)
 	}
 }
 
@@ -423,7 +423,7 @@ func (p *fnPool) reap(now time.Time) (gone bool) {
 	gone = p.retired && len(p.insts) == 0 && p.specializing == 0 && len(p.waiters) == 0
 	p.mu.Unlock()
 	for _, d := range drop {
-		p.m.closeInstance(d.ins, true)
+		p.m.closeInstance(d.ins)
 	}
 	return gone
 }

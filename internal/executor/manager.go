@@ -285,7 +285,7 @@ func (m *Manager) envPoolFor(env *v1.Environment, rt instance.Runtime) *envPool 
 }
 
 // closeInstance stops ins in the background (Close waits for it).
-func (m *Manager) closeInstance(ins instance.Instance, _ bool) {
+func (m *Manager) closeInstance(ins instance.Instance) {
 	m.bg.Go(func() {
 		ins.Close()
 	})
@@ -344,7 +344,7 @@ func (m *Manager) Close() error {
 		p.insts = nil
 		p.mu.Unlock()
 		for _, in := range insts {
-			m.closeInstance(in.ins, false)
+			m.closeInstance(in.ins)
 		}
 	}
 	for _, e := range envs {

@@ -67,14 +67,6 @@ func (l ErrorList) Unwrap() []error {
 	return out
 }
 
-// err returns l as an error, or nil when it is empty (never a typed nil).
-func (l ErrorList) err() error {
-	if len(l) == 0 {
-		return nil
-	}
-	return l
-}
-
 // at returns an Error located at document d.
 func (d *Document) errorf(format string, args ...any) *Error {
 	return d.wrap(fmt.Errorf(format, args...))

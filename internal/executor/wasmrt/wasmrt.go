@@ -38,8 +38,10 @@ type Config struct {
 	// Wasm compiles and runs modules. Required.
 	Wasm *wasm.Runtime
 	// WorkDir receives fetched deploy archives, one directory per
-	// package archive (<ns>/<pkg>/<checksum prefix>, shared by the
-	// functions that use it), deleted when no loaded module uses it.
+	// archive (see Runtime.archiveDir): <ns>/_sha256/<first 32 hex
+	// digits of its sha256>, shared by every package of the namespace
+	// with that checksum, or <ns>/<pkg>/<hash of the deployment> for an
+	// archive without one; deleted when no loaded module uses it.
 	WorkDir string
 	// Fetcher brings deploy archives into WorkDir. Required.
 	Fetcher instance.Fetcher
