@@ -4,8 +4,8 @@
 // weights) and the internal routes /fission-function/[<ns>/]<name>[/...].
 //
 // The route table is an immutable value rebuilt from a mirror of the
-// store's HTTPTriggers and Functions whenever they change (debounced)
-// and swapped in atomically, so a request never waits for a rebuild and
+// store's HTTPTriggers and Functions whenever they change (at once after
+// a quiet spell, coalesced under bursts) and swapped in atomically, so a request never waits for a rebuild and
 // never sees half a table. Matching uses maps and segment comparison,
 // not a regexp per route, except for patterns that need one.
 //
@@ -75,8 +75,9 @@ type Config struct {
 	Version string
 	// AccessLog logs one line per function request.
 	AccessLog bool
-	// Debounce is how long changes are collected before the route table
-	// is rebuilt; default 20 ms as in Fission.
+	// Debounce is the longest changes are collected before the route
+	// table is rebuilt, under a burst of changes (default 20 ms, Fission's
+	// fixed delay); a change after a quiet spell is served at once.
 	Debounce time.Duration
 	// Rand picks canary targets; nil uses the process-wide source. Tests
 	// pass a seeded one. It is used under a lock.
@@ -146,28 +147,52 @@ func (rt *Router) Run(ctx context.Context) error {
 	}
 	defer wg.Wait()
 
-	var debounce *time.Timer
+	// A change after a quiet spell is served at once; changes that
+	// follow it within a window are collected and served together at its
+	// end, and each window of a burst is twice as long as the last, up to
+	// Debounce. A function stored and routed (two changes a round trip
+	// apart) is served in about a millisecond; a burst of a hundred
+	// updates rebuilds the table about ten times, not a hundred.
+	var window *time.Timer
 	var fire <-chan time.Time
+	length := minWindow
+	dirty := false
+	open := func() {
+		window = time.NewTimer(length)
+		fire = window.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			if debounce != nil {
-				debounce.Stop()
+			if window != nil {
+				window.Stop()
 			}
 			return ctx.Err()
 		case <-triggers.Changed():
 		case <-functions.Changed():
 		case <-fire:
 			fire = nil
-			rt.rebuild(triggers, functions)
+			if dirty {
+				dirty = false
+				rt.rebuild(triggers, functions)
+				length = min(2*length, rt.cfg.Debounce)
+				open()
+			} else {
+				length = minWindow
+			}
 			continue
 		}
-		if fire == nil {
-			debounce = time.NewTimer(rt.cfg.Debounce)
-			fire = debounce.C
+		if fire != nil {
+			dirty = true
+			continue
 		}
+		rt.rebuild(triggers, functions)
+		open()
 	}
 }
+
+// minWindow is the first window of a burst of changes (see Run).
+const minWindow = 2 * time.Millisecond
 
 // rebuild builds a table from the mirrors' snapshots and swaps it in.
 func (rt *Router) rebuild(triggers, functions *mirror.Mirror) {

@@ -431,3 +431,29 @@ func metricValue(t *testing.T, body, series string) float64 {
 	}
 	return v
 }
+
+// A burst of route updates is coalesced: a hundred updates rebuild the
+// table far fewer than a hundred times, and the last one is served.
+func TestRouteTableBurstCoalesced(t *testing.T) {
+	e := newTestEnv(t)
+	e.create(function("default", "a"))
+	tr := e.create(trigger("default", "moving", v1.HTTPTriggerSpec{RelativeURL: "/p", FunctionReference: ref("a")})).(*v1.HTTPTrigger)
+	e.waitStatus("GET", "/p", 200)
+	_, body, _ := e.do("GET", "/metrics")
+	before := metricValue(t, body, "isotope_router_route_table_rebuilds_total")
+	for i := range 100 {
+		tr.Spec.RelativeURL = fmt.Sprintf("/p%d", i)
+		out, err := e.st.Update(context.Background(), tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr = out.(*v1.HTTPTrigger)
+	}
+	e.waitStatus("GET", "/p99", 200)
+	_, body, _ = e.do("GET", "/metrics")
+	n := metricValue(t, body, "isotope_router_route_table_rebuilds_total") - before
+	t.Logf("100 updates, %v rebuilds", n)
+	if n >= 50 {
+		t.Errorf("100 updates rebuilt the table %v times, want them coalesced", n)
+	}
+}
