@@ -252,7 +252,7 @@ func (r coldResult) report() {
 	}
 	if len(r.e2e) > 0 {
 		e := pct(r.e2e, 50)
-		fmt.Printf("BENCH | function stored -> first answer p50 (%s, %d fns) | %s | %s first request | %.2f | info (adds the 20 ms route debounce)\n",
-			r.kind.name, len(r.e2e), ms(e), ms(first), float64(e)/float64(first))
+		bench(fmt.Sprintf("function stored -> first answer p50 (%s, %d fns)", r.kind.name, len(r.e2e)),
+			ms(e), ms(first)+" first request", float64(e)/float64(first), "<= 5 ms", e <= 5*time.Millisecond)
 	}
 }
