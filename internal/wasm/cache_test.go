@@ -197,3 +197,41 @@ func TestRewrittenModulesAreCached(t *testing.T) {
 		t.Fatal("the damaged rewrite is still cached")
 	}
 }
+
+// The same module under another key (a new deploy archive of code
+// already loaded) shares the compiled module instead of being decoded
+// and compiled again; the code is freed with the last Module of either.
+func TestSameModuleUnderAnotherKeyIsShared(t *testing.T) {
+	ctx := context.Background()
+	rt := newRuntime(t, Config{KeepIdleCompiled: -1})
+	mod := wasmtest.WAGIHello()
+	a := load(t, rt, LoadRequest{Wasm: mod, Key: "archive-a"})
+	b := load(t, rt, LoadRequest{Wasm: mod, Key: "archive-b"})
+	c := load(t, rt, LoadRequest{Wasm: mod, Key: "archive-b"})
+	if s := rt.Stats(); s.Compiles != 1 || s.SharedLoads != 2 {
+		t.Fatalf("three loads of one module under two keys: %+v, want one compile and two shared loads", s)
+	}
+	for _, m := range []*Module{a, b, c} {
+		if r := do(t, "GET", serve(t, m, "").URL+"/", "", nil); r.status != 200 || r.body != "hello\n" {
+			t.Fatalf("%d %q", r.status, r.body)
+		}
+	}
+	a.Close()
+	if r := do(t, "GET", serve(t, b, "").URL+"/", "", nil); r.status != 200 {
+		t.Fatalf("after the first key's Module closed: %d %q", r.status, r.body)
+	}
+	b.Close()
+	c.Close()
+	if s := rt.Stats(); s.Modules != 0 {
+		t.Fatalf("%d compiled modules held after every Module closed", s.Modules)
+	}
+	// Loaded again: compiled again (nothing was kept).
+	d, err := rt.Load(ctx, LoadRequest{Wasm: mod, Key: "archive-c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	if s := rt.Stats(); s.Compiles != 2 {
+		t.Fatalf("%+v, want a second compile", s)
+	}
+}

@@ -61,7 +61,8 @@ type Runtime struct {
 	workers  int
 	mu       sync.Mutex
 	compiled map[string]*compiled
-	idle     *list.List // of *compiled with no Module, most recent first
+	byModule map[string]*compiled // by the sha256 of the module's bytes
+	idle     *list.List           // of *compiled with no Module, most recent first
 	keepIdle int
 	closed   bool
 
@@ -88,6 +89,12 @@ type compiled struct {
 	err       error
 	refs      int
 	elem      *list.Element // in Runtime.idle while refs == 0
+	// sum is the sha256 of the module's bytes, once read ("" before).
+	sum string
+	// alias, when set, is the compiled module of the same bytes loaded
+	// under another key (another deploy archive holding the same
+	// module): c shares its code and holds one reference to it.
+	alias *compiled
 }
 
 // runtimeCache is one wazero runtime with its disk cache.
@@ -109,7 +116,7 @@ func NewRuntime(ctx context.Context, cfg Config) (*Runtime, error) {
 	if cfg.GuestSlots < 0 || cfg.GuestQueue < 0 {
 		return nil, fmt.Errorf("wasm: Config.GuestSlots (%d) and GuestQueue (%d) must not be negative", cfg.GuestSlots, cfg.GuestQueue)
 	}
-	r := &Runtime{cfg: cfg, compiled: map[string]*compiled{}, idle: list.New(), workers: cfg.CompilationWorkers, keepIdle: cfg.KeepIdleCompiled,
+	r := &Runtime{cfg: cfg, compiled: map[string]*compiled{}, byModule: map[string]*compiled{}, idle: list.New(), workers: cfg.CompilationWorkers, keepIdle: cfg.KeepIdleCompiled,
 		gate: newGate(cfg.GuestSlots, cfg.GuestQueue)}
 	if r.keepIdle == 0 {
 		r.keepIdle = 8
@@ -340,6 +347,40 @@ func (r *Runtime) compile(ctx context.Context, key string, keyIsSum bool, read f
 	if !keyIsSum {
 		sumHex = sha256Hex(wasmBytes)
 	}
+	// The same module under another key (a new deploy archive of code
+	// already loaded, as a rebuild of unchanged source makes) shares the
+	// compiled module: wazero would otherwise decode and validate it
+	// again before finding its code in the disk cache, a tenth of a
+	// second for a Go guest.
+	r.mu.Lock()
+	c.sum = sumHex
+	m := r.byModule[sumHex]
+	if m != nil {
+		m.refs++
+		if m.elem != nil {
+			r.idle.Remove(m.elem)
+			m.elem = nil
+		}
+	} else {
+		r.byModule[sumHex] = c
+	}
+	r.mu.Unlock()
+	if m != nil {
+		select {
+		case <-m.ready:
+		case <-ctx.Done():
+			r.release(m)
+			return nil, r.compileFailed(c, ctx.Err())
+		}
+		if m.err != nil {
+			r.release(m)
+			return nil, r.compileFailed(c, m.err)
+		}
+		c.cm, c.rt, c.abi, c.interrupt, c.alias = m.cm, m.rt, m.abi, m.interrupt, m
+		r.shared.Add(1)
+		close(c.ready)
+		return c, nil
+	}
 
 	// The compile must not be cut short by one caller's context: others
 	// may be waiting on it.
@@ -440,6 +481,9 @@ func (r *Runtime) compileFailed(c *compiled, err error) error {
 	c.err = err
 	r.mu.Lock()
 	delete(r.compiled, c.key)
+	if c.sum != "" && r.byModule[c.sum] == c {
+		delete(r.byModule, c.sum)
+	}
 	r.mu.Unlock()
 	close(c.ready)
 	return err
@@ -480,11 +524,17 @@ func (r *Runtime) release(c *compiled) {
 			if r.compiled[f.key] == f {
 				delete(r.compiled, f.key)
 			}
+			if f.sum != "" && r.byModule[f.sum] == f {
+				delete(r.byModule, f.sum)
+			}
 		}
 	}
 	r.mu.Unlock()
 	for _, f := range free {
-		if f.cm != nil {
+		switch {
+		case f.alias != nil:
+			r.release(f.alias)
+		case f.cm != nil:
 			f.cm.Close(context.Background())
 		}
 	}
