@@ -31,6 +31,7 @@ type Module struct {
 	env     [][2]string // the function's environment, sorted
 	alloc   experimental.MemoryAllocator
 
+	environ   environ       // reactor: every instance's environment (environ.go)
 	wagiEntry string        // WAGI: export to call instead of _start
 	wagiSem   chan struct{} // WAGI: concurrency cap
 	pool      *pool         // reactor
@@ -97,6 +98,9 @@ func newModule(ctx context.Context, rt *Runtime, c *compiled, name string, req L
 		}
 		m.wagiSem = make(chan struct{}, lim.MaxInstances)
 	case ABIReactor:
+		for _, kv := range m.reactorEnviron() {
+			m.environ.add(kv[0], kv[1])
+		}
 		m.pool = newPool(m)
 		wctx, cancel := context.WithTimeout(ctx, initTimeout(lim))
 		err := m.pool.warm(wctx, lim.WarmInstances)

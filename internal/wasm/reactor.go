@@ -39,19 +39,19 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	cfg := m.baseCfg.WithStdout(in.stdout).WithStderr(in.stderr).WithStartFunctions().
 		WithNanosleep(in.sleep.nanosleep)
 	in.sleep.enter(ctx)
-	for _, kv := range m.env {
-		if kv[0] != EnvEntrypoint {
+	env := m.reactorEnviron()
+	if !m.c.interrupt {
+		for _, kv := range env {
 			cfg = cfg.WithEnv(kv[0], kv[1])
 		}
 	}
-	cfg = cfg.WithEnv(EnvEntrypoint, m.entry).
-		WithEnv(EnvMaxResponseBody, strconv.FormatInt(m.limits.MaxResponseBody, 10))
 	m.started.Add(1)
 	mod, err := m.c.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, m.alloc), m.c.cm, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
 	in.guard = m.rt.newGuard(m.c)
+	in.guard.env = &m.environ
 	if init := mod.ExportedFunction(exportInitialize); init != nil {
 		if err := in.guard.call(ctx, init, nil); err != nil {
 			in.stderr.Flush()
@@ -96,6 +96,19 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 		}
 	}
 	return in, nil
+}
+
+// reactorEnviron is a reactor instance's environment: the function's,
+// the entry point, the response limit.
+func (m *Module) reactorEnviron() [][2]string {
+	var env [][2]string
+	for _, kv := range m.env {
+		if kv[0] != EnvEntrypoint && kv[0] != EnvMaxResponseBody {
+			env = append(env, kv)
+		}
+	}
+	return append(env, [2]string{EnvEntrypoint, m.entry},
+		[2]string{EnvMaxResponseBody, strconv.FormatInt(m.limits.MaxResponseBody, 10)})
 }
 
 // serveReactor runs one request on a pooled instance.

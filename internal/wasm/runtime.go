@@ -17,7 +17,6 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/experimental"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"isotope.dev/isotope/internal/wasm/rewrite"
 )
@@ -172,7 +171,7 @@ func startRuntime(ctx context.Context, cfg Config, closeOnDone bool) (runtimeCac
 		conf = conf.WithCompilationCache(cache)
 	}
 	rc.rt = wazero.NewRuntimeWithConfig(ctx, conf)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rc.rt); err != nil {
+	if err := instantiateWASI(ctx, rc.rt, !closeOnDone); err != nil {
 		rc.close(ctx)
 		return rc, fmt.Errorf("wasm: instantiate WASI: %w", err)
 	}

@@ -162,6 +162,7 @@ type guard struct {
 	holding   bool      // a slot is held (only the calling goroutine touches it)
 	since     time.Time // when the slot was taken
 	ran       time.Time // when the guest last let other goroutines run
+	env       *environ  // the guest's environment (environ.go)
 }
 
 // callCtx is the context a guest call runs with: the caller's, carrying
@@ -220,17 +221,17 @@ func (g *guard) call(ctx context.Context, f api.Function, stack []uint64) error 
 		// loop iteration: the Go scheduler preempts such a guest anyway.
 		return f.CallWithStack(ctx, stack)
 	}
-	if err := g.gate.enter(ctx, false); err != nil {
-		return &gateError{err}
+	held := g.holding
+	if !held {
+		if err := g.hold(ctx); err != nil {
+			return err
+		}
 	}
-	g.holding, g.since = true, time.Now()
-	g.ran = g.since
 	g.cctx.Context, g.cctx.g = ctx, g
 	err := f.CallWithStack(&g.cctx, stack)
 	g.cctx.Context = nil
-	if g.holding {
-		g.holding = false
-		g.gate.leave()
+	if !held {
+		g.release()
 	}
 	if err != nil {
 		if cause := stopCause(ctx, err); cause != nil {
@@ -238,6 +239,32 @@ func (g *guard) call(ctx context.Context, f api.Function, stack []uint64) error 
 		}
 	}
 	return err
+}
+
+// hold takes a guest slot for calls to come (call then takes none of
+// its own), or returns a *gateError. WAGI holds one across the
+// instantiation too, so no more instances (each a linear memory) exist
+// at once than there are slots, and freed memories are reused rather
+// than mapped and faulted in afresh.
+func (g *guard) hold(ctx context.Context) error {
+	if !g.scheduled || g.holding {
+		return nil
+	}
+	if err := g.gate.enter(ctx, false); err != nil {
+		return &gateError{err}
+	}
+	g.holding, g.since = true, time.Now()
+	g.ran = g.since
+	return nil
+}
+
+// release gives back the slot taken by hold (or, if yield gave it up
+// and could not take it again, nothing).
+func (g *guard) release() {
+	if g.holding {
+		g.holding = false
+		g.gate.leave()
+	}
 }
 
 // stopCause is why a failed call was stopped by the host: its context's

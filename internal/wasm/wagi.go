@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 )
@@ -36,16 +37,23 @@ func (m *Module) serveWAGI(ctx context.Context, r *http.Request, opts InvokeOpti
 		WithStdout(out).
 		WithStderr(stderr).
 		WithNanosleep(ctxSleep(ctx))
+	// The CGI variables, then the function's own where no CGI variable
+	// has the name, then the entry point.
+	env := &environ{buf: make([]byte, 0, 1024)}
+	set := env.add
+	if !m.c.interrupt {
+		set = func(k, v string) { cfg = cfg.WithEnv(k, v) }
+	}
 	for _, kv := range vars {
-		cfg = cfg.WithEnv(kv[0], kv[1])
+		set(kv[0], kv[1])
 	}
 	for _, kv := range m.env {
 		if !hasVar(vars, kv[0]) {
-			cfg = cfg.WithEnv(kv[0], kv[1])
+			set(kv[0], kv[1])
 		}
 	}
 	if m.entry != "" && !hasVar(vars, EnvEntrypoint) {
-		cfg = cfg.WithEnv(EnvEntrypoint, m.entry)
+		set(EnvEntrypoint, m.entry)
 	}
 	// The entry point is called after instantiation, not as its start
 	// function, so the call can be guarded by the deadline.
@@ -54,14 +62,21 @@ func (m *Module) serveWAGI(ctx context.Context, r *http.Request, opts InvokeOpti
 	if m.wagiEntry != "" {
 		entry = m.wagiEntry
 	}
-	m.started.Add(1)
-	mod, err := m.c.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, m.alloc), m.c.cm, cfg)
+	g := m.rt.newGuard(m.c)
+	g.env = env
+	var mod api.Module
+	err := g.hold(ctx)
 	if err == nil {
-		err = m.rt.newGuard(m.c).call(ctx, mod.ExportedFunction(entry), nil)
+		m.started.Add(1)
+		mod, err = m.c.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, m.alloc), m.c.cm, cfg)
+	}
+	if err == nil {
+		err = g.call(ctx, mod.ExportedFunction(entry), nil)
 	}
 	if mod != nil {
 		mod.Close(context.Background())
 	}
+	g.release()
 	stderr.Flush()
 	if err == nil && ctx.Err() != nil {
 		// The guest finished only because its sleep was cut short at
