@@ -75,9 +75,10 @@ type Config struct {
 	Version string
 	// AccessLog logs one line per function request.
 	AccessLog bool
-	// Debounce is the longest changes are collected before the route
-	// table is rebuilt, under a burst of changes (default 20 ms, Fission's
-	// fixed delay); a change after a quiet spell is served at once.
+	// Debounce paces route table rebuilds under a burst of changes: one
+	// per Debounce once a few have run back to back (default 20 ms,
+	// Fission's fixed delay). A change after a quiet spell is served at
+	// once.
 	Debounce time.Duration
 	// Rand picks canary targets; nil uses the process-wide source. Tests
 	// pass a seeded one. It is used under a lock.
@@ -147,52 +148,55 @@ func (rt *Router) Run(ctx context.Context) error {
 	}
 	defer wg.Wait()
 
-	// A change after a quiet spell is served at once; changes that
-	// follow it within a window are collected and served together at its
-	// end, and each window of a burst is twice as long as the last, up to
-	// Debounce. A function stored and routed (two changes a round trip
-	// apart) is served in about a millisecond; a burst of a hundred
-	// updates rebuilds the table about ten times, not a hundred.
-	var window *time.Timer
-	var fire <-chan time.Time
-	length := minWindow
-	dirty := false
-	open := func() {
-		window = time.NewTimer(length)
-		fire = window.C
+	// Rebuilds are paced by a token bucket: up to burstRebuilds at once,
+	// then one per Debounce. A change that finds a token is served at
+	// once (a function stored and routed, two changes a round trip
+	// apart, in about a millisecond); one that finds none waits for the
+	// next token, and every change until then rides along. A burst of a
+	// hundred updates in 200 ms rebuilds the table about fourteen times,
+	// not a hundred, and never more often than Fission's fixed debounce.
+	tokens := float64(burstRebuilds)
+	last := time.Now()
+	refill := func() {
+		now := time.Now()
+		tokens = min(burstRebuilds, tokens+float64(now.Sub(last))/float64(rt.cfg.Debounce))
+		last = now
 	}
+	var wait *time.Timer
+	var fire <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
-			if window != nil {
-				window.Stop()
+			if wait != nil {
+				wait.Stop()
 			}
 			return ctx.Err()
 		case <-triggers.Changed():
 		case <-functions.Changed():
 		case <-fire:
 			fire = nil
-			if dirty {
-				dirty = false
-				rt.rebuild(triggers, functions)
-				length = min(2*length, rt.cfg.Debounce)
-				open()
-			} else {
-				length = minWindow
-			}
+			refill()
+			tokens = max(tokens-1, 0)
+			rt.rebuild(triggers, functions)
 			continue
 		}
 		if fire != nil {
-			dirty = true
+			continue // the rebuild already waiting will include it
+		}
+		refill()
+		if tokens >= 1 {
+			tokens--
+			rt.rebuild(triggers, functions)
 			continue
 		}
-		rt.rebuild(triggers, functions)
-		open()
+		wait = time.NewTimer(time.Duration((1 - tokens) * float64(rt.cfg.Debounce)))
+		fire = wait.C
 	}
 }
 
-// minWindow is the first window of a burst of changes (see Run).
-const minWindow = 2 * time.Millisecond
+// burstRebuilds is how many route table rebuilds may follow each other
+// at once before they are paced one per Config.Debounce (see Run).
+const burstRebuilds = 4
 
 // rebuild builds a table from the mirrors' snapshots and swaps it in.
 func (rt *Router) rebuild(triggers, functions *mirror.Mirror) {
