@@ -23,6 +23,7 @@ import (
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/buildermgr"
 	"isotope.dev/isotope/internal/executor"
+	"isotope.dev/isotope/internal/executor/instance"
 	"isotope.dev/isotope/internal/executor/kubert"
 	"isotope.dev/isotope/internal/router"
 	"isotope.dev/isotope/internal/store/kubestore"
@@ -307,7 +308,7 @@ replicas may run; each takes its own pods.`,
 			exec, err := executor.New(executor.Config{
 				Store: kc.store, WorkDir: work, Logger: log.With("role", "executor"),
 				// Every environment's instances are pods.
-				Process: rt, WasmRuntime: rt,
+				RuntimeFor: func(*v1.Environment) (instance.Runtime, error) { return rt, nil },
 			})
 			if err != nil {
 				return err

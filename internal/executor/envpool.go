@@ -2,7 +2,11 @@ package executor
 
 import (
 	"context"
+	"log/slog"
 	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/executor/instance"
@@ -14,15 +18,25 @@ import (
 // only pays for specialization. Taking an instance starts a replacement,
 // as Fission's relabelled pod makes the ReplicaSet start another.
 type envPool struct {
-	m    *Manager
 	env  *v1.Environment
 	rt   instance.Runtime
 	size int
+	h    envHost
 
 	mu       sync.Mutex
 	idle     []instance.Instance
 	starting int
 	closed   bool
+}
+
+// envHost is what an environment's pool needs of the executor.
+type envHost struct {
+	ctx          context.Context // ends when the executor closes
+	startTimeout time.Duration
+	bg           *tracker
+	discard      func(instance.Instance)
+	generic      prometheus.Gauge // warm generic instances of this runtime
+	log          *slog.Logger
 }
 
 // poolSize is Fission's rule, poolsize for version 3 and 3 below,
@@ -44,13 +58,13 @@ func (e *envPool) take(ctx context.Context) (instance.Instance, error) {
 	for len(e.idle) > 0 {
 		ins := e.idle[len(e.idle)-1]
 		e.idle = e.idle[:len(e.idle)-1]
-		e.m.metrics.instances.WithLabelValues("poolmgr", e.rt.Name(), "generic").Dec()
+		e.h.generic.Dec()
 		if ins.Alive() {
 			e.mu.Unlock()
 			e.refill()
 			return ins, nil
 		}
-		e.m.closeInstance(ins)
+		e.h.discard(ins)
 	}
 	e.mu.Unlock()
 	e.refill()
@@ -64,8 +78,8 @@ func (e *envPool) refill() {
 	defer e.mu.Unlock()
 	for !e.closed && len(e.idle)+e.starting < e.size {
 		e.starting++
-		e.m.bg.Go(func() {
-			ctx, cancel := context.WithTimeout(e.m.ctx, e.m.cfg.StartTimeout)
+		e.h.bg.Go(func() {
+			ctx, cancel := context.WithTimeout(e.h.ctx, e.h.startTimeout)
 			ins, err := e.rt.Start(ctx, e.env)
 			cancel()
 			e.mu.Lock()
@@ -73,16 +87,16 @@ func (e *envPool) refill() {
 			e.starting--
 			if err != nil {
 				if !e.closed {
-					e.m.log.Warn("could not start a pool instance", "env", e.env.Namespace+"/"+e.env.Name, "err", err)
+					e.h.log.Warn("could not start a pool instance", "env", e.env.Namespace+"/"+e.env.Name, "err", err)
 				}
 				return
 			}
 			if e.closed {
-				e.m.closeInstance(ins)
+				e.h.discard(ins)
 				return
 			}
 			e.idle = append(e.idle, ins)
-			e.m.metrics.instances.WithLabelValues("poolmgr", e.rt.Name(), "generic").Inc()
+			e.h.generic.Inc()
 		})
 	}
 }
@@ -95,7 +109,7 @@ func (e *envPool) close() {
 	e.idle = nil
 	e.mu.Unlock()
 	for _, ins := range idle {
-		e.m.metrics.instances.WithLabelValues("poolmgr", e.rt.Name(), "generic").Dec()
-		e.m.closeInstance(ins)
+		e.h.generic.Dec()
+		e.h.discard(ins)
 	}
 }

@@ -13,7 +13,8 @@ import (
 
 // fnPool holds the specialized instances of one version of one function
 // and admits requests to them. Both strategies use it; they differ in
-// policy (see limits) and in where instances come from (Manager.provide).
+// policy (strategy.admission) and in where instances come from
+// (strategy.instance, through poolHost.provide).
 //
 // Admission, in order: a free request slot on a live instance; else, if
 // no specialization of this function is in flight and the instance limit
@@ -23,7 +24,7 @@ import (
 // instance once it has one; poolmgr at its limit queues a bounded number
 // of requests and answers 429 beyond.
 type fnPool struct {
-	m   *Manager
+	h   poolHost
 	key fnKey
 
 	mu           sync.Mutex
@@ -61,70 +62,36 @@ type waiter struct {
 	ch chan grant // buffered 1
 }
 
+// poolHost is what a function's pool needs of the executor, and all it
+// may use of it.
+type poolHost interface {
+	// resolve reads fn's environment and package and checks that a
+	// runtime serves the environment.
+	resolve(ctx context.Context, fn *v1.Function) (instance.Function, error)
+	// admission is fn's admission policy (strategy, runtime, limits).
+	admission(fn *v1.Function, res instance.Function) limits
+	// provide makes a specialized instance for res.
+	provide(res instance.Function) (instance.Instance, error)
+	// discard closes ins in the background.
+	discard(ins instance.Instance)
+	// background runs f, tracked so that Close waits for it.
+	background(f func())
+	// closing reports whether the executor is shutting down.
+	closing() bool
+	// counted adds delta to the specialized instances of fn; rejected
+	// counts a request refused at fn's concurrency limit.
+	counted(fn *v1.Function, res instance.Function, delta float64)
+	rejected(fn *v1.Function)
+}
+
 type grant struct {
 	in   *inst
 	cold bool
 	err  error
 }
 
-// limits is a pool's admission policy for its function's current spec.
-type limits struct {
-	maxInstances int // poolmgr concurrency, newdeploy MaxScale
-	minInstances int // newdeploy MinScale
-	slots        int // concurrent requests per instance
-	onceOnly     bool
-	overload     bool // newdeploy: overload instances instead of queueing
-	queue        int  // poolmgr: waiters allowed at the instance limit
-	idle         time.Duration
-	retain       int
-}
-
-func (p *fnPool) limitsLocked() limits {
-	s := p.fn.Spec
-	l := limits{
-		maxInstances: s.Concurrency,
-		slots:        s.RequestsPerPod,
-		onceOnly:     s.OnceOnly,
-		retain:       s.RetainPods,
-		idle:         p.m.cfg.IdleTimeout,
-	}
-	if s.IdleTimeout != nil && *s.IdleTimeout > 0 {
-		l.idle = time.Duration(*s.IdleTimeout) * time.Second
-	}
-	if l.slots <= 0 {
-		l.slots = 1
-	}
-	if l.maxInstances <= 0 {
-		l.maxInstances = 500
-	}
-	if executorType(p.fn) == v1.ExecutorTypeNewdeploy {
-		es := s.InvokeStrategy.ExecutionStrategy
-		l.minInstances = max(es.MinScale, 0)
-		l.maxInstances = max(es.MaxScale, es.MinScale, 1)
-		if mx := p.m.cfg.Limits.MaxScale; mx > 0 {
-			l.minInstances, l.maxInstances = min(l.minInstances, mx), min(l.maxInstances, mx)
-		}
-		l.overload, l.onceOnly, l.retain = true, false, 0
-	}
-	if mx, ok := p.m.multiplexer(p.res); ok {
-		// One in-process instance multiplexes every request itself.
-		l.slots = mx.Slots(p.fn)
-		l.maxInstances, l.onceOnly = 1, false
-		l.minInstances = min(l.minInstances, 1)
-	}
-	l.queue = p.m.cfg.QueueLength
-	if l.queue <= 0 {
-		l.queue = l.maxInstances * l.slots
-	}
-	return l
-}
-
-func executorType(fn *v1.Function) v1.ExecutorType {
-	if t := fn.Spec.InvokeStrategy.ExecutionStrategy.ExecutorType; t != "" {
-		return t
-	}
-	return v1.ExecutorTypePoolmgr
-}
+// limitsLocked is the pool's admission policy for its function now.
+func (p *fnPool) limitsLocked() limits { return p.h.admission(p.fn, p.res) }
 
 // freeLocked returns a live instance with a free slot, or nil.
 func (p *fnPool) freeLocked(l limits) *inst {
@@ -157,11 +124,8 @@ func (p *fnPool) acquire(ctx context.Context) (*lease, error) {
 		// missing or unbuilt one is reported at once.
 		fn := p.fn
 		p.mu.Unlock()
-		res, err := p.m.resolve(ctx, fn)
+		res, err := p.h.resolve(ctx, fn)
 		if err != nil {
-			return nil, err
-		}
-		if _, err := p.m.runtimeFor(res.Env); err != nil {
 			return nil, err
 		}
 		p.mu.Lock()
@@ -200,7 +164,7 @@ func (p *fnPool) acquire(ctx context.Context) (*lease, error) {
 		p.startLocked()
 	case total >= l.maxInstances && len(p.waiters) >= l.queue:
 		p.mu.Unlock()
-		p.m.metrics.rejections.WithLabelValues(string(executorType(p.fn))).Inc()
+		p.h.rejected(p.fn)
 		return nil, errorf(http.StatusTooManyRequests, "function %s/%s: concurrency limit reached (%d instances × %d requests, %d queued)",
 			p.fn.Namespace, p.fn.Name, l.maxInstances, l.slots, len(p.waiters))
 	}
@@ -257,8 +221,8 @@ func (p *fnPool) startLocked() {
 	p.specializing++
 	res := p.res
 	res.Fn = p.fn
-	p.m.bg.Go(func() {
-		in, err := p.m.provide(res)
+	p.h.background(func() {
+		in, err := p.h.provide(res)
 		p.finish(in, err)
 	})
 }
@@ -273,13 +237,13 @@ func (p *fnPool) finish(ins instance.Instance, err error) {
 		return
 	}
 	in := &inst{ins: ins, lastUsed: time.Now()}
-	if p.m.closing() {
+	if p.h.closing() {
 		p.mu.Unlock()
-		p.m.closeInstance(ins)
+		p.h.discard(ins)
 		return
 	}
 	p.insts = append(p.insts, in)
-	p.m.metrics.instances.WithLabelValues(string(executorType(p.fn)), p.m.runtimeName(p.res), "specialized").Inc()
+	p.h.counted(p.fn, p.res, 1)
 	p.dispatchLocked(in)
 	var drop []*inst
 	if p.retired && in.active == 0 {
@@ -287,7 +251,7 @@ func (p *fnPool) finish(ins instance.Instance, err error) {
 	}
 	p.mu.Unlock()
 	for _, d := range drop {
-		p.m.closeInstance(d.ins)
+		p.h.discard(d.ins)
 	}
 }
 
@@ -346,7 +310,7 @@ func (p *fnPool) release(in *inst) {
 	p.dispatchLocked(nil)
 	p.mu.Unlock()
 	for _, d := range drop {
-		p.m.closeInstance(d.ins)
+		p.h.discard(d.ins)
 	}
 }
 
@@ -355,7 +319,7 @@ func (p *fnPool) removeLocked(in *inst) []*inst {
 	for i, x := range p.insts {
 		if x == in {
 			p.insts = append(p.insts[:i], p.insts[i+1:]...)
-			p.m.metrics.instances.WithLabelValues(string(executorType(p.fn)), p.m.runtimeName(p.res), "specialized").Dec()
+			p.h.counted(p.fn, p.res, -1)
 			return []*inst{in}
 		}
 	}
@@ -382,7 +346,7 @@ func (p *fnPool) retire() {
 	}
 	p.mu.Unlock()
 	for _, d := range drop {
-		p.m.closeInstance(d.ins)
+		p.h.discard(d.ins)
 	}
 }
 
@@ -423,7 +387,7 @@ func (p *fnPool) reap(now time.Time) (gone bool) {
 	gone = p.retired && len(p.insts) == 0 && p.specializing == 0 && len(p.waiters) == 0
 	p.mu.Unlock()
 	for _, d := range drop {
-		p.m.closeInstance(d.ins)
+		p.h.discard(d.ins)
 	}
 	return gone
 }
@@ -436,11 +400,8 @@ func (p *fnPool) ensureMin(ctx context.Context) error {
 	fn, resolved := p.fn, p.resolved
 	p.mu.Unlock()
 	if !resolved {
-		res, err := p.m.resolve(ctx, fn)
+		res, err := p.h.resolve(ctx, fn)
 		if err != nil {
-			return err
-		}
-		if _, err := p.m.runtimeFor(res.Env); err != nil {
 			return err
 		}
 		p.mu.Lock()

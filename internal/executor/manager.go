@@ -62,22 +62,24 @@ type Config struct {
 	// may run at once (default 64); see wasmrt.
 	WasmMaxInstances int
 
-	// Process and WasmRuntime replace the default runtimes (tests, or
-	// other deployments). Nil means procrt and wasmrt over the fields
-	// above.
-	Process     instance.Runtime
-	WasmRuntime instance.Runtime
+	// RuntimeFor picks the runtime of an environment, the second axis of
+	// the executor (decision 0003): in Kubernetes mode one pod runtime
+	// for every environment. Nil means the embedded mode's: wasmrt for
+	// isotope/wasm-env images, procrt for environments with a local
+	// program, over the fields above.
+	RuntimeFor func(*v1.Environment) (instance.Runtime, error)
 }
 
-// Manager is the embedded executor: poolmgr and newdeploy strategies over
-// the local-process and in-process WebAssembly runtimes. It implements
-// Executor. Run watches the store and reaps idle instances; Close stops
-// every instance.
+// Manager is the executor: the poolmgr and newdeploy strategies
+// (strategy.go) over the runtimes Config.RuntimeFor picks, one pool per
+// function version (funcpool.go) and, for poolmgr on runtimes that keep
+// them, one warm pool per environment version (envpool.go). It
+// implements Executor. Run watches the store and reaps idle instances;
+// Close stops every instance.
 type Manager struct {
 	cfg     Config
 	log     *slog.Logger
-	procRT  instance.Runtime
-	wasmRT  instance.Runtime
+	wasmRT  instance.Runtime // the embedded in-process runtime, for preparing packages; nil otherwise
 	metrics *metrics
 
 	ctx    context.Context // ends at Close
@@ -132,31 +134,30 @@ func New(cfg Config) (*Manager, error) {
 		pools:    map[string]*fnPool{},
 		old:      map[*fnPool]bool{},
 		envs:     map[string]*envPool{},
-		procRT:   cfg.Process,
-		wasmRT:   cfg.WasmRuntime,
 		started:  time.Now(),
 		prepared: map[string]bool{},
 		prepSem:  make(chan struct{}, 1),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	sweepWorkDir(cfg.WorkDir, cfg.Logger)
-	if m.procRT == nil {
-		m.procRT = procrt.New(procrt.Config{
+	if cfg.RuntimeFor == nil {
+		procRT := procrt.New(procrt.Config{
 			WorkDir:      filepath.Join(cfg.WorkDir, "instances"),
 			Fetcher:      cfg.Fetcher,
 			Logs:         cfg.Logs,
 			Logger:       cfg.Logger,
 			StartTimeout: cfg.StartTimeout,
 		})
-	}
-	if m.wasmRT == nil && cfg.Wasm != nil {
-		m.wasmRT = wasmrt.New(wasmrt.Config{
-			Wasm:         cfg.Wasm,
-			WorkDir:      filepath.Join(cfg.WorkDir, "wasm"),
-			Fetcher:      cfg.Fetcher,
-			Logs:         cfg.Logs,
-			MaxInstances: cfg.WasmMaxInstances,
-		})
+		if cfg.Wasm != nil {
+			m.wasmRT = wasmrt.New(wasmrt.Config{
+				Wasm:         cfg.Wasm,
+				WorkDir:      filepath.Join(cfg.WorkDir, "wasm"),
+				Fetcher:      cfg.Fetcher,
+				Logs:         cfg.Logs,
+				MaxInstances: cfg.WasmMaxInstances,
+			})
+		}
+		m.cfg.RuntimeFor = embeddedRuntimes(m.wasmRT, procRT)
 	}
 	return m, nil
 }
@@ -208,7 +209,7 @@ func (m *Manager) poolFor(fn *v1.Function) (*fnPool, error) {
 	}
 	// The pool keeps its own copy: the caller's object may change after
 	// Acquire returns.
-	p := &fnPool{m: m, key: key, fn: fn.DeepCopy(), lastUsed: time.Now()}
+	p := &fnPool{h: m, key: key, fn: fn.DeepCopy(), lastUsed: time.Now()}
 	m.pools[id] = p
 	if old != nil {
 		m.old[old] = true
@@ -224,8 +225,9 @@ func (p *fnPool) retired0() bool {
 	return p.retired
 }
 
-// provide makes a specialized instance for res: from the environment's
-// warm pool (or a new one) for pooled runtimes, started fresh otherwise.
+// provide makes a specialized instance for res: an instance from its
+// strategy (poolmgr: the environment's warm pool when the runtime keeps
+// one), specialized.
 func (m *Manager) provide(res instance.Function) (instance.Instance, error) {
 	rt, err := m.runtimeFor(res.Env)
 	if err != nil {
@@ -245,12 +247,7 @@ func (m *Manager) provide(res instance.Function) (instance.Instance, error) {
 		}
 		return err
 	}
-	var ins instance.Instance
-	if rt.Pooled() && executorType(res.Fn) == v1.ExecutorTypePoolmgr {
-		ins, err = m.envPoolFor(res.Env, rt).take(ctx)
-	} else {
-		ins, err = rt.Start(ctx, res.Env)
-	}
+	ins, err := strategyOf(res.Fn).instance(ctx, m, rt, res.Env)
 	if err != nil {
 		return nil, fail("function %s/%s: start an instance of environment %s/%s: %v", res.Fn.Namespace, res.Fn.Name, res.Env.Namespace, res.Env.Name, err)
 	}
@@ -275,7 +272,11 @@ func (m *Manager) envPoolFor(env *v1.Environment, rt instance.Runtime) *envPool 
 		}
 		e.close()
 	}
-	e := &envPool{m: m, env: env, rt: rt, size: poolSize(env, m.cfg.Limits)}
+	e := &envPool{env: env, rt: rt, size: poolSize(env, m.cfg.Limits), h: envHost{
+		ctx: m.ctx, startTimeout: m.cfg.StartTimeout, bg: &m.bg, discard: m.closeInstance,
+		generic: m.metrics.instances.WithLabelValues(string(v1.ExecutorTypePoolmgr), rt.Name(), "generic"),
+		log:     m.log,
+	}}
 	if m.closed {
 		e.closed = true
 		return e
@@ -293,12 +294,50 @@ func (m *Manager) closeInstance(ins instance.Instance) {
 
 func (m *Manager) closing() bool { return m.ctx.Err() != nil }
 
+// The rest of poolHost (funcpool.go).
+
+func (m *Manager) discard(ins instance.Instance) { m.closeInstance(ins) }
+func (m *Manager) background(f func())           { m.bg.Go(f) }
+
+func (m *Manager) counted(fn *v1.Function, res instance.Function, delta float64) {
+	m.metrics.instances.WithLabelValues(string(executorType(fn)), m.runtimeName(res), "specialized").Add(delta)
+}
+
+func (m *Manager) rejected(fn *v1.Function) {
+	m.metrics.rejections.WithLabelValues(string(executorType(fn))).Inc()
+}
+
+// admission is fn's admission policy: its strategy's, made to fit the
+// runtime (one that multiplexes requests itself gets one instance) and
+// the executor's idle timeout and queue length.
+func (m *Manager) admission(fn *v1.Function, res instance.Function) limits {
+	l := strategyOf(fn).admission(fn, m.cfg.Limits)
+	l.idle = m.cfg.IdleTimeout
+	if s := fn.Spec.IdleTimeout; s != nil && *s > 0 {
+		l.idle = time.Duration(*s) * time.Second
+	}
+	if mx, ok := m.multiplexer(res); ok {
+		l.slots = mx.Slots(fn)
+		l.maxInstances, l.onceOnly = 1, false
+		l.minInstances = min(l.minInstances, 1)
+	}
+	l.queue = m.cfg.QueueLength
+	if l.queue <= 0 {
+		l.queue = l.maxInstances * l.slots
+	}
+	return l
+}
+
 // multiplexer reports whether res's runtime multiplexes requests itself.
 func (m *Manager) multiplexer(res instance.Function) (instance.Multiplexer, bool) {
-	if res.Env == nil || !IsWasmEnvImage(res.Env.Spec.Runtime.Image) || m.wasmRT == nil {
+	if res.Env == nil {
 		return nil, false
 	}
-	mx, ok := m.wasmRT.(instance.Multiplexer)
+	rt, err := m.runtimeFor(res.Env)
+	if err != nil {
+		return nil, false
+	}
+	mx, ok := rt.(instance.Multiplexer)
 	return mx, ok
 }
 

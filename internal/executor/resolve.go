@@ -19,8 +19,8 @@ func errorf(code int, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// resolve reads the environment and package fn names and checks that the
-// package can be served. A package being rebuilt, or whose latest build
+// resolve reads the environment and package fn names and checks that a
+// runtime serves the environment and the package can be served. A package being rebuilt, or whose latest build
 // failed, is served from its last successful build (spec.deployment,
 // which the builder manager replaces only when a build succeeds); see
 // docs/decisions/0005-serve-last-good-build.md.
@@ -31,6 +31,9 @@ func (m *Manager) resolve(ctx context.Context, fn *v1.Function) (instance.Functi
 	env, err := store.GetAs[*v1.Environment](ctx, m.cfg.Store, envNs, envRef.Name)
 	if err != nil {
 		return instance.Function{}, storeErr(err, "environment %s/%s of function %s/%s", envNs, envRef.Name, fn.Namespace, fn.Name)
+	}
+	if _, err := m.runtimeFor(env); err != nil {
+		return instance.Function{}, err
 	}
 	pkg, err := store.GetAs[*v1.Package](ctx, m.cfg.Store, pkgNs, pkgRef.Name)
 	if err != nil {
@@ -95,26 +98,27 @@ func orDefault(s, def string) string {
 	return s
 }
 
-// runtimeFor picks the runtime of env: in-process WebAssembly for the
-// isotope/wasm-env image, a local process otherwise.
+// runtimeFor picks the runtime of env (Config.RuntimeFor).
 func (m *Manager) runtimeFor(env *v1.Environment) (instance.Runtime, error) {
-	if IsWasmEnvImage(env.Spec.Runtime.Image) {
-		if m.wasmRT == nil {
-			return nil, errorf(http.StatusInternalServerError, "environment %s/%s uses %s but this executor has no WebAssembly runtime", env.Namespace, env.Name, WasmEnvImage)
+	return m.cfg.RuntimeFor(env)
+}
+
+// embeddedRuntimes is the embedded mode's RuntimeFor: in-process
+// WebAssembly for isotope/wasm-env images, a local process for any other
+// environment that names a program to run.
+func embeddedRuntimes(wasmRT, procRT instance.Runtime) func(*v1.Environment) (instance.Runtime, error) {
+	return func(env *v1.Environment) (instance.Runtime, error) {
+		if IsWasmEnvImage(env.Spec.Runtime.Image) {
+			if wasmRT == nil {
+				return nil, errorf(http.StatusInternalServerError, "environment %s/%s uses %s but this executor has no WebAssembly runtime", env.Namespace, env.Name, WasmEnvImage)
+			}
+			return wasmRT, nil
 		}
-		return m.wasmRT, nil
-	}
-	// The local process runtime needs a program to run; a runtime given
-	// in Config.Process (Kubernetes pods) runs the environment's image.
-	if m.cfg.Process == nil {
 		if err := procrt.CheckEnv(env); err != nil {
 			return nil, errorf(http.StatusInternalServerError, "%v", err)
 		}
+		return procRT, nil
 	}
-	if m.procRT == nil {
-		return nil, errorf(http.StatusInternalServerError, "environment %s/%s needs a local process runtime, which this executor does not have", env.Namespace, env.Name)
-	}
-	return m.procRT, nil
 }
 
 // deployFingerprint identifies a package's deploy archive: instances are

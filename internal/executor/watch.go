@@ -138,7 +138,7 @@ func (m *Manager) onFunction(ctx context.Context, ev store.Event) {
 // another. A failed preload is logged; the next request tries again.
 // Process runtimes are not preloaded: poolmgr starts them on demand.
 func (m *Manager) preloadAsync(fn *v1.Function) {
-	if m.wasmRT == nil || executorType(fn) == v1.ExecutorTypeNewdeploy {
+	if executorType(fn) == v1.ExecutorTypeNewdeploy {
 		return
 	}
 	m.bg.Go(func() {
@@ -146,6 +146,9 @@ func (m *Manager) preloadAsync(fn *v1.Function) {
 		env, err := store.GetAs[*v1.Environment](m.ctx, m.cfg.Store, envNs, fn.Spec.Environment.Name)
 		if err != nil || !IsWasmEnvImage(env.Spec.Runtime.Image) {
 			return // not a wasm function (or no environment yet)
+		}
+		if _, err := m.runtimeFor(env); err != nil {
+			return // no runtime serves it here
 		}
 		p, err := m.poolFor(fn)
 		if err != nil {
