@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
 
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/store"
@@ -178,6 +181,10 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, rt route, opts st
 // and a namespace and name that agree with the URL (filled from it when
 // empty).
 func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, rt route) (v1.Object, error) {
+	isYAML, err := bodyFormat(r)
+	if err != nil {
+		return nil, err
+	}
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -188,6 +195,11 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, rt route) (v
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, store.Errorf(store.ReasonBadRequest, "request body is empty: expected a JSON %s", rt.ki.Kind)
+	}
+	if isYAML {
+		if data, err = yaml.YAMLToJSONStrict(data); err != nil {
+			return nil, store.Errorf(store.ReasonBadRequest, "invalid YAML body: %v", err)
+		}
 	}
 	var tm struct {
 		APIVersion string `json:"apiVersion"`
@@ -226,6 +238,29 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, rt route) (v
 		}
 	}
 	return obj, nil
+}
+
+// bodyFormat reads a write's Content-Type: JSON or YAML, nothing else.
+// Refusing the content types a web page may send without a CORS
+// preflight (text/plain, multipart/form-data, form encoding) keeps even
+// a same-site page that slipped past package webguard from writing.
+func bodyFormat(r *http.Request) (isYAML bool, err error) {
+	ct := r.Header.Get("Content-Type")
+	mt, _, perr := mime.ParseMediaType(ct)
+	switch {
+	case perr != nil && ct != "":
+	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
+		return false, nil
+	case mt == "application/yaml" || mt == "application/x-yaml" || mt == "text/yaml" || mt == "text/x-yaml":
+		return true, nil
+	}
+	if ct == "" {
+		ct = "none"
+	} else {
+		ct = strconv.Quote(ct)
+	}
+	msg := fmt.Sprintf("Content-Type %s is not accepted: send the object as application/json (or application/yaml)", ct)
+	return false, &store.Error{Reason: store.ReasonUnsupportedMedia, Message: msg, Causes: []store.Cause{{Field: "Content-Type", Message: msg}}}
 }
 
 func badField(field, msg string) error {

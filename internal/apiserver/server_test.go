@@ -71,6 +71,9 @@ func (f *fixture) callTok(t *testing.T, method, path, body, tok string) (int, []
 	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
+	if method == "POST" || method == "PUT" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := f.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)

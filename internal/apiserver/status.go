@@ -22,6 +22,8 @@ var codes = map[store.Reason]int{
 	store.ReasonUnauthorized:     http.StatusUnauthorized,
 	store.ReasonMethodNotAllowed: http.StatusMethodNotAllowed,
 	store.ReasonTooLarge:         http.StatusRequestEntityTooLarge,
+	store.ReasonForbidden:        http.StatusForbidden,
+	store.ReasonUnsupportedMedia: http.StatusUnsupportedMediaType,
 	store.ReasonInternal:         http.StatusInternalServerError,
 	store.ReasonUnavailable:      http.StatusServiceUnavailable,
 }

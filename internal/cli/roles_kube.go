@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/auth/webguard"
 	"isotope.dev/isotope/internal/buildermgr"
 	"isotope.dev/isotope/internal/executor"
 	"isotope.dev/isotope/internal/executor/instance"
@@ -276,8 +277,9 @@ holder of the Lease "isotope-executor" acts.`,
 
 func newRouterRoleCommand(g *Globals) *cobra.Command {
 	var (
-		o    kubeOptions
-		addr string
+		o        kubeOptions
+		addr     string
+		apiHosts []string
 	)
 	cmd := &cobra.Command{
 		Use:   "router --kubeconfig FILE [--addr :8888]",
@@ -291,6 +293,10 @@ function is proxied to a ready pod of its own Deployment. Several router
 replicas may run; each takes its own pods.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			guard, err := webguard.New(apiHosts)
+			if err != nil {
+				return err
+			}
 			kc, err := o.clients(cmd)
 			if err != nil {
 				return err
@@ -319,11 +325,14 @@ replicas may run; each takes its own pods.`,
 			defer cancel()
 			go exec.Run(ctx)
 			go rtr.Run(ctx)
-			return serveRole(ctx, log, "router", addr, rtr)
+			// /metrics and /_version only to this pod's addresses and
+			// the names given; function traffic to any host.
+			return serveRole(ctx, log, "router", addr, guard.HostHandler(router.AdminPath, rtr))
 		},
 	}
 	o.addFlags(cmd, false)
 	cmd.Flags().StringVar(&addr, "addr", ":8888", "listen address")
+	cmd.Flags().StringArrayVar(&apiHosts, "api-host", nil, "host name (no port) that may be used to read /metrics and /_version, besides loopback names and IP addresses (repeatable)")
 	return cmd
 }
 

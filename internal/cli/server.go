@@ -43,7 +43,13 @@ address: --token or ISOTOPE_TOKEN if given, otherwise one generated into
 --router-auth the router requires a bearer token too: POST /auth/login with
 {"username","password"} (ISOTOPE_ROUTER_USERNAME / ISOTOPE_ROUTER_PASSWORD)
 returns a JWT signed with ISOTOPE_ROUTER_SIGNING_KEY (random per start when
-unset); see ` + "`isotope token create`" + `.`,
+unset); see ` + "`isotope token create`" + `.
+
+Against web pages in your browser, the API (and the router's /metrics and
+/_version) answer only requests whose Host is a loopback name, an IP
+address or a name given with --api-host, and refuse writes sent from
+another origin (see SECURITY.md). Reach the server by another name, say
+http://build-box:8889, only after starting it with --api-host build-box.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var level slog.Level
@@ -84,6 +90,7 @@ unset); see ` + "`isotope token create`" + `.`,
 	f.IntVar(&cfg.GuestSlots, "guest-slots", 0, "WebAssembly calls running at once (0: GOMAXPROCS-1, at least 1; guests never hold every CPU)")
 	f.IntVar(&cfg.GuestQueue, "guest-queue", wasm.DefaultGuestQueue, "WebAssembly calls that may wait for a guest slot before requests get 429")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringArrayVar(&cfg.APIHosts, "api-host", nil, "host name (no port) clients may use to reach the API and the router's /metrics, besides loopback names and IP addresses (repeatable)")
 	f.StringVar(&token, "token", "", "bearer token the API requires (default ISOTOPE_TOKEN; none on loopback, else generated into <data-dir>/token)")
 	f.BoolVar(&routerAuthOn, "router-auth", false, "require a bearer token on the router (credentials from ISOTOPE_ROUTER_USERNAME/PASSWORD)")
 	f.StringVar(&routerAuth.LoginPath, "router-auth-path", routerauth.DefaultLoginPath, "router login path (with --router-auth)")

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"isotope.dev/isotope/internal/auth/hmac"
+	"isotope.dev/isotope/internal/auth/webguard"
 	"isotope.dev/isotope/internal/storagesvc"
 )
 
@@ -68,9 +69,13 @@ once they are older than --prune-grace.`,
 			if err != nil {
 				return fmt.Errorf("--addr: %w", err)
 			}
-			h := verifyInternal(log, hmac.ServiceStoragesvc,
+			// Cross-origin uploads (multipart needs no CORS preflight)
+			// are refused; Host is not checked, since clients reach the
+			// role by Service names.
+			var guard webguard.Guard
+			h := guard.OriginHandler(verifyInternal(log, hmac.ServiceStoragesvc,
 				storagesvc.NewServer(backend, storagesvc.Options{MaxSize: max.Value(), Token: token, Logger: log}),
-				hmac.VerifierOptions{MaxBody: max.Value() + 1<<20}) // + multipart framing
+				hmac.VerifierOptions{MaxBody: max.Value() + 1<<20})) // + multipart framing
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
 			if pruneInterval > 0 {

@@ -138,11 +138,13 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 var reasonsByCode = map[int]store.Reason{
 	http.StatusBadRequest:            store.ReasonBadRequest,
 	http.StatusUnauthorized:          store.ReasonUnauthorized,
+	http.StatusForbidden:             store.ReasonForbidden,
 	http.StatusNotFound:              store.ReasonNotFound,
 	http.StatusMethodNotAllowed:      store.ReasonMethodNotAllowed,
 	http.StatusConflict:              store.ReasonConflict,
 	http.StatusGone:                  store.ReasonExpired,
 	http.StatusRequestEntityTooLarge: store.ReasonTooLarge,
+	http.StatusUnsupportedMediaType:  store.ReasonUnsupportedMedia,
 	http.StatusInternalServerError:   store.ReasonInternal,
 	http.StatusServiceUnavailable:    store.ReasonUnavailable,
 }

@@ -60,6 +60,12 @@ const (
 	MetricsPath = "/metrics"
 )
 
+// AdminPath reports whether the router answers path itself with facts
+// about the platform (metrics, version) rather than with a function:
+// these are the paths a web page must not read through DNS rebinding
+// (package webguard). The health check stays open for probes.
+func AdminPath(path string) bool { return path == MetricsPath || path == VersionPath }
+
 // Config configures a Router.
 type Config struct {
 	// Store is where HTTPTriggers and Functions are read from (Run).

@@ -29,9 +29,11 @@ import (
 	"isotope.dev/isotope/internal/auth/hmac"
 	"isotope.dev/isotope/internal/auth/routerauth"
 	"isotope.dev/isotope/internal/auth/token"
+	"isotope.dev/isotope/internal/auth/webguard"
 	"isotope.dev/isotope/internal/buildermgr"
 	"isotope.dev/isotope/internal/fetcher"
 	"isotope.dev/isotope/internal/fnlog"
+	"isotope.dev/isotope/internal/router"
 	"isotope.dev/isotope/internal/storagesvc"
 	"isotope.dev/isotope/internal/store"
 	"isotope.dev/isotope/internal/store/boltstore"
@@ -51,6 +53,10 @@ type Config struct {
 	// a bearer token on every router path (package routerauth). The API
 	// token is accepted there too.
 	RouterAuth *routerauth.Options
+	// APIHosts are host names, besides loopback names and IP addresses,
+	// that requests to the API and to the router's /metrics and /_version
+	// may name in their Host header (--api-host); see package webguard.
+	APIHosts []string
 	// Stderr receives the one-time notice of a generated API token
 	// (default os.Stderr).
 	Stderr io.Writer
@@ -91,6 +97,7 @@ type Server struct {
 	routeSrv *http.Server
 
 	routerAuth *routerauth.Auth
+	guard      *webguard.Guard
 }
 
 // role is a background controller of the server.
@@ -120,7 +127,11 @@ func New(cfg Config) (_ *Server, err error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("server: the data dir is required")
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
+	guard, err := webguard.New(cfg.APIHosts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, guard: guard}
 	defer func() {
 		if err != nil {
 			s.closeAll()
@@ -254,7 +265,9 @@ func (s *Server) assemble() error {
 	mux.Handle("/v1/logs", requireToken(cfg.Token, logs.Handler()))
 	mux.Handle("/v1/buildlogs", requireToken(cfg.Token, bm.Handler()))
 	mux.Handle("/", api)
-	s.apiSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Web pages may neither write cross-origin nor rebind a name to the
+	// API (package webguard): it runs commands for whoever can write.
+	s.apiSrv = &http.Server{Handler: s.guard.Handler(mux), ReadHeaderTimeout: 10 * time.Second}
 	// Open watch streams would otherwise hold Shutdown until its timeout.
 	s.apiSrv.RegisterOnShutdown(api.StopWatches)
 
@@ -265,6 +278,9 @@ func (s *Server) assemble() error {
 	if s.routerAuth != nil {
 		routerHandler = s.routerAuth.Middleware(routerHandler)
 	}
+	// Function traffic may be addressed to any host; the router's own
+	// metrics and version only to this machine's names.
+	routerHandler = s.guard.HostHandler(router.AdminPath, routerHandler)
 	s.routeSrv = &http.Server{Handler: routerHandler, ReadHeaderTimeout: 10 * time.Second}
 
 	s.roles = append(s.roles,

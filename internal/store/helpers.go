@@ -15,7 +15,9 @@ import (
 const (
 	ReasonBadRequest       Reason = "BadRequest"            // 400: malformed body or parameters
 	ReasonMethodNotAllowed Reason = "MethodNotAllowed"      // 405
+	ReasonForbidden        Reason = "Forbidden"             // 403: refused whoever asks (webguard)
 	ReasonTooLarge         Reason = "RequestEntityTooLarge" // 413
+	ReasonUnsupportedMedia Reason = "UnsupportedMediaType"  // 415
 	ReasonInternal         Reason = "InternalError"         // 500
 	ReasonUnavailable      Reason = "ServiceUnavailable"    // 503: shutting down
 )
