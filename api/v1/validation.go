@@ -315,9 +315,11 @@ func validateHTTPTriggerSpec(s *HTTPTriggerSpec, p *field.Path) field.ErrorList 
 	}
 	if s.RelativeURL != "" {
 		errs = append(errs, validateRoutePath(s.RelativeURL, p.Child("relativeurl"))...)
+		errs = append(errs, validateReservedRoute(s.RelativeURL, false, p.Child("relativeurl"))...)
 	}
 	if prefix != "" {
 		errs = append(errs, validateRoutePath(prefix, p.Child("prefix"))...)
+		errs = append(errs, validateReservedRoute(prefix, true, p.Child("prefix"))...)
 	}
 	if s.Method != "" && !validMethod(strings.ToUpper(s.Method)) {
 		errs = append(errs, field.NotSupported(p.Child("method"), s.Method, httpMethods))

@@ -4,6 +4,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/auth/routerauth"
 )
 
 func TestPatternMatch(t *testing.T) {
@@ -45,6 +48,19 @@ func TestPatternErrorsNameThePattern(t *testing.T) {
 		_, err := compilePattern(bad)
 		if err == nil || !strings.Contains(err.Error(), bad) {
 			t.Errorf("%q: error %v should name the pattern", bad, err)
+		}
+	}
+}
+
+// Every path the router answers itself is reserved in validation, so no
+// trigger can be stored that the router would never reach.
+func TestOwnPathsAreReserved(t *testing.T) {
+	if InternalPrefix != v1.InternalRoutePrefix {
+		t.Errorf("InternalPrefix %q differs from v1.InternalRoutePrefix %q", InternalPrefix, v1.InternalRoutePrefix)
+	}
+	for _, p := range []string{HealthzPath, VersionPath, MetricsPath, InternalPrefix + "default/hello", routerauth.DefaultLoginPath, routerauth.HealthzPath} {
+		if v1.ReservedRoute(p, false) == "" || v1.ReservedRoute(p, true) == "" {
+			t.Errorf("%s is served by the router but not reserved in api/v1", p)
 		}
 	}
 }

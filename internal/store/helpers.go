@@ -104,3 +104,17 @@ func ListAs[T v1.Object](ctx context.Context, s Store, opts ListOptions) ([]T, s
 	}
 	return out, rv, nil
 }
+
+// RouteTaken is the AlreadyExists error (409) for an HTTPTrigger whose
+// route another trigger already serves; what is v1.RouteConflict's
+// description of the shared route.
+func RouteTaken(tr, other *v1.HTTPTrigger, what string) *Error {
+	msg := fmt.Sprintf("HTTPTrigger %s/%s: %s is already routed by HTTPTrigger %s/%s; "+
+		"change or delete that trigger first, or choose another URL, method or host",
+		tr.Namespace, tr.Name, what, other.Namespace, other.Name)
+	field := "spec.relativeurl"
+	if tr.Spec.Prefix != nil && *tr.Spec.Prefix != "" {
+		field = "spec.prefix"
+	}
+	return &Error{Reason: ReasonAlreadyExists, Message: msg, Causes: []Cause{{Field: field, Message: msg}}}
+}

@@ -220,6 +220,31 @@ func prepare(ki v1.KindInfo, obj v1.Object) error {
 	return nil
 }
 
+// checkRoute refuses an HTTPTrigger that would answer the same requests
+// as another one (v1.RouteConflict), in any namespace: the router has one
+// table for all of them. It runs inside the write's transaction, so two
+// colliding triggers written at once cannot both pass. Other kinds pass.
+func checkRoute(b *bolt.Bucket, obj v1.Object) error {
+	tr, ok := obj.(*v1.HTTPTrigger)
+	if !ok {
+		return nil
+	}
+	self := string(key(tr.Namespace, tr.Name))
+	return b.ForEach(func(k, v []byte) error {
+		if string(k) == self {
+			return nil
+		}
+		var other v1.HTTPTrigger
+		if err := json.Unmarshal(v, &other); err != nil {
+			return fmt.Errorf("decode stored HTTPTrigger %s: %w", k, err)
+		}
+		if what := v1.RouteConflict(&tr.Spec, &other.Spec); what != "" {
+			return store.RouteTaken(tr, &other, what)
+		}
+		return nil
+	})
+}
+
 // change is one committed write, handed to watchers after commit.
 type change struct {
 	typ  store.EventType
@@ -382,6 +407,9 @@ func (s *Store) Create(ctx context.Context, in v1.Object) (v1.Object, error) {
 		if b.Get(k) != nil {
 			return nil, store.Errorf(store.ReasonAlreadyExists, "%s %q already exists in namespace %q", ki.Kind, obj.GetName(), obj.GetNamespace())
 		}
+		if err := checkRoute(b, obj); err != nil {
+			return nil, err
+		}
 		obj.SetUID(types.UID(uuid.NewString()))
 		obj.SetCreationTimestamp(metav1.NewTime(time.Now().UTC()))
 		obj.SetGeneration(1)
@@ -459,6 +487,11 @@ func (s *Store) update(ctx context.Context, in v1.Object, status bool) (v1.Objec
 		}
 		if err := prepare(ki, obj); err != nil {
 			return nil, err
+		}
+		if !status {
+			if err := checkRoute(b, obj); err != nil {
+				return nil, err
+			}
 		}
 		obj.SetResourceVersion(stored.GetResourceVersion())
 		obj.SetGeneration(stored.GetGeneration())

@@ -246,3 +246,33 @@ func TestUnknownKind(t *testing.T) {
 		t.Errorf("get by alias: %v", err)
 	}
 }
+
+// The route check runs inside the write's transaction: of many colliding
+// triggers created at once, in different namespaces, exactly one is
+// stored.
+func TestConcurrentDuplicateRoutesOneWins(t *testing.T) {
+	s, _ := openTemp(t, Options{})
+	const n = 16
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			tr := storetest.Sample(v1.KindHTTPTrigger, fmt.Sprintf("ns%d", i), "race").(*v1.HTTPTrigger)
+			tr.Spec.RelativeURL = "/race"
+			_, err := s.Create(context.Background(), tr)
+			errs <- err
+		}()
+	}
+	won := 0
+	for range n {
+		switch err := <-errs; {
+		case err == nil:
+			won++
+		case !store.IsAlreadyExists(err):
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	all, _, err := s.List(context.Background(), v1.KindHTTPTrigger, store.ListOptions{})
+	if won != 1 || err != nil || len(all) != 1 {
+		t.Fatalf("%d creates won, %d triggers stored (%v); want exactly 1", won, len(all), err)
+	}
+}

@@ -317,6 +317,9 @@ func (s *Store) Create(ctx context.Context, in v1.Object) (v1.Object, error) {
 	if err := prepare(ki, obj, false); err != nil {
 		return nil, err
 	}
+	if err := s.checkRoute(ctx, obj); err != nil {
+		return nil, err
+	}
 	var status reflect.Value
 	if st, zero := statusOf(obj); ki.HasStatus && !zero {
 		status = reflect.New(st.Type()).Elem()
@@ -423,6 +426,11 @@ func (s *Store) update(ctx context.Context, in v1.Object, status bool) (v1.Objec
 	if err := prepare(ki, obj, status); err != nil {
 		return nil, err
 	}
+	if !status {
+		if err := s.checkRoute(ctx, obj); err != nil {
+			return nil, err
+		}
+	}
 	write := func(o v1.Object) error {
 		if status {
 			return s.c.Status().Update(ctx, o)
@@ -457,6 +465,31 @@ func (s *Store) update(ctx context.Context, in v1.Object, status bool) (v1.Objec
 	}
 	return nil, store.Errorf(store.ReasonConflict, "operation cannot be fulfilled on %s %q in namespace %q: it kept changing under %d unconditional update attempts",
 		ki.Kind, obj.GetName(), ns, maxUnconditionalTries)
+}
+
+// checkRoute refuses an HTTPTrigger that would answer the same requests
+// as another one (v1.RouteConflict) in the namespaces this store sees.
+// The kube-apiserver has no such check, so two writers racing each other
+// (or kubectl, which bypasses this store) can still store a pair; the
+// router then serves one of them, as before.
+func (s *Store) checkRoute(ctx context.Context, obj v1.Object) error {
+	tr, ok := obj.(*v1.HTTPTrigger)
+	if !ok {
+		return nil
+	}
+	others, _, err := store.ListAs[*v1.HTTPTrigger](ctx, s, store.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for _, o := range others {
+		if o.Namespace == tr.Namespace && o.Name == tr.Name {
+			continue
+		}
+		if what := v1.RouteConflict(&tr.Spec, &o.Spec); what != "" {
+			return store.RouteTaken(tr, o, what)
+		}
+	}
+	return nil
 }
 
 // Delete implements store.Store.

@@ -14,7 +14,8 @@ import (
 
 // Samples returns one valid object of every kind, in v1.Kinds order, in
 // namespace ns; they reference each other (function → package →
-// environment) by name.
+// environment) by name. The trigger's route includes ns, so samples in
+// several namespaces do not collide (stores refuse duplicate routes).
 func Samples(ns string) []v1.Object {
 	meta := func(name string) metav1.ObjectMeta {
 		return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app": "hello"}}
@@ -34,7 +35,7 @@ func Samples(ns string) []v1.Object {
 			Package:     v1.FunctionPackageRef{PackageRef: v1.PackageRef{Name: "hello-pkg"}, FunctionName: "Handler"},
 		}},
 		&v1.HTTPTrigger{ObjectMeta: meta("hello-route"), Spec: v1.HTTPTriggerSpec{
-			RelativeURL:       "/hello",
+			RelativeURL:       routeFor(ns, "hello"),
 			Methods:           []string{"GET"},
 			FunctionReference: v1.FunctionReference{Type: v1.FunctionReferenceTypeFunctionName, Name: "hello"},
 		}},
@@ -45,11 +46,24 @@ func Samples(ns string) []v1.Object {
 	}
 }
 
-// Sample returns the sample of one kind, named name, in namespace ns.
+// routeFor is a sample trigger's relativeurl, unique per namespace and
+// name.
+func routeFor(ns, name string) string {
+	if ns == "" {
+		return "/" + name
+	}
+	return "/" + ns + "/" + name
+}
+
+// Sample returns the sample of one kind, named name, in namespace ns. A
+// trigger's route is unique to its namespace and name.
 func Sample(kind, ns, name string) v1.Object {
 	for _, o := range Samples(ns) {
 		if v1.KindOf(o) == kind {
 			o.SetName(name)
+			if tr, ok := o.(*v1.HTTPTrigger); ok {
+				tr.Spec.RelativeURL = routeFor(ns, name)
+			}
 			return o
 		}
 	}
@@ -67,7 +81,7 @@ func ChangeSpec(obj v1.Object, n int) {
 	case *v1.Function:
 		o.Spec.FunctionTimeout = 10 + n
 	case *v1.HTTPTrigger:
-		o.Spec.RelativeURL = fmt.Sprintf("/hello/%d", n)
+		o.Spec.RelativeURL = fmt.Sprintf("%s/%d", routeFor(o.Namespace, o.Name), n)
 	case *v1.TimeTrigger:
 		o.Spec.Cron = fmt.Sprintf("@every %ds", 1+n)
 	default:

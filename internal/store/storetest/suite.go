@@ -24,6 +24,7 @@ import (
 func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("CRUDEveryKind", func(t *testing.T) { testCRUD(t, newStore(t)) })
 	t.Run("AlreadyExists", func(t *testing.T) { testAlreadyExists(t, newStore(t)) })
+	t.Run("DuplicateRoutesRefused", func(t *testing.T) { testDuplicateRoutes(t, newStore(t)) })
 	t.Run("InvalidStoresNothing", func(t *testing.T) { testInvalid(t, newStore(t)) })
 	t.Run("StaleUpdateConflicts", func(t *testing.T) { testStale(t, newStore(t)) })
 	t.Run("ConcurrentUpdatesOneWins", func(t *testing.T) { testConcurrent(t, newStore(t)) })
@@ -202,6 +203,55 @@ func testAlreadyExists(t *testing.T, s store.Store) {
 			t.Errorf("second create of %s: %v, want AlreadyExists", v1.KindOf(sample), err)
 		}
 	}
+}
+
+// Two triggers answering the same method, URL and host would shadow each
+// other in the router's one table: the second is refused (AlreadyExists,
+// 409) naming the first, on create and on update, across namespaces,
+// and nothing of it is stored.
+func testDuplicateRoutes(t *testing.T, s store.Store) {
+	ctx := Ctx(t)
+	route := func(ns, name, url string, methods ...string) *v1.HTTPTrigger {
+		tr := Sample(v1.KindHTTPTrigger, ns, name).(*v1.HTTPTrigger)
+		tr.Spec.RelativeURL, tr.Spec.Methods = url, methods
+		return tr
+	}
+	refused := func(what string, err error) {
+		t.Helper()
+		if !store.IsAlreadyExists(err) || !strings.Contains(err.Error(), "HTTPTrigger a/first") || !strings.Contains(err.Error(), " /dup/{") {
+			t.Errorf("%s: %v, want AlreadyExists naming a/first and the route", what, err)
+		}
+	}
+	first := MustCreate(t, s, route("a", "first", "/dup/{id}", "GET", "POST")).(*v1.HTTPTrigger)
+
+	_, err := s.Create(ctx, route("b", "second", "/dup/{name}", "POST"))
+	refused("create of the same route in another namespace", err)
+	if _, err := s.Get(ctx, v1.KindHTTPTrigger, "b", "second"); !store.IsNotFound(err) {
+		t.Errorf("the refused trigger was stored: %v", err)
+	}
+
+	other := MustCreate(t, s, route("b", "other", "/dup/{id}", "PUT"))
+	moved := other.DeepCopyObject().(*v1.HTTPTrigger)
+	moved.Spec.Methods = []string{"PUT", "GET"}
+	_, err = s.Update(ctx, moved)
+	refused("update onto the route", err)
+	if got, err := s.Get(ctx, v1.KindHTTPTrigger, "b", "other"); err != nil || len(got.(*v1.HTTPTrigger).Spec.Methods) != 1 {
+		t.Errorf("the refused update changed the trigger: %v %+v", err, got)
+	}
+
+	// A trigger never collides with itself, and another host is another route.
+	first.Spec.FunctionReference.Name = "hello2"
+	if _, err := s.Update(ctx, first); err != nil {
+		t.Errorf("update of a trigger keeping its own route: %v", err)
+	}
+	hosted := route("b", "hosted", "/dup/{id}", "GET")
+	hosted.Spec.Host = "shop.example"
+	MustCreate(t, s, hosted)
+
+	if err := s.Delete(ctx, v1.KindHTTPTrigger, "a", "first", ""); err != nil {
+		t.Fatal(err)
+	}
+	MustCreate(t, s, route("b", "second", "/dup/{name}", "POST"))
 }
 
 func testInvalid(t *testing.T, s store.Store) {
