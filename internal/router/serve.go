@@ -22,15 +22,24 @@ func (rt *Router) serveFunction(w http.ResponseWriter, r *http.Request, fn *v1.F
 	lease, err := rt.exec.Acquire(ctx, fn)
 	if err != nil {
 		code := rt.failureCode(r, ctx, err)
-		msg := http.StatusText(code)
 		var ee *executor.Error
-		if errors.As(err, &ee) || rt.cfg.DebugErrors {
-			msg += ": " + err.Error()
-		}
-		if code == statusClientClosed {
+		switch {
+		case code == statusClientClosed:
 			rt.log.Info("client closed request while waiting for an instance", "function", fn.Namespace+"/"+fn.Name)
-		} else {
-			writeError(w, r, code, msg)
+		case code >= 500:
+			// Executor failures carry storage URLs, data-dir paths and
+			// build output: logged with an id, not shown to callers.
+			id := newRequestID()
+			rt.log.Warn("function request failed", "request_id", id, "function", fn.Namespace+"/"+fn.Name, "code", code, "err", err)
+			msg := publicMessage(code, "")
+			if rt.cfg.DebugErrors {
+				msg += ": " + err.Error()
+			}
+			writeFailure(w, r, code, msg, id)
+		case errors.As(err, &ee) || rt.cfg.DebugErrors:
+			writeError(w, r, code, http.StatusText(code)+": "+err.Error())
+		default:
+			writeError(w, r, code, http.StatusText(code))
 		}
 		rt.finish(r, fn, code, start, false)
 		return
@@ -44,7 +53,7 @@ func (rt *Router) serveFunction(w http.ResponseWriter, r *http.Request, fn *v1.F
 		_ = http.NewResponseController(w).EnableFullDuplex()
 	}
 	req := rewrite(r, ctx, fn, m)
-	rw := &responseWriter{ResponseWriter: w, ctx: ctx, client: r.Context()}
+	rw := &responseWriter{ResponseWriter: w, ctx: ctx, client: r.Context(), req: r, passErrors: rt.cfg.DebugErrors}
 	completed := false
 	defer func() {
 		if completed {
@@ -73,6 +82,10 @@ func (rt *Router) serveFunction(w http.ResponseWriter, r *http.Request, fn *v1.F
 		rw.failWith(rt.ctxCode(r))
 	case !rw.wroteHeader:
 		rw.WriteHeader(http.StatusOK)
+	}
+	if rw.reqID != "" {
+		rt.log.Warn("function request failed", "request_id", rw.reqID, "function", fn.Namespace+"/"+fn.Name,
+			"code", rw.code, "path", r.URL.Path, "detail", rw.captured.String())
 	}
 	lease.Release(ctxErr)
 
@@ -176,17 +189,24 @@ func (m *match) pattern() string {
 	}
 }
 
-// responseWriter records the status a lease writes and, when the lease
-// answers with an error because the router's deadline passed or the
-// client left (a reverse proxy writes 502 then), replaces that answer
-// with 504 or 499. Flush and Unwrap keep streaming, trailers and
-// upgrades working through http.ResponseController.
+// responseWriter records the status a lease writes and replaces two
+// kinds of answers: an error written because the router's deadline
+// passed or the client left (a reverse proxy writes 502 then) becomes
+// 504 or 499; a runtime's failure answer (hostError: a crash, a stack
+// trace, paths) becomes a short message with a request id, its body kept
+// for the log. A function's own answers, 5xx included, pass unchanged.
+// Flush and Unwrap keep streaming, trailers and upgrades working through
+// http.ResponseController.
 type responseWriter struct {
 	http.ResponseWriter
 	ctx, client context.Context
+	req         *http.Request
+	passErrors  bool // DebugErrors: runtime failure answers pass unchanged
 	code        int
 	wroteHeader bool
-	replaced    bool // the lease's response was replaced; drop its body
+	replaced    bool    // the lease's response was replaced; drop its body
+	reqID       string  // set when a replaced answer is to be logged
+	captured    capture // the replaced body, for that log line
 }
 
 func (w *responseWriter) WriteHeader(code int) {
@@ -205,6 +225,15 @@ func (w *responseWriter) WriteHeader(code int) {
 		w.failWith(c)
 		return
 	}
+	if code >= 500 && !w.passErrors {
+		if reason, ok := hostError(w.ResponseWriter.Header()); ok {
+			w.wroteHeader, w.replaced, w.code = true, true, code
+			w.reqID = newRequestID()
+			clearHeader(w.ResponseWriter.Header())
+			writeFailure(w.ResponseWriter, w.req, code, publicMessage(code, reason), w.reqID)
+			return
+		}
+	}
 	w.wroteHeader = true
 	w.code = code
 	w.ResponseWriter.WriteHeader(code)
@@ -214,16 +243,18 @@ func (w *responseWriter) WriteHeader(code int) {
 // lease would have written.
 func (w *responseWriter) failWith(code int) {
 	w.wroteHeader, w.replaced, w.code = true, true, code
-	h := w.ResponseWriter.Header()
-	for k := range h {
-		delete(h, k)
-	}
+	clearHeader(w.ResponseWriter.Header())
 	if code == statusClientClosed {
 		return // nobody is listening
 	}
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	w.ResponseWriter.WriteHeader(code)
-	fmt.Fprintln(w.ResponseWriter, "function timed out")
+	w.reqID = newRequestID()
+	writeFailure(w.ResponseWriter, w.req, code, publicMessage(code, "timeout"), w.reqID)
+}
+
+func clearHeader(h http.Header) {
+	for k := range h {
+		delete(h, k)
+	}
 }
 
 func (w *responseWriter) Write(b []byte) (int, error) {
@@ -231,6 +262,9 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 		w.WriteHeader(http.StatusOK)
 	}
 	if w.replaced {
+		if w.reqID != "" {
+			w.captured.write(b)
+		}
 		return len(b), nil
 	}
 	return w.ResponseWriter.Write(b)

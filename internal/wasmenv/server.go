@@ -128,8 +128,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Generic container: no requests supported", http.StatusInternalServerError)
 		return
 	}
-	m.ServeHTTP(w, r)
+	m.ServeHTTP(&markFailures{ResponseWriter: w}, r)
 }
+
+// HostErrorHeader marks an answer the runtime made because the function
+// failed (a trap, a timeout, an oversized or malformed response), so that
+// the router in front of this pod logs it and shows the caller a short
+// message instead (the router's HostErrorHeader; the names must agree).
+const HostErrorHeader = "X-Isotope-Error"
+
+// markFailures adds HostErrorHeader to the module's failure answers,
+// which it writes with http.Error: a 5xx whose only headers are
+// http.Error's. The function's own answers always carry Content-Length
+// and pass unmarked.
+type markFailures struct{ http.ResponseWriter }
+
+func (m *markFailures) WriteHeader(code int) {
+	h := m.Header()
+	if code >= 500 && len(h) == 2 && h.Get("Content-Type") == "text/plain; charset=utf-8" && h.Get("X-Content-Type-Options") == "nosniff" {
+		h.Set(HostErrorHeader, "failed")
+	}
+	m.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (m *markFailures) Unwrap() http.ResponseWriter { return m.ResponseWriter }
 
 func (s *Server) specialize(w http.ResponseWriter, r *http.Request, req FunctionLoadRequest) {
 	s.mu.Lock()

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"isotope.dev/isotope/internal/router"
 	"isotope.dev/isotope/internal/wasm"
 	"isotope.dev/isotope/internal/wasm/wasmtest"
 )
@@ -161,5 +162,39 @@ func TestSpecializeThroughMounts(t *testing.T) {
 	}
 	if code, body := call(t, "GET", hs.URL+"/", "", ""); code != 200 || body != "hello\n" {
 		t.Errorf("after specialize: %d %q", code, body)
+	}
+}
+
+// A function that fails (here: traps) gets an answer marked for the
+// router to scrub; a function's own 500 passes unmarked.
+func TestFailuresAreMarkedForTheRouter(t *testing.T) {
+	if HostErrorHeader != router.HostErrorHeader {
+		t.Fatalf("HostErrorHeader %q differs from the router's %q", HostErrorHeader, router.HostErrorHeader)
+	}
+	for _, c := range []struct {
+		name   string
+		module []byte
+		code   int
+		marked bool
+	}{
+		{"trap", wasmtest.Trap(), 502, true},
+		{"own 500", wasmtest.WAGIStatic("Status: 500\nContent-Type: text/plain; charset=utf-8\nX-Content-Type-Options: nosniff\n\nmine\n"), 500, false},
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "user"), c.module, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		hs := newServer(t, dir)
+		if code, body := call(t, "POST", hs.URL+"/specialize", "text/plain", ""); code != 200 {
+			t.Fatalf("%s: specialize: %d %q", c.name, code, body)
+		}
+		resp, err := http.Get(hs.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.code || (resp.Header.Get(HostErrorHeader) != "") != c.marked {
+			t.Errorf("%s: %d, %s=%q; want %d, marked %v", c.name, resp.StatusCode, HostErrorHeader, resp.Header.Get(HostErrorHeader), c.code, c.marked)
+		}
 	}
 }
