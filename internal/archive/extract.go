@@ -39,7 +39,7 @@ func Extract(src, dst string, lim Limits) error {
 			os.RemoveAll(tmp)
 		}
 	}()
-	if err := extractInto(zr, src, size, tmp, lim); err != nil {
+	if err := extractInto(&zr.Reader, src, size, tmp, lim, true); err != nil {
 		return err
 	}
 	// MkdirTemp makes 0700; a package directory is read by other users
@@ -54,8 +54,48 @@ func Extract(src, dst string, lim Limits) error {
 	return nil
 }
 
+// Check runs every check Extract makes on the zip archive at src,
+// without keeping anything: a nil error means Extract would accept it.
+// Entries are decompressed (so corrupt data and lying headers are found)
+// but not written; the directory tree and symlinks are made, with empty
+// files, in a temporary directory removed on return, so that symlinks
+// are resolved exactly as Extract resolves them. Use it to refuse a bad
+// archive when it is uploaded rather than when it is first extracted.
+func Check(src string, lim Limits) error {
+	zr, size, err := openZip(src)
+	if err != nil {
+		return err
+	}
+	defer zr.Close()
+	return check(&zr.Reader, src, size, lim)
+}
+
+// CheckReader is Check for an archive read from r (size bytes); name is
+// how errors call it.
+func CheckReader(r io.ReaderAt, size int64, name string, lim Limits) error {
+	zr, err := zip.NewReader(r, size)
+	if errors.Is(err, zip.ErrInsecurePath) && zr != nil {
+		err = nil // checked below, naming the entry
+	}
+	if err != nil {
+		return &EntryError{Archive: name, Reason: "not a valid zip archive", Err: err}
+	}
+	return check(zr, name, size, lim)
+}
+
+func check(zr *zip.Reader, src string, size int64, lim Limits) error {
+	tmp, err := os.MkdirTemp("", "isotope-archive-check-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	return extractInto(zr, src, size, tmp, lim.withDefaults(), false)
+}
+
 // extractInto writes every entry of zr under dir, confined by os.Root.
-func extractInto(zr *zip.ReadCloser, src string, archiveSize int64, dir string, lim Limits) error {
+// Without contents, regular files are created empty and their bytes
+// only decompressed and counted.
+func extractInto(zr *zip.Reader, src string, archiveSize int64, dir string, lim Limits, contents bool) error {
 	refuse := func(entry, format string, args ...any) error {
 		return &EntryError{Archive: src, Entry: entry, Reason: fmt.Sprintf(format, args...), Err: ErrRefused}
 	}
@@ -129,7 +169,7 @@ func extractInto(zr *zip.ReadCloser, src string, archiveSize int64, dir string, 
 			if name == "." {
 				return refuse(f.Name, "a file entry cannot name the archive root")
 			}
-			n, err := writeEntry(root, f, name, budget())
+			n, err := writeEntry(root, f, name, budget(), contents)
 			written += n
 			if err != nil {
 				var ee *EntryError
@@ -213,8 +253,9 @@ func mkParent(root *os.Root, name string) error {
 	return nil
 }
 
-// writeEntry writes one regular file, reading at most budget bytes.
-func writeEntry(root *os.Root, f *zip.File, name string, budget int64) (int64, error) {
+// writeEntry writes one regular file, reading at most budget bytes; with
+// contents false the file is created empty and the bytes are discarded.
+func writeEntry(root *os.Root, f *zip.File, name string, budget int64, contents bool) (int64, error) {
 	if err := mkParent(root, name); err != nil {
 		return 0, err
 	}
@@ -234,7 +275,11 @@ func writeEntry(root *os.Root, f *zip.File, name string, budget int64) (int64, e
 	if err != nil {
 		return 0, err
 	}
-	n, err := io.Copy(out, io.LimitReader(rc, budget+1))
+	var dst io.Writer = out
+	if !contents {
+		dst = io.Discard
+	}
+	n, err := io.Copy(dst, io.LimitReader(rc, budget+1))
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
