@@ -1,6 +1,9 @@
 package apiserver_test
 
 import (
+	"archive/zip"
+	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -75,4 +78,39 @@ func TestWritesTakeOnlyJSONOrYAML(t *testing.T) {
 	if code, data := f.send(t, "DELETE", base+"environments/pwn", "", ""); code != 200 {
 		t.Errorf("DELETE without a Content-Type: %d %s", code, data)
 	}
+}
+
+// A Package whose inline archive is a zip the fetcher would refuse is
+// refused on create and update, naming the field and the entry.
+func TestZipSlipLiteralRefused(t *testing.T) {
+	f := newFixture(t, boltstore.Options{}, apiserver.Options{})
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, _ := zw.Create("../../.ssh/authorized_keys")
+	w.Write([]byte("ssh-ed25519 AAAA attacker"))
+	zw.Close()
+	pkg := func(field string, lit []byte) string {
+		b, _ := json.Marshal(map[string]any{
+			"metadata": map[string]any{"name": "p"},
+			"spec": map[string]any{"environment": map[string]any{"name": "go"},
+				field: map[string]any{"type": "literal", "literal": lit}},
+		})
+		return string(b)
+	}
+	for _, field := range []string{"source", "deployment"} {
+		code, data := f.call(t, "POST", base+"packages", pkg(field, buf.Bytes()))
+		st := status(t, code, data, 400, store.ReasonBadRequest)
+		if !causeFields(st)["spec."+field+".literal"] || !strings.Contains(st.Message, `"../../.ssh/authorized_keys"`) {
+			t.Errorf("%s: %+v does not name the field and the entry", field, st)
+		}
+	}
+	if n := f.count(t, v1.KindPackage); n != 0 {
+		t.Fatalf("%d packages stored", n)
+	}
+	good := pkg("deployment", []byte("\x00asm\x01\x00\x00\x00"))
+	if code, data := f.call(t, "POST", base+"packages", good); code != 201 {
+		t.Fatalf("a wasm literal: %d %s", code, data)
+	}
+	code, data := f.call(t, "PUT", base+"packages/p", pkg("deployment", buf.Bytes()))
+	status(t, code, data, 400, store.ReasonBadRequest)
 }

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/archive"
 	"isotope.dev/isotope/internal/store"
 )
 
@@ -229,6 +230,11 @@ func (s *Server) decodeBody(w http.ResponseWriter, r *http.Request, rt route) (v
 	case ns != rt.namespace:
 		return nil, badField("metadata.namespace", fmt.Sprintf("the body's namespace %q does not match the URL's %q", ns, rt.namespace))
 	}
+	if rt.verb != "updatestatus" { // a status write keeps the stored spec
+		if err := checkLiteralArchives(obj); err != nil {
+			return nil, err
+		}
+	}
 	if rt.name != "" {
 		switch n := obj.GetName(); {
 		case n == "":
@@ -261,6 +267,33 @@ func bodyFormat(r *http.Request) (isYAML bool, err error) {
 	}
 	msg := fmt.Sprintf("Content-Type %s is not accepted: send the object as application/json (or application/yaml)", ct)
 	return false, &store.Error{Reason: store.ReasonUnsupportedMedia, Message: msg, Causes: []store.Cause{{Field: "Content-Type", Message: msg}}}
+}
+
+// checkLiteralArchives refuses a Package whose inline source or deploy
+// archive is a zip the fetcher would refuse to extract, naming the field
+// and the entry, so that it is refused now rather than at the first
+// request (the CLI inlines archives of up to 256 KiB).
+func checkLiteralArchives(obj v1.Object) error {
+	pkg, ok := obj.(*v1.Package)
+	if !ok {
+		return nil
+	}
+	for _, a := range []struct {
+		field string
+		data  []byte
+	}{{"spec.source.literal", pkg.Spec.Source.Literal}, {"spec.deployment.literal", pkg.Spec.Deployment.Literal}} {
+		if !archive.HasZipMagic(a.data) {
+			continue
+		}
+		if err := archive.CheckReader(bytes.NewReader(a.data), int64(len(a.data)), a.field, archive.Limits{}); err != nil {
+			var ee *archive.EntryError
+			if !errors.As(err, &ee) {
+				return err
+			}
+			return badField(a.field, err.Error())
+		}
+	}
+	return nil
 }
 
 func badField(field, msg string) error {

@@ -100,8 +100,13 @@ func IsZip(path string) (bool, error) {
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return false, err
 	}
-	head = head[:n]
-	return bytes.Equal(head, zipMagic) || bytes.Equal(head, emptyZipMagic), nil
+	return HasZipMagic(head[:n]), nil
+}
+
+// HasZipMagic reports whether head, an archive's first bytes, starts like
+// a zip archive.
+func HasZipMagic(head []byte) bool {
+	return bytes.HasPrefix(head, zipMagic) || bytes.HasPrefix(head, emptyZipMagic)
 }
 
 // openZip opens src and wraps a failure as an EntryError naming the file.

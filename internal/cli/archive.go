@@ -85,6 +85,9 @@ func archiveUploadCommand(g *Globals) *cobra.Command {
 		if !st.Mode().IsRegular() {
 			return fmt.Errorf("--name: %s is not a regular file", name)
 		}
+		if err := checkZipFile("name", name); err != nil {
+			return err
+		}
 		var progress io.Writer
 		if bar := progressBar(cmd, st.Size(), "uploading "+filepath.Base(name)); bar != nil {
 			progress = bar

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/term"
 
 	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/archive"
 )
 
 // archiveRequest is what one of --src, --deploy or --code named.
@@ -178,8 +179,14 @@ func buildArchiveFile(req archiveRequest) (*os.File, int64, string, error) {
 		if !single || st.IsDir() {
 			return fail(fmt.Errorf("--%s: takes exactly one file (use --src or --deploy for directories)", req.flag))
 		}
+		if err := checkZipFile(req.flag, paths[0]); err != nil {
+			return fail(err)
+		}
 		err = copyFile(tmp, paths[0])
 	case single && !st.IsDir() && strings.EqualFold(filepath.Ext(paths[0]), ".zip"):
+		if err := checkZipFile(req.flag, paths[0]); err != nil {
+			return fail(err)
+		}
 		err = copyFile(tmp, paths[0])
 	default:
 		if !single || !st.IsDir() {
@@ -200,6 +207,24 @@ func buildArchiveFile(req archiveRequest) (*os.File, int64, string, error) {
 		return fail(err)
 	}
 	return tmp, size, name, nil
+}
+
+// checkZipFile refuses, before anything is uploaded or stored, a zip that
+// the fetcher would refuse to extract (package archive: zip slip, links
+// out, zip bombs, corrupt entries), naming the flag, the file and the
+// entry. Files that are not zips pass.
+func checkZipFile(flag, path string) error {
+	isZip, err := archive.IsZip(path)
+	if err != nil {
+		return fmt.Errorf("--%s: %w", flag, err)
+	}
+	if !isZip {
+		return nil
+	}
+	if err := archive.Check(path, archive.Limits{}); err != nil {
+		return fmt.Errorf("--%s: %w", flag, err)
+	}
+	return nil
 }
 
 // expandPaths expands globs and checks that every path exists.

@@ -1,6 +1,7 @@
 package storagesvc
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/archive"
 )
 
 // DefaultMaxSize is the default cap on one archive: 256 MiB, the limit
@@ -171,6 +173,20 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, msg, code)
 		return
 	}
+	if err := s.checkZip(r.Context(), info); err != nil {
+		// Refused now, not when a fetcher first extracts it for a request.
+		if derr := s.backend.Delete(context.WithoutCancel(r.Context()), info.ID); derr != nil {
+			s.log.Error("deleting a refused archive", "id", info.ID, "err", derr)
+		}
+		code := http.StatusBadRequest
+		var ee *archive.EntryError
+		if !errors.As(err, &ee) {
+			code = http.StatusInternalServerError
+		}
+		s.log.Warn("archive upload refused", "status", code, "err", err)
+		http.Error(w, err.Error(), code)
+		return
+	}
 	s.log.Info("archive stored", "id", info.ID, "size", info.Size, "sha256", info.SHA256, "duration", time.Since(start))
 	w.Header().Set(HeaderChecksum, info.SHA256)
 	writeJSON(w, http.StatusOK, UploadResponse{
@@ -178,6 +194,31 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		Checksum: v1.Checksum{Type: v1.ChecksumTypeSHA256, Sum: info.SHA256},
 		Size:     info.Size,
 	})
+}
+
+// checkZip runs the extractor's checks (package archive) on a stored
+// archive that is a zip: one that the fetcher would refuse to extract
+// (zip slip, a symlink out, a zip bomb, a corrupt entry) is an
+// *archive.EntryError naming the entry. Other archives (a single .wasm,
+// a tarball) pass: nothing extracts them.
+func (s *Server) checkZip(ctx context.Context, info Info) error {
+	rc, _, err := s.backend.Open(ctx, info.ID)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	head := make([]byte, 4)
+	if n, _ := io.ReadFull(rc, head); !archive.HasZipMagic(head[:n]) {
+		return nil
+	}
+	ra, ok := rc.(io.ReaderAt)
+	if !ok {
+		return nil // a backend without random access: checked at extraction
+	}
+	if err := archive.CheckReader(ra, info.Size, "upload", archive.Limits{}); err != nil {
+		return fmt.Errorf("the archive is a zip that would not extract safely, so it was not stored: %w", err)
+	}
+	return nil
 }
 
 // sizeCheckReader passes bytes through while counting them: past max it
