@@ -112,14 +112,20 @@ func (s *specFlags) archive(ctx context.Context, g *Globals, cmd *cobra.Command,
 	if st.IsDir() {
 		dir, include = abs, "*" // the directory's contents at the archive's root
 	}
-	// RootDir is relative to the spec directory's parent when it is
-	// inside it, so the project can move.
-	rootDir := dir
-	if specAbs, err := filepath.Abs(s.specDir); err == nil {
-		if rel, err := filepath.Rel(filepath.Dir(specAbs), dir); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-			rootDir = filepath.ToSlash(rel)
-		}
+	// RootDir is relative to the spec directory's parent, which `spec
+	// apply` confines archives to (so the project can move, and a spec
+	// directory cannot reach files outside its project).
+	specAbs, err := filepath.Abs(s.specDir)
+	if err != nil {
+		return v1.Archive{}, nil, err
 	}
+	project := filepath.Dir(specAbs)
+	rel, err := filepath.Rel(project, dir)
+	if err != nil || !filepath.IsLocal(rel) && rel != "." {
+		return v1.Archive{}, nil, fmt.Errorf("--%s: %s is outside the project directory %s (the spec directory's parent); "+
+			"spec files may only archive files inside it: move the files there, or give a .zip", req.flag, p, project)
+	}
+	rootDir := filepath.ToSlash(rel)
 	doc := &spec.ArchiveUploadSpec{APIVersion: v1.APIVersion, Kind: spec.KindArchiveUploadSpec, Name: name, RootDir: rootDir, Include: []string{include}}
 	return v1.Archive{Type: v1.ArchiveTypeURL, URL: "archive://" + name}, doc, nil
 }

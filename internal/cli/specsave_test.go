@@ -15,9 +15,13 @@ import (
 
 func TestCreateWithSpecWritesYAMLInsteadOfCreating(t *testing.T) {
 	a := newTestAPI(t)
-	dir := filepath.Join(t.TempDir(), "specs")
-	a.ok("env", "create", "--name", "go", "--image", "isotope/wasm-env", "--spec", "--specdir", dir)
 	src := writeFile(t, "hello.js", "hi")
+	dir := filepath.Join(filepath.Dir(src), "specs") // the project holds the code
+	a.ok("env", "create", "--name", "go", "--image", "isotope/wasm-env", "--spec", "--specdir", dir)
+	// spec apply confines archives to the project: a file outside it is
+	// refused now, not when the spec is applied.
+	outside := writeFile(t, "other.js", "x")
+	a.fails([]string{"pkg", "create", "--name", "o", "--env", "go", "--deploy", outside, "--spec", "--specdir", dir}, "outside the project directory")
 	a.ok("fn", "create", "--name", "hello", "--env", "go", "--code", src, "--url", "/hello", "--spec", "--specdir", dir)
 	a.ok("timer", "create", "--name", "tick", "--function", "hello", "--cron", "@every 1m", "--spec", "--specdir", dir)
 	a.ok("route", "create", "--name", "r", "--function", "hello", "--url", "/r", "--spec", "--specdir", dir)

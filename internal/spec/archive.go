@@ -49,21 +49,71 @@ func checkGlob(g string) error {
 
 // archiveRoot is where an ArchiveUploadSpec's globs are resolved: its
 // rootdir, relative to the spec directory's parent (the project directory
-// `spec init` was run in), or that parent itself.
+// `spec init` was run in), or that parent itself. A spec directory may
+// come from anyone (a cloned repository): rootdir may not leave the
+// project directory, so that applying it cannot upload ~/.ssh.
 func archiveRoot(specDir string, a *ArchiveUploadSpec) (string, error) {
 	abs, err := filepath.Abs(specDir)
 	if err != nil {
 		return "", err
 	}
-	root := filepath.Dir(abs)
-	if a.RootDir != "" {
-		if filepath.IsAbs(a.RootDir) {
-			root = a.RootDir
-		} else {
-			root = filepath.Join(root, a.RootDir)
-		}
+	project := filepath.Dir(abs)
+	if a.RootDir == "" {
+		return project, nil
 	}
-	return filepath.Clean(root), nil
+	if err := checkRootDir(a.RootDir); err != nil {
+		return "", fmt.Errorf("rootdir %q: %v", a.RootDir, err)
+	}
+	root := filepath.Join(project, filepath.FromSlash(a.RootDir))
+	if err := within(project, root); err != nil {
+		return "", fmt.Errorf("rootdir %q: %v", a.RootDir, err)
+	}
+	return root, nil
+}
+
+// checkRootDir and checkInclude refuse, before any file is read, a
+// rootdir or include glob that names a place outside the archive's root:
+// an absolute path, or ".." past the start.
+func checkRootDir(dir string) error {
+	if filepath.IsAbs(dir) || path.IsAbs(filepath.ToSlash(dir)) {
+		return errors.New("must be relative to the project directory (the spec directory's parent)")
+	}
+	if escapes(dir) {
+		return errors.New(`leaves the project directory ("..")`)
+	}
+	return nil
+}
+
+func checkInclude(g string) error {
+	if filepath.IsAbs(g) || path.IsAbs(filepath.ToSlash(g)) {
+		return errors.New("absolute paths are not allowed: name files relative to rootdir (the project directory by default)")
+	}
+	if escapes(g) {
+		return errors.New(`leaves the archive's root directory ("..")`)
+	}
+	return nil
+}
+
+// escapes reports whether a relative path climbs above its start.
+func escapes(p string) bool {
+	c := path.Clean(filepath.ToSlash(p))
+	return c == ".." || strings.HasPrefix(c, "../")
+}
+
+// within refuses p unless it is dir or under it once symlinks are
+// resolved (a path that does not exist yet is judged as written).
+func within(dir, p string) error {
+	real := func(x string) string {
+		if r, err := filepath.EvalSymlinks(x); err == nil {
+			return r
+		}
+		return filepath.Clean(x)
+	}
+	rel, err := filepath.Rel(real(dir), real(p))
+	if err != nil || !filepath.IsLocal(rel) && rel != "." {
+		return fmt.Errorf("%s is outside %s", p, dir)
+	}
+	return nil
 }
 
 // buildArchive zips the files an ArchiveUploadSpec names. Entries are
@@ -86,6 +136,9 @@ func buildArchive(specDir string, a *ArchiveUploadSpec) (*builtArchive, error) {
 		return nil
 	}
 	for _, g := range a.Include {
+		if err := checkInclude(g); err != nil {
+			return nil, fmt.Errorf("include %q: %v", g, err)
+		}
 		matches, err := filepath.Glob(filepath.Join(root, filepath.FromSlash(g)))
 		if err != nil {
 			return nil, fmt.Errorf("include %q: %v", g, err)
@@ -94,6 +147,10 @@ func buildArchive(specDir string, a *ArchiveUploadSpec) (*builtArchive, error) {
 			return nil, fmt.Errorf("include %q matches no file under %s", g, root)
 		}
 		for _, m := range matches {
+			// A symlink in the project may point anywhere.
+			if err := within(root, m); err != nil {
+				return nil, fmt.Errorf("include %q: %v (through a symlink)", g, err)
+			}
 			st, err := os.Stat(m)
 			if err != nil {
 				return nil, err

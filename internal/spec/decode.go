@@ -63,7 +63,9 @@ type DeploymentConfig struct {
 
 // ArchiveUploadSpec describes an archive built from local files at apply
 // time. RootDir is relative to the spec directory's parent (the project
-// directory) unless absolute. Include globs are resolved in RootDir; as in
+// directory) and may not leave it; include globs are relative to RootDir
+// and may not leave it either, through ".." or a symlink (a spec
+// directory may come from anyone). Include globs are resolved in RootDir; as in
 // Fission (whose CLI archives with mholt/archiver), each matched file is
 // stored under its base name and each matched directory under its base
 // name with its whole tree: include ["src"] gives src/main.go, include

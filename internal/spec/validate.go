@@ -172,8 +172,17 @@ func validateArchiveSpec(d *Document) ErrorList {
 	if len(a.Include) == 0 {
 		errs = append(errs, d.wrap(field.Required(field.NewPath("include"), "at least one glob of files to put in the archive")))
 	}
+	if a.RootDir != "" {
+		if err := checkRootDir(a.RootDir); err != nil {
+			errs = append(errs, d.wrap(field.Invalid(field.NewPath("rootdir"), a.RootDir, err.Error())))
+		}
+	}
 	for i, g := range a.Include {
-		if err := checkGlob(g); err != nil {
+		err := checkGlob(g)
+		if err == nil {
+			err = checkInclude(g)
+		}
+		if err != nil {
 			errs = append(errs, d.wrap(field.Invalid(field.NewPath("include").Index(i), g, err.Error())))
 		}
 	}
