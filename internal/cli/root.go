@@ -76,6 +76,8 @@ func NewRootCommand() *cobra.Command {
 			c.AddCommand(f(g))
 		}
 	}
+	strict(root)
+	root.SetFlagErrorFunc(flagError)
 	return root
 }
 
