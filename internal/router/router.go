@@ -89,8 +89,9 @@ type Config struct {
 	// Rand picks canary targets; nil uses the process-wide source. Tests
 	// pass a seeded one. It is used under a lock.
 	Rand *rand.Rand
-	// DebugErrors puts executor error text in error responses for every
-	// error, not only executor.Error values (Fission's DEBUG_ENV).
+	// DebugErrors shows callers the detail of the platform's failures
+	// (executor errors, runtimes' failure answers), which otherwise go
+	// only to the log under a request id (Fission's DEBUG_ENV).
 	DebugErrors bool
 }
 
