@@ -174,6 +174,17 @@ func TestHugeResponsesAnswer502(t *testing.T) {
 	if r.status != http.StatusBadGateway || !strings.Contains(r.body, "more than its response limit of 33554432 bytes") {
 		t.Errorf("WAGI flood: %d %.200q", r.status, r.body)
 	}
+	// One that would write forever is stopped at the limit, long before
+	// its deadline.
+	endless := load(t, rt, LoadRequest{Wasm: wasmtest.WAGIFlood(1 << 30), Name: "t/endless", Log: logs, Limits: Limits{Timeout: time.Minute}})
+	start := time.Now()
+	r = do(t, "GET", serve(t, endless, "").URL+"/", "", nil)
+	if r.status != http.StatusBadGateway || !strings.Contains(r.body, "response limit") || time.Since(start) > 20*time.Second {
+		t.Errorf("WAGI writing forever: %d after %v: %.200q", r.status, time.Since(start), r.body)
+	}
+	if r.header.Get(HostErrorHeader) != "response-too-large" {
+		t.Errorf("%s = %q, want response-too-large", HostErrorHeader, r.header.Get(HostErrorHeader))
+	}
 	big := load(t, rt, LoadRequest{Wasm: reactorModule(t), Name: "t/big", Entrypoint: "Big", Log: logs})
 	srv := serve(t, big, "")
 	r = do(t, "GET", srv.URL+"/?mb=40", "", nil)

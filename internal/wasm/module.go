@@ -165,7 +165,16 @@ type response struct {
 type hostError struct {
 	status int
 	msg    string
+	// reason, for a 5xx, is what the router may tell an anonymous
+	// caller (router.HostErrorHeader): "crash", "response-too-large",
+	// "bad-response", "timeout" or "unavailable"; "" lets it say the
+	// function failed.
+	reason string
 }
+
+// HostErrorHeader marks the host's own failure answers (the router's
+// HostErrorHeader: the router logs them and answers a short message).
+const HostErrorHeader = "X-Isotope-Error"
 
 func (e *hostError) Error() string { return e.msg }
 
@@ -206,7 +215,7 @@ func (m *Module) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var he *hostError
 		if !errors.As(err, &he) {
-			he = &hostError{http.StatusInternalServerError, err.Error()}
+			he = &hostError{status: http.StatusInternalServerError, msg: err.Error()}
 		}
 		// Answered and logged even when the caller's own deadline (the
 		// router's functionTimeout, usually the same as ours) or the
@@ -216,7 +225,7 @@ func (m *Module) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(resp.body) > int(m.limits.MaxResponseBody) {
-		m.fail(w, &hostError{http.StatusBadGateway, fmt.Sprintf("function %s answered a %d-byte body, above its limit of %d bytes", m.name, len(resp.body), m.limits.MaxResponseBody)})
+		m.fail(w, &hostError{reason: "response-too-large", status: http.StatusBadGateway, msg: fmt.Sprintf("function %s answered a %d-byte body, above its limit of %d bytes", m.name, len(resp.body), m.limits.MaxResponseBody)})
 		return
 	}
 	h := w.Header()
@@ -230,7 +239,7 @@ func (m *Module) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // unloaded is the answer of a request to a closed Module.
 func (m *Module) unloaded() *hostError {
-	return &hostError{http.StatusServiceUnavailable, fmt.Sprintf("function %s is unloaded", m.name)}
+	return &hostError{reason: "unavailable", status: http.StatusServiceUnavailable, msg: fmt.Sprintf("function %s is unloaded", m.name)}
 }
 
 // fail answers he and writes it to the function log.
@@ -239,6 +248,9 @@ func (m *Module) fail(w http.ResponseWriter, he *hostError) {
 		m.errors.Add(1)
 	}
 	m.log.line("isotope", he.msg)
+	if he.status >= 500 {
+		w.Header().Set(HostErrorHeader, he.reason)
+	}
 	http.Error(w, he.msg, he.status)
 }
 
@@ -255,17 +267,17 @@ func (m *Module) classify(ctx context.Context, err error) *hostError {
 		// The second case: yield saw the deadline pass before the
 		// context's own timer fired.
 		m.timeouts.Add(1)
-		return &hostError{http.StatusGatewayTimeout, fmt.Sprintf("function %s timed out: the request exceeded its %s deadline; instance stopped",
+		return &hostError{reason: "timeout", status: http.StatusGatewayTimeout, msg: fmt.Sprintf("function %s timed out: the request exceeded its %s deadline; instance stopped",
 			m.name, deadlineOf(ctx, m.limits.Timeout))}
 	case ctxErr != nil:
-		return &hostError{http.StatusServiceUnavailable, fmt.Sprintf("function %s: the request was cancelled (the client went away); instance stopped", m.name)}
+		return &hostError{reason: "unavailable", status: http.StatusServiceUnavailable, msg: fmt.Sprintf("function %s: the request was cancelled (the client went away); instance stopped", m.name)}
 	}
 	m.traps.Add(1)
 	var ee *sys.ExitError
 	if errors.As(err, &ee) {
-		return &hostError{http.StatusBadGateway, fmt.Sprintf("function %s exited with code %d; instance stopped", m.name, ee.ExitCode())}
+		return &hostError{reason: "crash", status: http.StatusBadGateway, msg: fmt.Sprintf("function %s exited with code %d; instance stopped", m.name, ee.ExitCode())}
 	}
-	return &hostError{http.StatusBadGateway, fmt.Sprintf("function %s crashed: %v; instance stopped", m.name, err)}
+	return &hostError{reason: "crash", status: http.StatusBadGateway, msg: fmt.Sprintf("function %s crashed: %v; instance stopped", m.name, err)}
 }
 
 // deadlineOf is the length of ctx's deadline measured from the request's
@@ -288,7 +300,7 @@ func deadlineOf(ctx context.Context, timeout time.Duration) time.Duration {
 }
 
 func readBody(r *http.Request, max int64) ([]byte, *hostError) {
-	tooLarge := &hostError{http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than the function's limit of %d bytes", max)}
+	tooLarge := &hostError{status: http.StatusRequestEntityTooLarge, msg: fmt.Sprintf("request body is larger than the function's limit of %d bytes", max)}
 	if r.ContentLength > max {
 		return nil, tooLarge
 	}
@@ -297,7 +309,7 @@ func readBody(r *http.Request, max int64) ([]byte, *hostError) {
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, max+1))
 	if err != nil {
-		return nil, &hostError{http.StatusBadRequest, "reading request body: " + err.Error()}
+		return nil, &hostError{status: http.StatusBadRequest, msg: "reading request body: " + err.Error()}
 	}
 	if int64(len(b)) > max {
 		return nil, tooLarge

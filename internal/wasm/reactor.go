@@ -163,7 +163,7 @@ func (in *instance) allocate(ctx context.Context, n uint32) error {
 	}
 	ptr := uint32(in.stack[0])
 	if ptr == 0 {
-		return &hostError{http.StatusBadGateway, fmt.Sprintf("isotope_alloc(%d) returned 0 (out of memory?)", n)}
+		return &hostError{status: http.StatusBadGateway, msg: fmt.Sprintf("isotope_alloc(%d) returned 0 (out of memory?)", n)}
 	}
 	in.bufPtr, in.bufCap = ptr, n
 	return nil
@@ -195,7 +195,7 @@ func (in *instance) roundTrip(ctx context.Context, lim Limits) (*response, error
 		}
 	}
 	if !in.mem.Write(in.bufPtr, in.reqBuf) {
-		return nil, &hostError{http.StatusBadGateway, fmt.Sprintf("isotope_alloc returned %#x, outside guest memory", in.bufPtr)}
+		return nil, &hostError{status: http.StatusBadGateway, msg: fmt.Sprintf("isotope_alloc returned %#x, outside guest memory", in.bufPtr)}
 	}
 	in.stack[0], in.stack[1] = uint64(in.bufPtr), uint64(n)
 	in.sleep.enter(ctx)
@@ -212,15 +212,15 @@ func (in *instance) roundTrip(ctx context.Context, lim Limits) (*response, error
 	packed := in.stack[0]
 	ptr, size := uint32(packed>>32), uint32(packed)
 	if uint64(size) > uint64(lim.MaxResponseBody)+headerAllowance {
-		return nil, &hostError{http.StatusBadGateway, fmt.Sprintf("response of %d bytes is above the limit of %d bytes", size, lim.MaxResponseBody)}
+		return nil, &hostError{reason: "response-too-large", status: http.StatusBadGateway, msg: fmt.Sprintf("response of %d bytes is above the limit of %d bytes", size, lim.MaxResponseBody)}
 	}
 	raw, ok := in.mem.Read(ptr, size)
 	if !ok {
-		return nil, &hostError{http.StatusBadGateway, fmt.Sprintf("isotope_handle returned a response at %#x+%d, outside guest memory", ptr, size)}
+		return nil, &hostError{reason: "bad-response", status: http.StatusBadGateway, msg: fmt.Sprintf("isotope_handle returned a response at %#x+%d, outside guest memory", ptr, size)}
 	}
 	resp, err := decodeResponse(raw)
 	if err != nil {
-		return nil, &hostError{http.StatusBadGateway, err.Error()}
+		return nil, &hostError{reason: "bad-response", status: http.StatusBadGateway, msg: err.Error()}
 	}
 	return resp, nil
 }

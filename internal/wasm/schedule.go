@@ -192,7 +192,7 @@ func (e *gateError) Unwrap() error { return e.err }
 // context that ended: the caller classifies those).
 func (e *gateError) asHostError(name string) *hostError {
 	if errors.Is(e.err, errGateFull) {
-		return &hostError{http.StatusTooManyRequests, fmt.Sprintf("function %s: %v; try again later", name, e.err)}
+		return &hostError{status: http.StatusTooManyRequests, msg: fmt.Sprintf("function %s: %v; try again later", name, e.err)}
 	}
 	return nil
 }

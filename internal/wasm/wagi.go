@@ -29,7 +29,11 @@ func (m *Module) serveWAGI(ctx context.Context, r *http.Request, opts InvokeOpti
 	defer func() { <-m.wagiSem }()
 
 	vars := cgiEnv(r, opts, len(body))
-	out := &cappedBuffer{max: int(m.limits.MaxResponseBody) + headerAllowance}
+	// Past the response limit the guest is stopped at its next yield
+	// (the call's context ends), not left writing until its deadline.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	out := &cappedBuffer{max: int(m.limits.MaxResponseBody) + headerAllowance, full: stop}
 	stderr := &lineWriter{log: m.log, source: "stderr"}
 	cfg := m.baseCfg.
 		WithArgs(cgiArgs(vars)...).
@@ -83,6 +87,9 @@ func (m *Module) serveWAGI(ctx context.Context, r *http.Request, opts InvokeOpti
 		// the deadline (sleeper): its answer does not count.
 		err = ctx.Err()
 	}
+	if out.overflow {
+		return nil, &hostError{reason: "response-too-large", status: http.StatusBadGateway, msg: fmt.Sprintf("function %s wrote more than its response limit of %d bytes; instance stopped", m.name, m.limits.MaxResponseBody)}
+	}
 	var ge *gateError
 	if errors.As(err, &ge) {
 		if he := ge.asHostError(m.name); he != nil {
@@ -92,9 +99,6 @@ func (m *Module) serveWAGI(ctx context.Context, r *http.Request, opts InvokeOpti
 	var ee *sys.ExitError
 	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 0 && ctx.Err() == nil) {
 		return nil, m.classify(ctx, err)
-	}
-	if out.overflow {
-		return nil, &hostError{http.StatusBadGateway, fmt.Sprintf("function %s wrote more than its response limit of %d bytes", m.name, m.limits.MaxResponseBody)}
 	}
 	resp, perr := parseCGIResponse(out.Bytes())
 	if perr != nil {
@@ -106,7 +110,7 @@ func (m *Module) serveWAGI(ctx context.Context, r *http.Request, opts InvokeOpti
 
 func (m *Module) busyError(ctx context.Context) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return &hostError{http.StatusServiceUnavailable, fmt.Sprintf("function %s: all %d instances stayed busy until the request deadline", m.name, m.limits.MaxInstances)}
+		return &hostError{reason: "timeout", status: http.StatusGatewayTimeout, msg: fmt.Sprintf("function %s: all %d instances stayed busy until the request deadline", m.name, m.limits.MaxInstances)}
 	}
 	return ctx.Err()
 }
@@ -235,7 +239,7 @@ func cgiArgs(vars [][2]string) []string {
 // §2.2): header lines, an empty line, the body.
 func parseCGIResponse(out []byte) (*response, *hostError) {
 	if len(out) == 0 {
-		return nil, &hostError{http.StatusInternalServerError, "wrote nothing on stdout; a WAGI module must print CGI headers (at least one of Content-Type, Location or Status), an empty line, then the body"}
+		return nil, &hostError{reason: "bad-response", status: http.StatusInternalServerError, msg: "wrote nothing on stdout; a WAGI module must print CGI headers (at least one of Content-Type, Location or Status), an empty line, then the body"}
 	}
 	resp := &response{status: http.StatusOK, header: http.Header{}}
 	rest := out
@@ -254,7 +258,7 @@ func parseCGIResponse(out []byte) (*response, *hostError) {
 		}
 		k, v, ok := strings.Cut(string(line), ":")
 		if !ok || !validHeaderName(k) {
-			return nil, &hostError{http.StatusBadGateway, fmt.Sprintf("malformed CGI header line %q on stdout (want \"Name: value\", then an empty line before the body)", truncate(string(line), 80))}
+			return nil, &hostError{reason: "bad-response", status: http.StatusBadGateway, msg: fmt.Sprintf("malformed CGI header line %q on stdout (want \"Name: value\", then an empty line before the body)", truncate(string(line), 80))}
 		}
 		k = textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(k))
 		v = strings.TrimSpace(v)
@@ -263,7 +267,7 @@ func parseCGIResponse(out []byte) (*response, *hostError) {
 			code, _, _ := strings.Cut(v, " ")
 			n, err := strconv.Atoi(code)
 			if err != nil || n < 100 || n > 999 {
-				return nil, &hostError{http.StatusBadGateway, fmt.Sprintf("invalid CGI Status %q", v)}
+				return nil, &hostError{reason: "bad-response", status: http.StatusBadGateway, msg: fmt.Sprintf("invalid CGI Status %q", v)}
 			}
 			resp.status, statusSet, seen = n, true, true
 		case "Location":
@@ -283,7 +287,7 @@ func parseCGIResponse(out []byte) (*response, *hostError) {
 		}
 	}
 	if !seen {
-		return nil, &hostError{http.StatusInternalServerError, "CGI response names none of Content-Type, Location or Status; a WAGI module must print at least one of them before the empty line"}
+		return nil, &hostError{reason: "bad-response", status: http.StatusInternalServerError, msg: "CGI response names none of Content-Type, Location or Status; a WAGI module must print at least one of them before the empty line"}
 	}
 	resp.body = rest
 	return resp, nil
@@ -316,6 +320,7 @@ type cappedBuffer struct {
 	bytes.Buffer
 	max      int
 	overflow bool
+	full     func() // called at the first write past max
 }
 
 func (b *cappedBuffer) Write(p []byte) (int, error) {
@@ -323,6 +328,9 @@ func (b *cappedBuffer) Write(p []byte) (int, error) {
 	if b.Len()+n > b.max {
 		// Claim the write succeeded: a short write would make the guest
 		// retry until its deadline.
+		if !b.overflow && b.full != nil {
+			b.full()
+		}
 		b.overflow = true
 		p = p[:max(0, b.max-b.Len())]
 	}

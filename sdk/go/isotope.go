@@ -263,7 +263,9 @@ func (w *responseWriter) finish() {
 	if w.over > 0 {
 		msg := fmt.Sprintf("function response body above the limit of %d bytes (%d bytes more were refused)\n", responseLimit(), w.over)
 		fmt.Fprint(os.Stderr, msg)
-		w.header = http.Header{"Content-Type": {"text/plain; charset=utf-8"}}
+		// Marked as the platform's answer, not the function's own: the
+		// router logs it and tells the caller the response was too large.
+		w.header = http.Header{"Content-Type": {"text/plain; charset=utf-8"}, "X-Isotope-Error": {"response-too-large"}}
 		w.status = http.StatusBadGateway
 		w.body.Reset()
 		w.body.WriteString(msg)
