@@ -6,13 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/workqueue"
 
 	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/controller"
 	"isotope.dev/isotope/internal/store"
 )
 
@@ -30,15 +29,11 @@ type Config struct {
 	Logger              *slog.Logger
 }
 
-// Manager runs the environment and package watchers.
+// Manager runs the environment and package controllers.
 type Manager struct {
-	cfg   Config
-	log   *slog.Logger
-	queue workqueue.TypedRateLimitingInterface[string]
-	Logs  *LiveLogs
-	// building tracks builds in flight by namespace/name.
-	mu       sync.Mutex
-	building map[string]bool
+	cfg  Config
+	log  *slog.Logger
+	Logs *LiveLogs
 }
 
 // New returns a Manager; call Run to start it.
@@ -56,48 +51,35 @@ func New(cfg Config) *Manager {
 		cfg.Logger = slog.Default()
 	}
 	return &Manager{
-		cfg: cfg,
-		log: cfg.Logger.With("role", "buildermgr"),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.DefaultTypedControllerRateLimiter[string](),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: "packages"}),
-		Logs:     NewLiveLogs(),
-		building: map[string]bool{},
+		cfg:  cfg,
+		log:  cfg.Logger.With("role", "buildermgr"),
+		Logs: NewLiveLogs(),
 	}
 }
 
-// Run watches environments and packages until ctx ends. Packages found
-// "running" when it starts were interrupted by a crash or restart: they are
-// set back to pending and built again.
+// Run reconciles environments (their builders) and packages (their
+// builds, Parallel at once) until ctx ends. Packages found "running" when
+// it starts were interrupted by a crash or restart: they are set back to
+// pending and built again.
 func (m *Manager) Run(ctx context.Context) error {
-	defer m.queue.ShutDown()
 	if err := m.recoverInterrupted(ctx); err != nil {
 		return err
 	}
-	errc := make(chan error, 2)
-	go func() { errc <- m.watchEnvironments(ctx) }()
-	go func() { errc <- m.watchPackages(ctx) }()
-	var wg sync.WaitGroup
-	for i := 0; i < m.cfg.Parallel; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for m.processNext(ctx) {
-			}
-		}()
+	envs, err := controller.New(controller.Config{
+		Store: m.cfg.Store, Kind: v1.KindEnvironment, Name: "environments",
+		Reconcile: m.reconcileEnvironment, Logger: m.log,
+	})
+	if err != nil {
+		return err
 	}
-	go func() {
-		<-ctx.Done()
-		m.queue.ShutDown()
-	}()
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
+	pkgs, err := controller.New(controller.Config{
+		Store: m.cfg.Store, Kind: v1.KindPackage, Name: "packages",
+		Reconcile: m.reconcilePackage, Workers: m.cfg.Parallel, Filter: mayNeedBuild, Logger: m.log,
+	})
+	if err != nil {
+		return err
 	}
-	m.queue.ShutDown()
-	wg.Wait()
-	return err
+	return controller.RunAll(ctx, envs, pkgs)
 }
 
 func (m *Manager) recoverInterrupted(ctx context.Context) error {
@@ -122,98 +104,40 @@ func (m *Manager) recoverInterrupted(ctx context.Context) error {
 	return nil
 }
 
-// watchPackages enqueues every package that may need work; the watch is
-// re-opened (from the last seen version) if the stream ends.
-func (m *Manager) watchPackages(ctx context.Context) error {
-	return watchLoop(ctx, m.cfg.Store, v1.KindPackage, m.log, func(ev store.Event) {
-		if ev.Type == store.Deleted || ev.Type == store.Bookmark {
-			return
-		}
-		pkg := ev.Object.(*v1.Package)
-		if pkg.Status.BuildStatus == v1.BuildStatusPending || pkg.Status.BuildStatus == "" {
-			m.queue.Add(pkg.Namespace + "/" + pkg.Name)
-		}
-	})
+// mayNeedBuild passes the package events that may need work: a package
+// without a status yet, or a pending one.
+func mayNeedBuild(ev store.Event) bool {
+	pkg, ok := ev.Object.(*v1.Package)
+	return ok && ev.Type != store.Deleted &&
+		(pkg.Status.BuildStatus == v1.BuildStatusPending || pkg.Status.BuildStatus == "")
 }
 
-// watchEnvironments keeps builders in step with environments.
-func (m *Manager) watchEnvironments(ctx context.Context) error {
-	return watchLoop(ctx, m.cfg.Store, v1.KindEnvironment, m.log, func(ev store.Event) {
-		if ev.Type == store.Bookmark {
-			return
+// reconcileEnvironment keeps a builder running for the environment key
+// at its current version while it has a builder image, and none
+// otherwise. An error (a builder that could not be started or stopped)
+// is retried.
+func (m *Manager) reconcileEnvironment(ctx context.Context, key controller.Key) error {
+	env, err := store.GetAs[*v1.Environment](ctx, m.cfg.Store, key.Namespace, key.Name)
+	if err != nil && !store.IsNotFound(err) {
+		return err
+	}
+	if err != nil || !HasBuilder(env) {
+		if err := m.cfg.Builders.Remove(ctx, key.Namespace, key.Name); err != nil {
+			return fmt.Errorf("stop builder: %w", err)
 		}
-		env := ev.Object.(*v1.Environment)
-		if ev.Type == store.Deleted || !HasBuilder(env) {
-			if err := m.cfg.Builders.Remove(ctx, env.Namespace, env.Name); err != nil {
-				m.log.Warn("stop builder", "namespace", env.Namespace, "environment", env.Name, "err", err)
-			}
-			return
-		}
-		if err := m.cfg.Builders.Ensure(ctx, env); err != nil {
-			m.log.Warn("start builder", "namespace", env.Namespace, "environment", env.Name, "err", err)
-		}
-	})
-}
-
-// watchLoop runs a watch of kind, calling handle for each event and
-// resuming from the last resourceVersion when the stream closes. An
-// expired version restarts from the current state (which re-sends ADDED
-// events: handlers are idempotent).
-func watchLoop(ctx context.Context, st store.Store, kind string, log *slog.Logger, handle func(store.Event)) error {
-	rv := ""
-	backoff := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		w, err := st.Watch(ctx, kind, store.WatchOptions{ResourceVersion: rv})
-		if err != nil {
-			if store.IsExpired(err) {
-				rv = ""
-				continue
-			}
-			log.Warn("watch failed; retrying", "kind", kind, "err", err)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, 5*time.Second)
-			continue
-		}
-		backoff = 100 * time.Millisecond
-		for ev := range w.ResultChan() {
-			if ev.Object != nil {
-				rv = ev.Object.GetResourceVersion()
-			}
-			handle(ev)
-		}
-		w.Stop()
+		return nil
+	}
+	if err := m.cfg.Builders.Ensure(ctx, env); err != nil {
+		return fmt.Errorf("start builder: %w", err)
 	}
 	return nil
 }
 
-func (m *Manager) processNext(ctx context.Context) bool {
-	key, quit := m.queue.Get()
-	if quit {
-		return false
-	}
-	defer m.queue.Done(key)
-	if err := m.reconcile(ctx, key); err != nil {
-		if ctx.Err() != nil {
-			return true
-		}
-		m.log.Warn("reconcile package; retrying", "package", key, "err", err)
-		m.queue.AddRateLimited(key)
-		return true
-	}
-	m.queue.Forget(key)
-	return true
-}
-
-// reconcile builds the package key if it is pending. Errors returned are
-// transient (store conflicts, unreachable store) and retried; build
-// failures end in status failed and return nil.
-func (m *Manager) reconcile(ctx context.Context, key string) error {
-	ns, name, _ := strings.Cut(key, "/")
-	obj, err := m.cfg.Store.Get(ctx, v1.KindPackage, ns, name)
+// reconcilePackage builds the package key if it is pending. Errors
+// returned are transient (store conflicts, unreachable store) and
+// retried; build failures end in status failed and return nil.
+func (m *Manager) reconcilePackage(ctx context.Context, key controller.Key) error {
+	obj, err := m.cfg.Store.Get(ctx, v1.KindPackage, key.Namespace, key.Name)
 	if store.IsNotFound(err) {
 		return nil
 	}
