@@ -15,10 +15,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/controller"
 	"isotope.dev/isotope/internal/store"
 )
 
@@ -103,12 +103,7 @@ func randomID(n int) string {
 type Controller struct {
 	cfg   Config
 	log   *slog.Logger
-	queue workqueue.TypedRateLimitingInterface[key]
-}
-
-// key is a reconcile request: an Environment or a Function.
-type key struct {
-	kind, namespace, name string
+	ctrls []*controller.Controller
 }
 
 // NewController returns a Controller; call Run.
@@ -116,134 +111,74 @@ func NewController(cfg Config) (*Controller, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	return &Controller{
-		cfg: cfg,
-		log: cfg.Logger.With("role", "executor-controller"),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.DefaultTypedControllerRateLimiter[key](),
-			workqueue.TypedRateLimitingQueueConfig[key]{Name: "kubert"}),
-	}, nil
+	c := &Controller{cfg: cfg, log: cfg.Logger.With("role", "executor-controller")}
+	// Every ResyncInterval each controller reconciles every object of
+	// its kind again, and the owners named by the pool and newdeploy
+	// Deployments' labels, so objects left by an owner deleted while no
+	// executor ran are found too.
+	for _, cc := range []controller.Config{{
+		Kind: v1.KindEnvironment, Name: "kubert-environments",
+		Reconcile:  c.reconcileEnvironment,
+		ResyncKeys: c.ownersOf(v1.ExecutorTypePoolmgr, LabelEnvironmentNamespace, LabelEnvironmentName),
+	}, {
+		Kind: v1.KindFunction, Name: "kubert-functions",
+		Reconcile:  c.reconcileFunction,
+		ResyncKeys: c.ownersOf(v1.ExecutorTypeNewdeploy, LabelFunctionNamespace, LabelFunctionName),
+	}} {
+		cc.Store, cc.ResyncInterval, cc.Logger = cfg.Store, cfg.ResyncInterval, c.log
+		ctrl, err := controller.New(cc)
+		if err != nil {
+			return nil, err
+		}
+		c.ctrls = append(c.ctrls, ctrl)
+	}
+	return c, nil
 }
 
 // Run reconciles until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
-	defer c.queue.ShutDown()
-	go func() {
-		<-ctx.Done()
-		c.queue.ShutDown()
-	}()
-	for _, kind := range []string{v1.KindEnvironment, v1.KindFunction} {
-		go c.watch(ctx, kind)
-	}
-	go c.resync(ctx)
-	for {
-		k, quit := c.queue.Get()
-		if quit {
-			return nil
-		}
-		err := c.reconcile(ctx, k)
-		if err != nil && ctx.Err() == nil {
-			c.log.Warn("reconcile failed; retrying", "kind", k.kind, "namespace", k.namespace, "name", k.name, "err", err)
-			c.queue.AddRateLimited(k)
-		} else {
-			c.queue.Forget(k)
-		}
-		c.queue.Done(k)
-	}
+	return controller.RunAll(ctx, c.ctrls...)
 }
 
-// watch enqueues kind's objects as they change (a watch without a
-// version starts with every object as ADDED), re-opening it when it ends.
-func (c *Controller) watch(ctx context.Context, kind string) {
-	rv := ""
-	delay := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		w, err := c.cfg.Store.Watch(ctx, kind, store.WatchOptions{ResourceVersion: rv})
-		if store.IsExpired(err) {
-			rv = ""
-			continue
-		}
-		if err != nil {
-			c.log.Warn("watch failed; retrying", "kind", kind, "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(delay):
-			}
-			delay = min(delay*2, 5*time.Second)
-			continue
-		}
-		delay = 100 * time.Millisecond
-		for ev := range w.ResultChan() {
-			if ev.Object == nil {
-				continue
-			}
-			rv = ev.Object.GetResourceVersion()
-			if ev.Type == store.Bookmark {
-				continue
-			}
-			c.queue.Add(key{kind, ev.Object.GetNamespace(), ev.Object.GetName()})
-		}
-		w.Stop()
-	}
-}
-
-// resync enqueues every Environment and Function periodically, and every
-// pool and newdeploy object's owner, so objects left by a deleted owner
-// (while no executor ran) are found too.
-func (c *Controller) resync(ctx context.Context) {
-	t := time.NewTicker(c.cfg.ResyncInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		for _, kind := range []string{v1.KindEnvironment, v1.KindFunction} {
-			objs, _, err := c.cfg.Store.List(ctx, kind, store.ListOptions{})
-			if err != nil {
-				c.log.Warn("resync: list failed", "kind", kind, "err", err)
-				continue
-			}
-			for _, o := range objs {
-				c.queue.Add(key{kind, o.GetNamespace(), o.GetName()})
-			}
-		}
+// ownersOf lists the Deployments of executor type et and returns their
+// owners' keys, read from the labels nsLabel and nameLabel.
+func (c *Controller) ownersOf(et v1.ExecutorType, nsLabel, nameLabel string) func(context.Context) ([]controller.Key, error) {
+	return func(ctx context.Context) ([]controller.Key, error) {
 		var deps appsv1.DeploymentList
-		if err := c.cfg.Client.List(ctx, &deps, client.HasLabels{LabelExecutorType}); err == nil {
-			for _, d := range deps.Items {
-				switch d.Labels[LabelExecutorType] {
-				case string(v1.ExecutorTypePoolmgr):
-					c.queue.Add(key{v1.KindEnvironment, d.Labels[LabelEnvironmentNamespace], d.Labels[LabelEnvironmentName]})
-				case string(v1.ExecutorTypeNewdeploy):
-					c.queue.Add(key{v1.KindFunction, d.Labels[LabelFunctionNamespace], d.Labels[LabelFunctionName]})
-				}
-			}
+		if err := c.cfg.Client.List(ctx, &deps, client.MatchingLabels{LabelExecutorType: string(et)}); err != nil {
+			return nil, err
 		}
+		keys := make([]controller.Key, 0, len(deps.Items))
+		for _, d := range deps.Items {
+			keys = append(keys, controller.Key{Namespace: d.Labels[nsLabel], Name: d.Labels[nameLabel]})
+		}
+		return keys, nil
 	}
 }
 
-func (c *Controller) reconcile(ctx context.Context, k key) error {
-	obj, err := c.cfg.Store.Get(ctx, k.kind, k.namespace, k.name)
+// reconcileEnvironment keeps the environment key's pool in step with it.
+func (c *Controller) reconcileEnvironment(ctx context.Context, key controller.Key) error {
+	env, err := store.GetAs[*v1.Environment](ctx, c.cfg.Store, key.Namespace, key.Name)
 	if err != nil && !store.IsNotFound(err) {
 		return err
 	}
-	switch k.kind {
-	case v1.KindEnvironment:
-		var env *v1.Environment
-		if err == nil {
-			env = obj.(*v1.Environment)
-		}
-		return c.reconcilePool(ctx, k.namespace, k.name, env)
-	case v1.KindFunction:
-		var fn *v1.Function
-		if err == nil {
-			fn = obj.(*v1.Function)
-		}
-		return c.reconcileNewdeploy(ctx, k.namespace, k.name, fn)
+	if err != nil {
+		env = nil
 	}
-	return nil
+	return c.reconcilePool(ctx, key.Namespace, key.Name, env)
+}
+
+// reconcileFunction keeps the function key's newdeploy objects in step
+// with it.
+func (c *Controller) reconcileFunction(ctx context.Context, key controller.Key) error {
+	fn, err := store.GetAs[*v1.Function](ctx, c.cfg.Store, key.Namespace, key.Name)
+	if err != nil && !store.IsNotFound(err) {
+		return err
+	}
+	if err != nil {
+		fn = nil
+	}
+	return c.reconcileNewdeploy(ctx, key.Namespace, key.Name, fn)
 }
 
 // reconcilePool makes env's current pool Deployment exist and deletes

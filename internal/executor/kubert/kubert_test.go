@@ -201,6 +201,38 @@ func TestPoolDeployment(t *testing.T) {
 	})
 }
 
+// A pool Deployment whose Environment was deleted while no executor ran
+// (no watch event will ever name it) is found by the periodic resync
+// through its labels and deleted.
+func TestResyncDeletesPoolsOfVanishedEnvironments(t *testing.T) {
+	f := newFixture(t, "orphan")
+	labels := map[string]string{
+		kubert.LabelExecutorType: string(v1.ExecutorTypePoolmgr), kubert.LabelEnvironmentName: "ghost",
+		kubert.LabelEnvironmentNamespace: f.ns,
+	}
+	one := int32(1)
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "poolmgr-ghost-" + f.ns + "-1", Labels: labels},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &one,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "ghost", Image: "isotope/wasm-env"}}},
+			},
+		},
+	}
+	if err := f.kube.Client.Create(kubetest.Context(t), dep); err != nil {
+		t.Fatal(err)
+	}
+	kubetest.Eventually(t, 30*time.Second, func() string {
+		if _, ok := get(t, f.kube.Client, f.ns, dep.Name, &appsv1.Deployment{}); ok {
+			return "the pool of the vanished environment is still there"
+		}
+		return ""
+	})
+}
+
 // A newdeploy Function gets a Deployment, a Service and an HPA named
 // newdeploy-<name>-<ns>-<uid suffix>, owned by the Function, with the
 // HPA's bounds from MinScale/MaxScale and a fetcher that specializes at
