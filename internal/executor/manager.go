@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/controller"
 	"isotope.dev/isotope/internal/executor/instance"
 	"isotope.dev/isotope/internal/executor/procrt"
 	"isotope.dev/isotope/internal/executor/wasmrt"
@@ -92,9 +93,10 @@ type Manager struct {
 	envs   map[string]*envPool // by environment UID
 	closed bool
 
-	started  time.Time       // when New ran: packages stored later are prepared
-	prepared map[string]bool // deploy archive checksums prepared or being prepared
-	prepSem  chan struct{}   // one package prepared at a time
+	started      time.Time                 // when New ran: packages stored later are prepared
+	pkgFirstSeen map[controller.Key]string // resourceVersion of each package when first reconciled
+	prepared     map[string]bool           // deploy archive checksums prepared or being prepared
+	prepSem      chan struct{}             // one package prepared at a time
 }
 
 var _ Executor = (*Manager)(nil)
@@ -128,15 +130,16 @@ func New(cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("executor: register metrics: %w", err)
 	}
 	m := &Manager{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		metrics:  met,
-		pools:    map[string]*fnPool{},
-		old:      map[*fnPool]bool{},
-		envs:     map[string]*envPool{},
-		started:  time.Now(),
-		prepared: map[string]bool{},
-		prepSem:  make(chan struct{}, 1),
+		cfg:          cfg,
+		log:          cfg.Logger,
+		metrics:      met,
+		pools:        map[string]*fnPool{},
+		old:          map[*fnPool]bool{},
+		envs:         map[string]*envPool{},
+		started:      time.Now(),
+		pkgFirstSeen: map[controller.Key]string{},
+		prepared:     map[string]bool{},
+		prepSem:      make(chan struct{}, 1),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	sweepWorkDir(cfg.WorkDir, cfg.Logger)

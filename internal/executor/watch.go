@@ -2,44 +2,49 @@ package executor
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/controller"
 	"isotope.dev/isotope/internal/executor/instance"
 	"isotope.dev/isotope/internal/store"
 )
 
-// Run watches Functions, Environments and Packages and reaps idle
-// instances every ReapInterval, until ctx ends. It keeps instances in
-// step with the store:
+// Run reconciles Functions, Environments and Packages and reaps idle
+// instances every ReapInterval, until ctx ends or the executor closes. It
+// keeps instances in step with the store:
 //   - a newdeploy Function gets its instances as soon as it appears
 //     (max(MinScale, 1)), and new ones when it changes;
 //   - a deleted Function, or a changed or deleted Environment or deploy
 //     archive, retires the instances that ran the old one;
 //   - an Environment gets its warm pool (poolmgr) as soon as it appears.
 func (m *Manager) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	for kind, handle := range map[string]func(context.Context, store.Event){
-		v1.KindFunction:    m.onFunction,
-		v1.KindEnvironment: m.onEnvironment,
-		v1.KindPackage:     m.onPackage,
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(m.ctx, cancel)()
+	var ctrls []*controller.Controller
+	for kind, reconcile := range map[string]func(context.Context, controller.Key) error{
+		v1.KindFunction:    m.reconcileFunction,
+		v1.KindEnvironment: m.reconcileEnvironment,
+		v1.KindPackage:     m.reconcilePackage,
 	} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m.watch(ctx, kind, handle)
-		}()
+		c, err := controller.New(controller.Config{Store: m.cfg.Store, Kind: kind, Reconcile: reconcile, Logger: m.log})
+		if err != nil {
+			return err
+		}
+		ctrls = append(ctrls, c)
 	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		controller.RunAll(ctx, ctrls...)
+	}()
 	t := time.NewTicker(m.cfg.ReapInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			wg.Wait()
-			return nil
-		case <-m.ctx.Done():
-			wg.Wait()
+			<-done
 			return nil
 		case now := <-t.C:
 			m.reap(now)
@@ -47,86 +52,56 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 }
 
-// watch delivers kind's events to handle, re-opening the watch when it
-// ends (from the last resourceVersion seen, or afresh if that expired).
-func (m *Manager) watch(ctx context.Context, kind string, handle func(context.Context, store.Event)) {
-	rv := ""
-	delay := 50 * time.Millisecond
-	for ctx.Err() == nil && m.ctx.Err() == nil {
-		w, err := m.cfg.Store.Watch(ctx, kind, store.WatchOptions{ResourceVersion: rv})
-		if store.IsExpired(err) {
-			rv = ""
-			continue
-		}
-		if err != nil {
-			m.log.Warn("executor watch failed; retrying", "kind", kind, "err", err)
-			select {
-			case <-ctx.Done():
-			case <-m.ctx.Done():
-			case <-time.After(delay):
-			}
-			delay = min(delay*2, 5*time.Second)
-			continue
-		}
-		delay = 50 * time.Millisecond
-	events:
-		for {
-			select {
-			case <-ctx.Done():
-				break events
-			case <-m.ctx.Done():
-				break events
-			case ev, ok := <-w.ResultChan():
-				if !ok {
-					break events
-				}
-				if ev.Object != nil {
-					rv = ev.Object.GetResourceVersion()
-				}
-				if ev.Type != store.Bookmark {
-					handle(ctx, ev)
-				}
-			}
-		}
-		w.Stop()
+// reconcileFunction keeps the instances of the Function key in step with
+// it: a deleted (or replaced) function's pool is retired, a newdeploy
+// function gets its instances, a poolmgr one of a newer version replaces
+// the older version's pool and is preloaded.
+func (m *Manager) reconcileFunction(ctx context.Context, key controller.Key) error {
+	fn, err := store.GetAs[*v1.Function](ctx, m.cfg.Store, key.Namespace, key.Name)
+	if err != nil && !store.IsNotFound(err) {
+		return err
 	}
-}
-
-func (m *Manager) onFunction(ctx context.Context, ev store.Event) {
-	fn, ok := ev.Object.(*v1.Function)
-	if !ok {
-		return
+	if err != nil {
+		fn = nil
 	}
-	id := poolID(fn)
-	if ev.Type == store.Deleted {
-		m.mu.Lock()
-		p := m.pools[id]
-		delete(m.pools, id)
-		if p != nil {
+	// The pools of a function of this name that is gone: deleted, or
+	// deleted and created again (another UID).
+	m.mu.Lock()
+	var gone []*fnPool
+	for id, p := range m.pools {
+		p.mu.Lock()
+		match := p.fn.Namespace == key.Namespace && p.fn.Name == key.Name && (fn == nil || p.fn.UID != fn.UID)
+		p.mu.Unlock()
+		if match {
+			delete(m.pools, id)
 			m.old[p] = true
+			gone = append(gone, p)
 		}
-		m.mu.Unlock()
-		if p != nil {
-			p.retire()
-		}
-		return
+	}
+	m.mu.Unlock()
+	for _, p := range gone {
+		p.retire()
+	}
+	if fn == nil {
+		return nil
 	}
 	if executorType(fn) == v1.ExecutorTypeNewdeploy {
 		p, err := m.poolFor(fn)
 		if err != nil {
-			return
+			return nil // shutting down
 		}
 		m.ensureAsync(p)
-		return
+		return nil
 	}
 	// poolmgr: replace the instances of an older version right away.
 	m.mu.Lock()
-	p := m.pools[id]
+	p := m.pools[poolID(fn)]
 	m.mu.Unlock()
 	if p != nil && p.key != keyOf(fn) && fn.Generation >= p.key.generation {
 		m.poolFor(fn)
 	}
 	m.preloadAsync(fn)
+	return nil
 }
 
 // preloadAsync loads a poolmgr WebAssembly function in the background as
@@ -209,23 +184,34 @@ func (m *Manager) ensureAsync(p *fnPool) {
 	})
 }
 
-func (m *Manager) onEnvironment(ctx context.Context, ev store.Event) {
-	env, ok := ev.Object.(*v1.Environment)
-	if !ok {
-		return
+// reconcileEnvironment retires the warm pool and the function instances
+// of the Environment key's older versions (all of them when it is gone),
+// preloads the retired functions again and refills its warm pool.
+func (m *Manager) reconcileEnvironment(ctx context.Context, key controller.Key) error {
+	env, err := store.GetAs[*v1.Environment](ctx, m.cfg.Store, key.Namespace, key.Name)
+	if err != nil && !store.IsNotFound(err) {
+		return err
+	}
+	if err != nil {
+		env = nil
+	}
+	// stale: an environment version instances were made from that is no
+	// longer the stored one.
+	stale := func(e *v1.Environment) bool {
+		return e.Namespace == key.Namespace && e.Name == key.Name &&
+			(env == nil || e.UID != env.UID || e.ResourceVersion != env.ResourceVersion)
 	}
 	m.mu.Lock()
-	if e := m.envs[string(env.UID)]; e != nil && (ev.Type == store.Deleted || e.env.ResourceVersion != env.ResourceVersion) {
-		delete(m.envs, string(env.UID))
-		e.close()
+	for id, e := range m.envs {
+		if stale(e.env) {
+			delete(m.envs, id)
+			e.close()
+		}
 	}
 	m.mu.Unlock()
-	retired := m.retireWhere(func(p *fnPool) bool {
-		return p.res.Env != nil && p.res.Env.UID == env.UID &&
-			(ev.Type == store.Deleted || p.res.Env.ResourceVersion != env.ResourceVersion)
-	})
-	if ev.Type == store.Deleted {
-		return
+	retired := m.retireWhere(func(p *fnPool) bool { return p.res.Env != nil && stale(p.res.Env) })
+	if env == nil {
+		return nil
 	}
 	for _, p := range retired {
 		m.preloadAsync(p.fn)
@@ -233,36 +219,45 @@ func (m *Manager) onEnvironment(ctx context.Context, ev store.Event) {
 	if rt, err := m.runtimeFor(env); err == nil && rt.Pooled() && poolSize(env, m.cfg.Limits) > 0 {
 		m.envPoolFor(env, rt).refill()
 	}
+	return nil
 }
 
-func (m *Manager) onPackage(ctx context.Context, ev store.Event) {
-	pkg, ok := ev.Object.(*v1.Package)
-	if !ok {
-		return
+// reconcilePackage retires the instances that run another deploy archive
+// than the Package key's (all of them when it is gone); once it can be
+// served, it prepares a WebAssembly package that is new to this executor
+// and preloads the functions that use it.
+func (m *Manager) reconcilePackage(ctx context.Context, key controller.Key) error {
+	pkg, err := store.GetAs[*v1.Package](ctx, m.cfg.Store, key.Namespace, key.Name)
+	if err != nil && !store.IsNotFound(err) {
+		return err
+	}
+	if err != nil {
+		pkg = nil
 	}
 	m.retireWhere(func(p *fnPool) bool {
-		return p.res.Pkg != nil && p.res.Pkg.Namespace == pkg.Namespace && p.res.Pkg.Name == pkg.Name &&
-			(ev.Type == store.Deleted || deployFingerprint(p.res.Pkg) != deployFingerprint(pkg))
+		return p.res.Pkg != nil && p.res.Pkg.Namespace == key.Namespace && p.res.Pkg.Name == key.Name &&
+			(pkg == nil || deployFingerprint(p.res.Pkg) != deployFingerprint(pkg))
 	})
-	if ev.Type == store.Deleted || m.wasmRT == nil {
-		return
+	changed := m.packageChanged(key, pkg)
+	if pkg == nil || m.wasmRT == nil {
+		return nil
 	}
 	if _, err := servable(pkg); err != nil {
-		return
+		return nil
 	}
 	// A package changed, or stored since the executor started (not one
-	// the start-up replay of the watch brings back).
-	if ev.Type == store.Modified || !pkg.CreationTimestamp.Time.Before(m.started.Truncate(time.Second)) {
+	// the start-up list of the store brings back).
+	if changed || !pkg.CreationTimestamp.Time.Before(m.started.Truncate(time.Second)) {
 		m.prepareAsync(pkg)
 	}
 	// The package became servable (or its archive changed): preload the
 	// WebAssembly functions that use it. Functions that point at an
 	// older resourceVersion of it are about to be bumped by whoever
 	// changed it (builder manager, CLI), and preloading them now would
-	// load the same archive twice; their update event preloads them.
+	// load the same archive twice; their update reconcile preloads them.
 	objs, _, err := m.cfg.Store.List(ctx, v1.KindFunction, store.ListOptions{Namespace: pkg.Namespace})
 	if err != nil {
-		return
+		return err
 	}
 	for _, o := range objs {
 		fn, ok := o.(*v1.Function)
@@ -275,6 +270,24 @@ func (m *Manager) onPackage(ctx context.Context, ev store.Event) {
 			m.preloadAsync(fn)
 		}
 	}
+	return nil
+}
+
+// packageChanged reports whether pkg (nil: gone) is another version of
+// the package key than the first this executor saw of it.
+func (m *Manager) packageChanged(key controller.Key, pkg *v1.Package) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if pkg == nil {
+		delete(m.pkgFirstSeen, key)
+		return false
+	}
+	first, ok := m.pkgFirstSeen[key]
+	if !ok {
+		m.pkgFirstSeen[key] = pkg.ResourceVersion
+		return false
+	}
+	return first != pkg.ResourceVersion
 }
 
 // retireWhere retires the resolved pools matching match (read under the
