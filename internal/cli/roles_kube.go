@@ -10,19 +10,16 @@ import (
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	coordinationv1 "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/auth/webguard"
 	"isotope.dev/isotope/internal/buildermgr"
+	"isotope.dev/isotope/internal/controller"
 	"isotope.dev/isotope/internal/executor"
 	"isotope.dev/isotope/internal/executor/instance"
 	"isotope.dev/isotope/internal/executor/kubert"
@@ -147,51 +144,9 @@ func (o *kubeOptions) runLeader(ctx context.Context, cfg *rest.Config, name stri
 	if !o.leaderElect {
 		return run(ctx)
 	}
-	cc, err := coordinationv1.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	lock := &resourcelock.LeaseLock{
-		LeaseMeta:  metav1.ObjectMeta{Namespace: o.leaseNamespace, Name: name},
-		Client:     cc,
-		LockConfig: resourcelock.ResourceLockConfig{Identity: o.identity},
-	}
-	parent := ctx
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, 1)
-	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock:            lock,
-		LeaseDuration:   15 * time.Second,
-		RenewDeadline:   10 * time.Second,
-		RetryPeriod:     2 * time.Second,
-		ReleaseOnCancel: true,
-		Name:            name,
-		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(lctx context.Context) {
-				log.Info("leading", "lease", o.leaseNamespace+"/"+name, "identity", o.identity)
-				errc <- run(lctx)
-				cancel() // the role ended: give the Lease up
-			},
-			OnStoppedLeading: cancel,
-		},
-	})
-	if err != nil {
-		return err
-	}
-	log.Info("waiting for the leader Lease", "lease", o.leaseNamespace+"/"+name, "identity", o.identity)
-	le.Run(ctx)
-	if parent.Err() != nil {
-		return nil
-	}
-	select {
-	case err := <-errc:
-		if err != nil {
-			return err
-		}
-	default:
-	}
-	return fmt.Errorf("lost the leader Lease %s/%s", o.leaseNamespace, name)
+	return controller.RunAsLeader(ctx, controller.Lease{
+		Config: cfg, Namespace: o.leaseNamespace, Name: name, Identity: o.identity, Logger: log,
+	}, run)
 }
 
 func newBuildermgrRoleCommand(g *Globals) *cobra.Command {
