@@ -23,12 +23,13 @@ func (m *Manager) Run(ctx context.Context) error {
 	defer cancel()
 	defer context.AfterFunc(m.ctx, cancel)()
 	var ctrls []*controller.Controller
-	for kind, reconcile := range map[string]func(context.Context, controller.Key) error{
-		v1.KindFunction:    m.reconcileFunction,
-		v1.KindEnvironment: m.reconcileEnvironment,
-		v1.KindPackage:     m.reconcilePackage,
+	for _, cc := range []controller.Config{
+		{Kind: v1.KindFunction, Name: "executor-functions", Reconcile: m.reconcileFunction},
+		{Kind: v1.KindEnvironment, Name: "executor-environments", Reconcile: m.reconcileEnvironment},
+		{Kind: v1.KindPackage, Name: "executor-packages", Reconcile: m.reconcilePackage},
 	} {
-		c, err := controller.New(controller.Config{Store: m.cfg.Store, Kind: kind, Reconcile: reconcile, Logger: m.log})
+		cc.Store, cc.Logger = m.cfg.Store, m.log
+		c, err := controller.New(cc)
 		if err != nil {
 			return err
 		}
