@@ -287,7 +287,7 @@ func (b *Builder) run(ctx context.Context, args, env []string, dir string, out i
 	cmd.Env = env
 	cmd.Stdout = out
 	cmd.Stderr = out
-	killGroupOnCancel(cmd)
+	KillGroupOnCancel(cmd)
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("build command %q failed: %w", strings.Join(args, " "), err)

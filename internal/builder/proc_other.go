@@ -4,6 +4,6 @@ package builder
 
 import "os/exec"
 
-// killGroupOnCancel: without process groups only the command itself is
+// KillGroupOnCancel: without process groups only the command itself is
 // killed (exec.CommandContext's default).
-func killGroupOnCancel(cmd *exec.Cmd) {}
+func KillGroupOnCancel(cmd *exec.Cmd) {}
