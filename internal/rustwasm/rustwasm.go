@@ -1,0 +1,314 @@
+// Package rustwasm is the rust-wasm builder: it compiles Rust into a
+// WAGI module, a WASI preview 1 command whose main serves one request
+// (docs/functions-wagi.md).
+//
+// Source (SRC_PKG) is either a single .rs file (any other name is taken
+// as main.rs), or a directory:
+//
+//   - with build.sh: it runs (sh build.sh) in the source directory with
+//     RUSTC, CARGO and CARGO_BUILD_TARGET set, and must write DEPLOY_PKG
+//     or leave exactly one new .wasm file;
+//   - else with Cargo.toml: a crate with one binary, built with
+//     cargo build --release --offline --target <wasm32-wasi[p1]> when
+//     there is a cargo next to the rustc; dependencies must be vendored
+//     (vendor/, as `cargo vendor` makes it; the builder points cargo at
+//     it unless .cargo/config.toml already does), since no crates
+//     registry is reachable. Without cargo, a crate with no dependencies
+//     and no build script is built from src/main.rs with rustc;
+//   - else main.rs, or the only .rs file, at its top, with rustc.
+//
+// The compile is
+//
+//	rustc --edition 2021 --crate-type bin --target wasm32-wasi -C opt-level=3 -C strip=debuginfo -o main.wasm main.rs
+//
+// run in a copy of the source, so paths in messages (src/main.rs:2:5)
+// are the user's and the module's bytes do not depend on where the build
+// ran. Debug information is stripped (5.8 MB to 100 KB for a hello with
+// Debian's standard library); function names stay, for traps' stack
+// traces.
+//
+// The toolchain is a rustc whose sysroot has the standard library for
+// wasm32-wasip1 or wasm32-wasi: every rustc on the build's PATH is asked,
+// Debian's (/usr/bin/rustc with libstd-rust-dev-wasm32) first, since a
+// rustup toolchain can only add the target over the network;
+// ISOTOPE_RUSTC or --rustc names one. The build log says which rustc it
+// used and why it passed over the others; none found fails the build
+// with the Debian packages to install.
+package rustwasm
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"isotope.dev/isotope/internal/builder"
+	"isotope.dev/isotope/internal/wasmbuild"
+)
+
+// Command is the build command of the rust-wasm builder environment.
+const Command = "isotope build rust-wasm"
+
+// RustcEnv names the environment variable that picks the rustc.
+const RustcEnv = "ISOTOPE_RUSTC"
+
+// Edition is the edition of a source without a Cargo.toml.
+const Edition = "2021"
+
+func init() {
+	builder.RegisterBuiltin(Command, func(ctx context.Context, args, env []string, dir string, log io.Writer) error {
+		return Run(ctx, args, env, log)
+	})
+}
+
+// Options configure a build. Zero values take the defaults.
+type Options struct {
+	// Rustc is the rustc command (a path, or a name looked up on the
+	// PATH of Env). Default: $ISOTOPE_RUSTC, else the best rustc on
+	// PATH.
+	Rustc string
+	// Env is the environment of the toolchain; default os.Environ().
+	Env []string
+}
+
+// Build compiles the source at src into deploy/main.wasm, writing
+// progress and the toolchain's output to log. On failure deploy is
+// removed again if Build created it.
+func Build(ctx context.Context, src, deploy string, opts Options, log io.Writer) (err error) {
+	start := time.Now()
+	if opts.Env == nil {
+		opts.Env = os.Environ()
+	}
+	if opts.Rustc == "" {
+		opts.Rustc = wasmbuild.Getenv(opts.Env, RustcEnv)
+	}
+	// The toolchain runs in the source's copy: an absolute DEPLOY_PKG.
+	if deploy, err = filepath.Abs(deploy); err != nil {
+		return err
+	}
+	tc, err := findRustc(ctx, opts.Rustc, opts.Env, log)
+	if err != nil {
+		return err
+	}
+	cargoNote := "no cargo next to it: crates without dependencies build with rustc alone"
+	if tc.cargo != "" {
+		cargoNote = fmt.Sprintf("cargo %s (%s)", tc.cargoVersion, tc.cargo)
+	}
+	fmt.Fprintf(log, "rust-wasm: %s; %s\n", tc, cargoNote)
+
+	s, err := wasmbuild.Stage(src, "isotope-rust-wasm-", func(base string) string {
+		if strings.HasSuffix(base, ".rs") {
+			return base
+		}
+		return "main.rs" // Fission names a single file after the package
+	})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if _, err := os.Lstat(deploy); err == nil {
+		return fmt.Errorf("$DEPLOY_PKG %s exists already", deploy)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(deploy)
+		}
+	}()
+	scratch, err := s.Scratch("out")
+	if err != nil {
+		return err
+	}
+	// A CARGO_HOME of the build's own: the machine's ~/.cargo/config.toml
+	// (a registry mirror, a default target) is not the function's.
+	cargoHome, err := s.Scratch("cargo-home")
+	if err != nil {
+		return err
+	}
+	env := wasmbuild.Setenv(wasmbuild.Setenv(opts.Env, "CARGO_HOME", cargoHome), "CARGO_NET_OFFLINE", "true")
+
+	sc, err := wasmbuild.FindScript(s, env, false)
+	if err != nil {
+		return err
+	}
+	switch {
+	case sc != nil:
+		vars := []string{"RUSTC=" + tc.rustc, "CARGO_BUILD_TARGET=" + tc.target}
+		if tc.cargo != "" {
+			vars = append(vars, "CARGO="+tc.cargo)
+		}
+		err = wasmbuild.RunScript(ctx, "rust-wasm", sc, s, deploy, env, vars, log)
+	case s.Has("Cargo.toml") && tc.cargo != "":
+		err = tc.buildCargo(ctx, s, scratch, deploy, env, log)
+	case s.Has("Cargo.toml"):
+		err = tc.buildManifest(ctx, s, deploy, env, log)
+	default:
+		var file string
+		if file, err = mainFile(s); err == nil {
+			err = tc.buildFile(ctx, s, file, crateIdent(strings.TrimSuffix(filepath.Base(file), ".rs")), Edition, deploy, env, log)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(log, "rust-wasm: built in %v\n", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// mainFile is the crate root of a source without Cargo.toml: the single
+// file, main.rs, or the only .rs file at the top.
+func mainFile(s *wasmbuild.Source) (string, error) {
+	if s.File != "" {
+		return s.File, nil
+	}
+	if s.Has("main.rs") {
+		return "main.rs", nil
+	}
+	files, err := s.TopFiles(".rs")
+	if err != nil {
+		return "", err
+	}
+	switch len(files) {
+	case 0:
+		return "", errors.New("no Rust source: give a .rs file, or a directory with Cargo.toml, main.rs or one .rs file at its top")
+	case 1:
+		return files[0], nil
+	}
+	return "", fmt.Errorf("%d .rs files at the top of the source (%s) and none is main.rs: name the crate root main.rs, or add a Cargo.toml", len(files), strings.Join(files, ", "))
+}
+
+// buildFile compiles one crate root with rustc.
+func (tc *toolchain) buildFile(ctx context.Context, s *wasmbuild.Source, file, crate, edition, deploy string, env []string, log io.Writer) error {
+	if err := os.MkdirAll(deploy, 0o755); err != nil {
+		return err
+	}
+	built := filepath.Join(deploy, wasmbuild.Output)
+	argv := []string{tc.rustc, "--edition", edition, "--crate-type", "bin", "--crate-name", crate,
+		"--target", tc.target, "-C", "opt-level=3", "-C", "strip=debuginfo", "-o", built, file}
+	fmt.Fprintf(log, "rust-wasm: %s\n", wasmbuild.CommandLine(s.Dir, append([]string{"rustc"}, argv[1:]...)))
+	if err := wasmbuild.Run(ctx, "rustc", s.Dir, env, log, argv...); err != nil {
+		return err
+	}
+	return wasmbuild.Install(ctx, "rust-wasm", built, deploy, log)
+}
+
+// buildManifest builds a crate with rustc alone, when there is no cargo:
+// possible for a crate without dependencies or build script.
+func (tc *toolchain) buildManifest(ctx context.Context, s *wasmbuild.Source, deploy string, env []string, log io.Writer) error {
+	m, err := readManifest(filepath.Join(s.Dir, "Cargo.toml"))
+	if err != nil {
+		return err
+	}
+	if m.needsCargo == "" && s.HasDir("vendor") {
+		m.needsCargo = "it has vendored dependencies (vendor/)"
+	}
+	if m.needsCargo != "" {
+		return &wasmbuild.MissingError{What: "cargo", Detail: "the crate needs it: " + m.needsCargo + "; there is no cargo next to " + tc.rustc,
+			Packages: []string{"cargo"}}
+	}
+	if !s.Has(filepath.Join("src", "main.rs")) {
+		return errors.New("Cargo.toml without src/main.rs: the crate must be a program (a binary with main), built without cargo from src/main.rs")
+	}
+	edition := m.edition
+	if edition == "" {
+		edition = "2015" // cargo's default for a manifest without one
+	}
+	fmt.Fprintln(log, "rust-wasm: no cargo: building the crate's src/main.rs with rustc")
+	return tc.buildFile(ctx, s, filepath.Join("src", "main.rs"), crateIdent(m.name), edition, deploy, env, log)
+}
+
+// vendorConfig points cargo at vendor/ instead of crates.io, as
+// `cargo vendor` tells its users to.
+const vendorConfig = `[source.crates-io]
+replace-with = "vendored-sources"
+
+[source.vendored-sources]
+directory = "vendor"
+`
+
+// buildCargo runs cargo build --release --offline for the target.
+func (tc *toolchain) buildCargo(ctx context.Context, s *wasmbuild.Source, scratch, deploy string, env []string, log io.Writer) error {
+	if s.HasDir("vendor") && !s.Has(filepath.Join(".cargo", "config.toml")) && !s.Has(filepath.Join(".cargo", "config")) {
+		if err := os.MkdirAll(filepath.Join(s.Dir, ".cargo"), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(s.Dir, ".cargo", "config.toml"), []byte(vendorConfig), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintln(log, "rust-wasm: vendor/ found: dependencies come from it (wrote .cargo/config.toml)")
+	}
+	targetDir := filepath.Join(scratch, "target")
+	env = wasmbuild.Setenv(wasmbuild.Setenv(env, "RUSTC", tc.rustc), "CARGO_TARGET_DIR", targetDir)
+	if manifest, err := os.ReadFile(filepath.Join(s.Dir, "Cargo.toml")); err == nil && !stripSet.Match(manifest) {
+		env = wasmbuild.Setenv(env, "CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
+	}
+	argv := []string{tc.cargo, "build", "--release", "--offline", "--target", tc.target}
+	fmt.Fprintf(log, "rust-wasm: %s\n", wasmbuild.CommandLine(s.Dir, append([]string{"cargo"}, argv[1:]...)))
+	if err := wasmbuild.Run(ctx, "cargo", s.Dir, env, log, argv...); err != nil {
+		var te *wasmbuild.ToolError
+		if errors.As(err, &te) && (te.Printed("offline") || te.Printed("no matching package named")) {
+			return fmt.Errorf("%w; the builder reaches no crates registry: vendor the dependencies (cargo vendor) and put vendor/ in the source archive", err)
+		}
+		return err
+	}
+	out := filepath.Join(targetDir, tc.target, "release")
+	ents, err := os.ReadDir(out)
+	if err != nil {
+		return err
+	}
+	var mods []string
+	for _, e := range ents {
+		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".wasm") {
+			mods = append(mods, e.Name())
+		}
+	}
+	switch len(mods) {
+	case 0:
+		return errors.New("cargo built no .wasm program: the crate must have a binary (src/main.rs or a [[bin]])")
+	case 1:
+		return wasmbuild.Install(ctx, "rust-wasm", filepath.Join(out, mods[0]), deploy, log)
+	}
+	return fmt.Errorf("cargo built %d programs (%s): a function's crate must have one binary", len(mods), strings.Join(mods, ", "))
+}
+
+// stripSet finds a strip setting of the user's in Cargo.toml, which the
+// builder's default must not override.
+var stripSet = regexp.MustCompile(`(?m)^\s*strip\s*=`)
+
+// crateIdent turns a file or package name into a crate name rustc
+// accepts.
+func crateIdent(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 || b[0] >= '0' && b[0] <= '9' {
+		return "function_" + string(b)
+	}
+	return string(b)
+}
+
+// Run is `isotope build rust-wasm [--rustc RUSTC] [SRC [DEPLOY]]`: SRC
+// and DEPLOY default to $SRC_PKG and $DEPLOY_PKG in env, as a Fission
+// build script reads them.
+func Run(ctx context.Context, args, env []string, log io.Writer) error {
+	var opts Options
+	src, deploy, err := wasmbuild.ParseArgs("rust-wasm", args, env, log, func(f *flag.FlagSet) {
+		f.StringVar(&opts.Rustc, "rustc", "", "rustc command (default $"+RustcEnv+", else the rustc on PATH that has the WASI target, Debian's first)")
+	})
+	if err != nil {
+		return err
+	}
+	opts.Env = env
+	if err := Build(ctx, src, deploy, opts, log); err != nil {
+		return fmt.Errorf("rust-wasm: %w", err)
+	}
+	return nil
+}
