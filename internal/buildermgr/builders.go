@@ -51,10 +51,41 @@ func HasBuilder(env *v1.Environment) bool {
 	return env.Spec.Version >= 2 && env.Spec.Builder.Image != ""
 }
 
-// IsGoWasmBuilderImage reports whether image is Isotope's built-in
-// go-wasm builder: any registry prefix, any tag or digest.
-func IsGoWasmBuilderImage(image string) bool {
-	return imageRepoEndsWith(image, "isotope/go-wasm-builder")
+// BuiltinBuilder is one of Isotope's built-in builder images: the
+// embedded mode runs it as `isotope builder`, in Kubernetes its image
+// holds the isotope binary and the toolchain (deploy/docker).
+type BuiltinBuilder struct {
+	// Repository is the image's repository, without registry or tag.
+	Repository string
+	// Command is the default build command of its environments.
+	Command string
+}
+
+// BuiltinBuilders are the built-in builder images: Go to a WebAssembly
+// reactor, C/C++ and Rust to WAGI modules.
+var BuiltinBuilders = []BuiltinBuilder{
+	{"isotope/go-wasm-builder", "isotope build go-wasm"},
+	{"isotope/c-wasm-builder", "isotope build c-wasm"},
+	{"isotope/rust-wasm-builder", "isotope build rust-wasm"},
+}
+
+// Builtin returns the built-in builder that image names, under any
+// registry prefix and any tag or digest
+// ("ghcr.io/x/isotope/c-wasm-builder:v1").
+func Builtin(image string) (BuiltinBuilder, bool) {
+	for _, b := range BuiltinBuilders {
+		if imageRepoEndsWith(image, b.Repository) {
+			return b, true
+		}
+	}
+	return BuiltinBuilder{}, false
+}
+
+// IsBuiltinBuilderImage reports whether image is one of the built-in
+// builders.
+func IsBuiltinBuilderImage(image string) bool {
+	_, ok := Builtin(image)
+	return ok
 }
 
 // imageRepoEndsWith strips the tag and digest from an image reference and
@@ -70,10 +101,6 @@ func imageRepoEndsWith(image, suffix string) bool {
 	return repo == suffix || strings.HasSuffix(repo, "/"+suffix)
 }
 
-// DefaultGoWasmBuildCommand is the build command of the go-wasm builder
-// when neither the package nor the environment sets one.
-const DefaultGoWasmBuildCommand = "isotope build go-wasm"
-
 // buildCommand picks the command for a build: the package's, else the
 // environment's, else the built-in builder's default.
 func buildCommand(pkg *v1.Package, env *v1.Environment) string {
@@ -82,8 +109,9 @@ func buildCommand(pkg *v1.Package, env *v1.Environment) string {
 		return pkg.Spec.BuildCommand
 	case env.Spec.Builder.Command != "":
 		return env.Spec.Builder.Command
-	case IsGoWasmBuilderImage(env.Spec.Builder.Image):
-		return DefaultGoWasmBuildCommand
+	}
+	if b, ok := Builtin(env.Spec.Builder.Image); ok {
+		return b.Command
 	}
 	return ""
 }

@@ -237,14 +237,14 @@ func (k *KubeBuilders) service(env *v1.Environment, ns string) *corev1.Service {
 }
 
 // builderCommand is the builder container's command: Isotope's built-in
-// builder runs `isotope builder /packages`; any other image is taken to
+// builders run `isotope builder /packages`; any other image is taken to
 // be a Fission builder image (`/builder /packages`). A command in the
 // environment's builder.container wins.
 func builderCommand(env *v1.Environment) []string {
 	if c := env.Spec.Builder.Container; c != nil && len(c.Command) > 0 {
 		return c.Command
 	}
-	if IsGoWasmBuilderImage(env.Spec.Builder.Image) {
+	if IsBuiltinBuilderImage(env.Spec.Builder.Image) {
 		return []string{"isotope", "builder", "/packages"}
 	}
 	return []string{"/builder", "/packages"}

@@ -48,8 +48,9 @@ type LocalConfig struct {
 }
 
 // LocalBuilders runs each environment's builder as a supervised local
-// process: the built-in go-wasm builder is `isotope builder`; any other
-// builder image needs a local command (builder.container.command/args).
+// process: the built-in builders (go-wasm, c-wasm, rust-wasm) are
+// `isotope builder`; any other builder image needs a local command
+// (builder.container.command/args).
 // A builder that exits is restarted with back-off; an environment update
 // replaces it; Close stops them all (process groups, so no orphans).
 type LocalBuilders struct {
@@ -188,11 +189,11 @@ func (l *LocalBuilders) newBuilder(env *v1.Environment) (*localBuilder, error) {
 		// argument, like Fission's `/builder /packages`.
 		b.argv = append(c.argv, dir)
 		b.env = c.env
-	case IsGoWasmBuilderImage(env.Spec.Builder.Image):
+	case IsBuiltinBuilderImage(env.Spec.Builder.Image):
 		b.argv = []string{l.cfg.Executable, "builder", dir}
 		b.builtin = true
 	default:
-		b.startErr = fmt.Errorf("builder image %q cannot run in embedded mode: give the environment a local builder program (builder.container.command, CLI --builder-command), or use the built-in isotope/go-wasm-builder", env.Spec.Builder.Image)
+		b.startErr = fmt.Errorf("builder image %q cannot run in embedded mode: give the environment a local builder program (builder.container.command, CLI --builder-command), or use a built-in builder (isotope/go-wasm-builder, isotope/c-wasm-builder, isotope/rust-wasm-builder)", env.Spec.Builder.Image)
 		close(b.readyCh)
 	}
 	// The isotope binary's directory comes first on PATH so build

@@ -54,6 +54,8 @@ func DefaultImages() []ImageRule {
 		{Repository: "wasm-env", Entrypoint: []string{"/isotope", "wasm-env"}, Cmd: []string{"--addr", ":8888", "--userfunc-dir", "/userfunc"}},
 		{Repository: "fetcher", Entrypoint: []string{"/isotope", "fetcher"}, Cmd: []string{"/userfunc"}},
 		{Repository: "go-wasm-builder", Entrypoint: []string{"isotope", "builder"}, Cmd: []string{"/packages"}},
+		{Repository: "c-wasm-builder", Entrypoint: []string{"isotope", "builder"}, Cmd: []string{"/packages"}},
+		{Repository: "rust-wasm-builder", Entrypoint: []string{"isotope", "builder"}, Cmd: []string{"/packages"}},
 	}
 }
 
