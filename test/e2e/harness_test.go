@@ -66,13 +66,20 @@ var addrRE = regexp.MustCompile(`api=(http://\S+) router=(http://\S+)`)
 // until its API answers.
 func startPlatform(t *testing.T, dataDir string, extraArgs ...string) *platform {
 	t.Helper()
+	return startPlatformEnv(t, dataDir, nil, extraArgs...)
+}
+
+// startPlatformEnv is startPlatform with env ("NAME=value") added to the
+// server's environment, over this process's (PATH=... replaces PATH).
+func startPlatformEnv(t *testing.T, dataDir string, env []string, extraArgs ...string) *platform {
+	t.Helper()
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
 	p := &platform{t: t, dataDir: dataDir, logs: &testlog.Buffer{}, exited: make(chan struct{}), home: t.TempDir()}
 	args := append([]string{"server", "--data-dir", dataDir, "--api-addr", "127.0.0.1:0", "--router-addr", "127.0.0.1:0"}, extraArgs...)
 	p.cmd = exec.Command(binary, args...)
-	p.cmd.Env = append(os.Environ(), "HOME="+p.home)
+	p.cmd.Env = append(append(os.Environ(), "HOME="+p.home), env...)
 	pr, pw := io.Pipe()
 	p.cmd.Stderr = io.MultiWriter(p.logs, pw)
 	p.cmd.Stdout = p.logs
