@@ -96,7 +96,7 @@ func Build(ctx context.Context, src, deploy string, opts Options, log io.Writer)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(log, "c-wasm: clang %s (%s), target %s\n", tc.version, tc.clang, Target)
+	fmt.Fprintf(log, "c-wasm: clang %s (%s), target %s\n", tc.Version, tc.Clang, Target)
 
 	s, err := wasmbuild.Stage(src, "isotope-c-wasm-", func(base string) string {
 		if isC(base) || isCXX(base) {
@@ -167,7 +167,7 @@ func Build(ctx context.Context, src, deploy string, opts Options, log io.Writer)
 		return err
 	}
 	built := filepath.Join(deploy, wasmbuild.Output)
-	argv := tc.compileArgs(built, cs, cxx)
+	argv := tc.CompileArgs(built, cs, cxx)
 	fmt.Fprintf(log, "c-wasm: %s\n", wasmbuild.CommandLine(s.Dir, append([]string{filepath.Base(argv[0])}, argv[1:]...)))
 	if err := wasmbuild.Run(ctx, filepath.Base(argv[0]), s.Dir, opts.Env, log, argv...); err != nil {
 		return err
@@ -179,16 +179,16 @@ func Build(ctx context.Context, src, deploy string, opts Options, log io.Writer)
 	return nil
 }
 
-// compileArgs is the one command that compiles and links the sources:
-// clang for C, clang++ when there is C++ (each file marked with its
-// language, since clang++ would read .c files as C++).
-func (tc *toolchain) compileArgs(out string, cs, cxx []string) []string {
+// CompileArgs is the one command that compiles and links the sources
+// into out: clang for C, clang++ when there is C++ (each file marked
+// with its language, since clang++ would read .c files as C++).
+func (tc *Toolchain) CompileArgs(out string, cs, cxx []string) []string {
 	if len(cxx) == 0 {
-		argv := append([]string{tc.clang}, targetFlags(false)...)
+		argv := append([]string{tc.Clang}, targetFlags(false)...)
 		argv = append(argv, "-I.", "-o", out)
 		return append(argv, cs...)
 	}
-	argv := append([]string{tc.cxx}, targetFlags(true)...)
+	argv := append([]string{tc.CXX}, targetFlags(true)...)
 	argv = append(argv, "-I.", "-o", out)
 	if len(cs) > 0 {
 		argv = append(append(argv, "-x", "c"), cs...)
@@ -198,10 +198,10 @@ func (tc *toolchain) compileArgs(out string, cs, cxx []string) []string {
 }
 
 // vars are the variables a build script or Makefile gets.
-func (tc *toolchain) vars() []string {
-	vars := []string{"CC=" + tc.clang + " --target=" + Target}
-	if tc.cxx != "" {
-		vars = append(vars, "CXX="+tc.cxx+" --target="+Target+" -fno-exceptions")
+func (tc *Toolchain) vars() []string {
+	vars := []string{"CC=" + tc.Clang + " --target=" + Target}
+	if tc.CXX != "" {
+		vars = append(vars, "CXX="+tc.CXX+" --target="+Target+" -fno-exceptions")
 	}
 	if tc.ar != "" {
 		vars = append(vars, "AR="+tc.ar)

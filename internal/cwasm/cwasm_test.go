@@ -173,7 +173,7 @@ func TestMissingClang(t *testing.T) {
 // What clang prints when a piece of the toolchain is missing becomes the
 // package that provides it.
 func TestDiagnose(t *testing.T) {
-	tc := &toolchain{clang: "/usr/bin/clang-16", major: 16}
+	tc := &Toolchain{Clang: "/usr/bin/clang-16", major: 16}
 	for _, c := range []struct {
 		cxx  bool
 		out  string

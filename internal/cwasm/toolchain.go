@@ -32,23 +32,50 @@ func cxxPackagesFor(major int) []string {
 	return []string{fmt.Sprintf("libc++-%d-dev-wasm32", major), fmt.Sprintf("libc++abi-%d-dev-wasm32", major)}
 }
 
-// toolchain is a clang that was found and asked for its version.
-type toolchain struct {
-	clang   string // path
-	version string // "14.0.6"
+// Toolchain is a clang that was found and asked for its version.
+type Toolchain struct {
+	Clang   string // path
+	Version string // "14.0.6"
 	major   int
-	// cxx is clang++ next to clang ("" if there is none).
-	cxx string
+	// CXX is clang++ next to clang ("" if there is none).
+	CXX string
 	// ar is llvm-ar of the same version, for Makefiles that make
 	// static libraries ("" if there is none).
 	ar string
+}
+
+// Find returns the toolchain Build would use with env (clang named by
+// name, else as Build looks for it), checked as Build checks it: C, and
+// C++ when cxx is set. For tools that compare with a build (bench/build).
+func Find(ctx context.Context, name string, env []string, cxx bool) (*Toolchain, error) {
+	if name == "" {
+		name = wasmbuild.Getenv(env, ClangEnv)
+	}
+	tc, err := findClang(ctx, name, env)
+	if err != nil {
+		return nil, err
+	}
+	scratch, err := os.MkdirTemp("", "isotope-c-wasm-probe-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(scratch)
+	if err := tc.probe(ctx, false, scratch, env); err != nil {
+		return nil, err
+	}
+	if cxx {
+		if err := tc.probe(ctx, true, scratch, env); err != nil {
+			return nil, err
+		}
+	}
+	return tc, nil
 }
 
 var versionRE = regexp.MustCompile(`clang version (\d+)\.(\d+)\.(\d+)`)
 
 // findClang locates clang: name (a path or a command on PATH) if given,
 // else clang, else the newest clang-NN on env's PATH.
-func findClang(ctx context.Context, name string, env []string) (*toolchain, error) {
+func findClang(ctx context.Context, name string, env []string) (*Toolchain, error) {
 	var path string
 	if name != "" {
 		p, err := wasmbuild.LookPath(name, env)
@@ -75,12 +102,12 @@ func findClang(ctx context.Context, name string, env []string) (*toolchain, erro
 	if m == nil {
 		return nil, fmt.Errorf("%s does not say it is clang: %q", path, firstLine(out))
 	}
-	tc := &toolchain{clang: path, version: m[1] + "." + m[2] + "." + m[3]}
+	tc := &Toolchain{Clang: path, Version: m[1] + "." + m[2] + "." + m[3]}
 	tc.major, _ = strconv.Atoi(m[1])
 	dir, base := filepath.Dir(path), filepath.Base(path)
 	if rest, ok := strings.CutPrefix(base, "clang"); ok {
 		if p := filepath.Join(dir, "clang++"+rest); isFile(p) {
-			tc.cxx = p
+			tc.CXX = p
 		}
 		if p, err := wasmbuild.LookPath("llvm-ar"+rest, env); err == nil {
 			tc.ar = p
@@ -124,14 +151,14 @@ const (
 // probe builds a small program for wasm32-wasi with the toolchain, once
 // per binary (wasmbuild.Probe remembers success), and turns a failure
 // into a *wasmbuild.MissingError naming the package that lacks.
-func (tc *toolchain) probe(ctx context.Context, cxx bool, scratch string, env []string) error {
-	compiler, file, src := tc.clang, "probe.c", probeC
+func (tc *Toolchain) probe(ctx context.Context, cxx bool, scratch string, env []string) error {
+	compiler, file, src := tc.Clang, "probe.c", probeC
 	if cxx {
-		if tc.cxx == "" {
-			return &wasmbuild.MissingError{What: "clang++", Detail: "no clang++ next to " + tc.clang,
+		if tc.CXX == "" {
+			return &wasmbuild.MissingError{What: "clang++", Detail: "no clang++ next to " + tc.Clang,
 				Packages: append([]string{fmt.Sprintf("clang-%d", tc.major)}, cxxPackagesFor(tc.major)...)}
 		}
-		compiler, file, src = tc.cxx, "probe.cc", probeCXX
+		compiler, file, src = tc.CXX, "probe.cc", probeCXX
 	}
 	if err := os.WriteFile(filepath.Join(scratch, file), []byte(src), 0o644); err != nil {
 		return err
@@ -147,7 +174,7 @@ func (tc *toolchain) probe(ctx context.Context, cxx bool, scratch string, env []
 
 // diagnose maps what clang printed when the probe failed to the missing
 // Debian package.
-func (tc *toolchain) diagnose(cxx bool, out string, err error) error {
+func (tc *Toolchain) diagnose(cxx bool, out string, err error) error {
 	detail := firstLine(strings.TrimSpace(out))
 	for _, l := range strings.Split(out, "\n") {
 		if strings.Contains(l, "error") {
@@ -175,7 +202,7 @@ func (tc *toolchain) diagnose(cxx bool, out string, err error) error {
 	}
 	return &wasmbuild.MissingError{
 		What:     "a working C toolchain for wasm32-wasi",
-		Detail:   fmt.Sprintf("%s could not build a test program: %v: %s", tc.clang, err, detail),
+		Detail:   fmt.Sprintf("%s could not build a test program: %v: %s", tc.Clang, err, detail),
 		Packages: pkgs,
 	}
 }

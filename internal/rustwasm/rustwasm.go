@@ -97,8 +97,8 @@ func Build(ctx context.Context, src, deploy string, opts Options, log io.Writer)
 		return err
 	}
 	cargoNote := "no cargo next to it: crates without dependencies build with rustc alone"
-	if tc.cargo != "" {
-		cargoNote = fmt.Sprintf("cargo %s (%s)", tc.cargoVersion, tc.cargo)
+	if tc.Cargo != "" {
+		cargoNote = fmt.Sprintf("cargo %s (%s)", tc.CargoVersion, tc.Cargo)
 	}
 	fmt.Fprintf(log, "rust-wasm: %s; %s\n", tc, cargoNote)
 
@@ -138,12 +138,12 @@ func Build(ctx context.Context, src, deploy string, opts Options, log io.Writer)
 	}
 	switch {
 	case sc != nil:
-		vars := []string{"RUSTC=" + tc.rustc, "CARGO_BUILD_TARGET=" + tc.target}
-		if tc.cargo != "" {
-			vars = append(vars, "CARGO="+tc.cargo)
+		vars := []string{"RUSTC=" + tc.Rustc, "CARGO_BUILD_TARGET=" + tc.Target}
+		if tc.Cargo != "" {
+			vars = append(vars, "CARGO="+tc.Cargo)
 		}
 		err = wasmbuild.RunScript(ctx, "rust-wasm", sc, s, deploy, env, vars, log)
-	case s.Has("Cargo.toml") && tc.cargo != "":
+	case s.Has("Cargo.toml") && tc.Cargo != "":
 		err = tc.buildCargo(ctx, s, scratch, deploy, env, log)
 	case s.Has("Cargo.toml"):
 		err = tc.buildManifest(ctx, s, deploy, env, log)
@@ -183,13 +183,13 @@ func mainFile(s *wasmbuild.Source) (string, error) {
 }
 
 // buildFile compiles one crate root with rustc.
-func (tc *toolchain) buildFile(ctx context.Context, s *wasmbuild.Source, file, crate, edition, deploy string, env []string, log io.Writer) error {
+func (tc *Toolchain) buildFile(ctx context.Context, s *wasmbuild.Source, file, crate, edition, deploy string, env []string, log io.Writer) error {
 	if err := os.MkdirAll(deploy, 0o755); err != nil {
 		return err
 	}
 	built := filepath.Join(deploy, wasmbuild.Output)
-	argv := []string{tc.rustc, "--edition", edition, "--crate-type", "bin", "--crate-name", crate,
-		"--target", tc.target, "-C", "opt-level=3", "-C", "strip=debuginfo", "-o", built, file}
+	argv := []string{tc.Rustc, "--edition", edition, "--crate-type", "bin", "--crate-name", crate,
+		"--target", tc.Target, "-C", "opt-level=3", "-C", "strip=debuginfo", "-o", built, file}
 	fmt.Fprintf(log, "rust-wasm: %s\n", wasmbuild.CommandLine(s.Dir, append([]string{"rustc"}, argv[1:]...)))
 	if err := wasmbuild.Run(ctx, "rustc", s.Dir, env, log, argv...); err != nil {
 		return err
@@ -199,7 +199,7 @@ func (tc *toolchain) buildFile(ctx context.Context, s *wasmbuild.Source, file, c
 
 // buildManifest builds a crate with rustc alone, when there is no cargo:
 // possible for a crate without dependencies or build script.
-func (tc *toolchain) buildManifest(ctx context.Context, s *wasmbuild.Source, deploy string, env []string, log io.Writer) error {
+func (tc *Toolchain) buildManifest(ctx context.Context, s *wasmbuild.Source, deploy string, env []string, log io.Writer) error {
 	m, err := readManifest(filepath.Join(s.Dir, "Cargo.toml"))
 	if err != nil {
 		return err
@@ -208,7 +208,7 @@ func (tc *toolchain) buildManifest(ctx context.Context, s *wasmbuild.Source, dep
 		m.needsCargo = "it has vendored dependencies (vendor/)"
 	}
 	if m.needsCargo != "" {
-		return &wasmbuild.MissingError{What: "cargo", Detail: "the crate needs it: " + m.needsCargo + "; there is no cargo next to " + tc.rustc,
+		return &wasmbuild.MissingError{What: "cargo", Detail: "the crate needs it: " + m.needsCargo + "; there is no cargo next to " + tc.Rustc,
 			Packages: []string{"cargo"}}
 	}
 	if !s.Has(filepath.Join("src", "main.rs")) {
@@ -232,7 +232,7 @@ directory = "vendor"
 `
 
 // buildCargo runs cargo build --release --offline for the target.
-func (tc *toolchain) buildCargo(ctx context.Context, s *wasmbuild.Source, scratch, deploy string, env []string, log io.Writer) error {
+func (tc *Toolchain) buildCargo(ctx context.Context, s *wasmbuild.Source, scratch, deploy string, env []string, log io.Writer) error {
 	if s.HasDir("vendor") && !s.Has(filepath.Join(".cargo", "config.toml")) && !s.Has(filepath.Join(".cargo", "config")) {
 		if err := os.MkdirAll(filepath.Join(s.Dir, ".cargo"), 0o755); err != nil {
 			return err
@@ -243,11 +243,11 @@ func (tc *toolchain) buildCargo(ctx context.Context, s *wasmbuild.Source, scratc
 		fmt.Fprintln(log, "rust-wasm: vendor/ found: dependencies come from it (wrote .cargo/config.toml)")
 	}
 	targetDir := filepath.Join(scratch, "target")
-	env = wasmbuild.Setenv(wasmbuild.Setenv(env, "RUSTC", tc.rustc), "CARGO_TARGET_DIR", targetDir)
+	env = wasmbuild.Setenv(wasmbuild.Setenv(env, "RUSTC", tc.Rustc), "CARGO_TARGET_DIR", targetDir)
 	if manifest, err := os.ReadFile(filepath.Join(s.Dir, "Cargo.toml")); err == nil && !stripSet.Match(manifest) {
 		env = wasmbuild.Setenv(env, "CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
 	}
-	argv := []string{tc.cargo, "build", "--release", "--offline", "--target", tc.target}
+	argv := []string{tc.Cargo, "build", "--release", "--offline", "--target", tc.Target}
 	fmt.Fprintf(log, "rust-wasm: %s\n", wasmbuild.CommandLine(s.Dir, append([]string{"cargo"}, argv[1:]...)))
 	if err := wasmbuild.Run(ctx, "cargo", s.Dir, env, log, argv...); err != nil {
 		var te *wasmbuild.ToolError
@@ -256,7 +256,7 @@ func (tc *toolchain) buildCargo(ctx context.Context, s *wasmbuild.Source, scratc
 		}
 		return err
 	}
-	out := filepath.Join(targetDir, tc.target, "release")
+	out := filepath.Join(targetDir, tc.Target, "release")
 	ents, err := os.ReadDir(out)
 	if err != nil {
 		return err

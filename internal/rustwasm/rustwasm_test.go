@@ -16,7 +16,7 @@ import (
 
 // requireRust skips the test, naming the packages, when this machine has
 // no rustc that builds for WASI; it returns the one it has.
-func requireRust(t *testing.T, cargo bool) *toolchain {
+func requireRust(t *testing.T, cargo bool) *Toolchain {
 	t.Helper()
 	tc, err := findRustc(context.Background(), "", os.Environ(), io.Discard)
 	var me *wasmbuild.MissingError
@@ -26,8 +26,8 @@ func requireRust(t *testing.T, cargo bool) *toolchain {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cargo && tc.cargo == "" {
-		t.Skipf("no cargo next to %s: %s", tc.rustc, wasmbuild.AptInstall("cargo"))
+	if cargo && tc.Cargo == "" {
+		t.Skipf("no cargo next to %s: %s", tc.Rustc, wasmbuild.AptInstall("cargo"))
 	}
 	return tc
 }
@@ -48,7 +48,7 @@ func TestBuildExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, log)
 	}
-	for _, want := range []string{"rust-wasm: rustc " + tc.version + " (" + tc.rustc, "target " + tc.target, "cargo build --release --offline --target " + tc.target, "main.wasm is "} {
+	for _, want := range []string{"rust-wasm: rustc " + tc.Version + " (" + tc.Rustc, "target " + tc.Target, "cargo build --release --offline --target " + tc.Target, "main.wasm is "} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q:\n%s", want, log)
 		}
@@ -144,7 +144,7 @@ func TestCompileError(t *testing.T) {
 	if !strings.Contains(log, "--> main.rs:4:18") {
 		t.Errorf("log lacks the compiler's message:\n%s", log)
 	}
-	if tc.cargo == "" {
+	if tc.Cargo == "" {
 		return
 	}
 	crate := t.TempDir()
@@ -234,7 +234,7 @@ func toolDir(t *testing.T, names ...string) string {
 func TestBuildWithoutCargo(t *testing.T) {
 	tc := requireRust(t, false)
 	dir := toolDir(t, "rust-lld")
-	if err := os.Symlink(tc.rustc, filepath.Join(dir, "rustc")); err != nil {
+	if err := os.Symlink(tc.Rustc, filepath.Join(dir, "rustc")); err != nil {
 		t.Fatal(err)
 	}
 	env := wasmbuild.Setenv(os.Environ(), "PATH", dir)
@@ -309,18 +309,18 @@ func TestPrefersDebian(t *testing.T) {
 		t.Fatal(err)
 	}
 	fakeRustc(t, bin, "1.99.0", sysroot)
-	env := wasmbuild.Setenv(os.Environ(), "PATH", bin+string(os.PathListSeparator)+filepath.Dir(tc.rustc))
+	env := wasmbuild.Setenv(os.Environ(), "PATH", bin+string(os.PathListSeparator)+filepath.Dir(tc.Rustc))
 	var log bytes.Buffer
 	got, err := findRustc(context.Background(), "", env, &log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.rustc != tc.rustc || !strings.Contains(log.String(), "passing over "+filepath.Join(bin, "rustc")+" (rustc 1.99.0, target wasm32-wasip1): Debian's rustc comes first") {
-		t.Errorf("picked %s; log:\n%s", got.rustc, log.String())
+	if got.Rustc != tc.Rustc || !strings.Contains(log.String(), "passing over "+filepath.Join(bin, "rustc")+" (rustc 1.99.0, target wasm32-wasip1): Debian's rustc comes first") {
+		t.Errorf("picked %s; log:\n%s", got.Rustc, log.String())
 	}
 	// Named explicitly, the other one is used.
 	got, err = findRustc(context.Background(), filepath.Join(bin, "rustc"), env, io.Discard)
-	if err != nil || got.rustc != filepath.Join(bin, "rustc") || got.target != "wasm32-wasip1" {
+	if err != nil || got.Rustc != filepath.Join(bin, "rustc") || got.Target != "wasm32-wasip1" {
 		t.Errorf("explicit rustc: %+v, %v", got, err)
 	}
 }

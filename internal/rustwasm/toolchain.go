@@ -21,23 +21,33 @@ var Targets = []string{"wasm32-wasip1", "wasm32-wasi"}
 // wasm32-unknown-unknown), and lld, which Debian's rust-lld links to.
 var packages = []string{"rustc", "libstd-rust-dev-wasm32", "lld"}
 
-// toolchain is a rustc with a WASI standard library.
-type toolchain struct {
-	rustc   string // path
-	version string // "1.63.0"
+// Toolchain is a rustc with a WASI standard library.
+type Toolchain struct {
+	Rustc   string // path
+	Version string // "1.63.0"
 	sysroot string
-	target  string // one of Targets
+	Target  string // one of Targets
 	debian  bool   // Debian's rustc (sysroot /usr)
-	// cargo is the cargo next to rustc, "" if there is none.
-	cargo, cargoVersion string
+	// Cargo is the cargo next to rustc, "" if there is none.
+	Cargo, CargoVersion string
 }
 
-func (tc *toolchain) String() string {
-	s := fmt.Sprintf("rustc %s (%s", tc.version, tc.rustc)
+// Find returns the toolchain Build would use with env (the rustc named
+// by name, else as Build looks for it), for tools that compare with a
+// build (bench/build). Why other rustc were passed over goes to log.
+func Find(ctx context.Context, name string, env []string, log io.Writer) (*Toolchain, error) {
+	if name == "" {
+		name = wasmbuild.Getenv(env, RustcEnv)
+	}
+	return findRustc(ctx, name, env, log)
+}
+
+func (tc *Toolchain) String() string {
+	s := fmt.Sprintf("rustc %s (%s", tc.Version, tc.Rustc)
 	if tc.debian {
 		s += ", Debian's"
 	}
-	return s + "), target " + tc.target
+	return s + "), target " + tc.Target
 }
 
 // findRustc picks the rustc to build with. name (a path or a command)
@@ -46,7 +56,7 @@ func (tc *toolchain) String() string {
 // wins, Debian's before others (a rustup rustc usually has none: adding
 // a target downloads it). Candidates passed over are logged with the
 // reason.
-func findRustc(ctx context.Context, name string, env []string, log io.Writer) (*toolchain, error) {
+func findRustc(ctx context.Context, name string, env []string, log io.Writer) (*Toolchain, error) {
 	var cands []string
 	if name != "" {
 		p, err := wasmbuild.LookPath(name, env)
@@ -65,7 +75,7 @@ func findRustc(ctx context.Context, name string, env []string, log io.Writer) (*
 			Hint:     "cargo too, to build crates (Cargo.toml); or set " + RustcEnv + " to a rustc with the wasm32-wasip1 target",
 		}
 	}
-	var found []*toolchain
+	var found []*Toolchain
 	var passed []string
 	for _, c := range cands {
 		tc, err := inspect(ctx, c, env)
@@ -75,7 +85,7 @@ func findRustc(ctx context.Context, name string, env []string, log io.Writer) (*
 		}
 		found = append(found, tc)
 	}
-	var pick *toolchain
+	var pick *Toolchain
 	for _, tc := range found {
 		if pick == nil || tc.debian && !pick.debian {
 			pick = tc
@@ -83,7 +93,7 @@ func findRustc(ctx context.Context, name string, env []string, log io.Writer) (*
 	}
 	for _, tc := range found {
 		if tc != pick {
-			fmt.Fprintf(log, "rust-wasm: passing over %s (rustc %s, target %s): Debian's rustc comes first\n", tc.rustc, tc.version, tc.target)
+			fmt.Fprintf(log, "rust-wasm: passing over %s (rustc %s, target %s): Debian's rustc comes first\n", tc.Rustc, tc.Version, tc.Target)
 		}
 	}
 	for _, p := range passed {
@@ -100,11 +110,11 @@ func findRustc(ctx context.Context, name string, env []string, log io.Writer) (*
 	if err := pick.checkLinker(env); err != nil {
 		return nil, err
 	}
-	cargo := filepath.Join(filepath.Dir(pick.rustc), "cargo")
+	cargo := filepath.Join(filepath.Dir(pick.Rustc), "cargo")
 	if st, err := os.Stat(cargo); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
 		out, err := wasmbuild.Probe(ctx, env, "", cargo, "--version")
 		if err == nil {
-			pick.cargo, pick.cargoVersion = cargo, strings.TrimPrefix(firstLine(out), "cargo ")
+			pick.Cargo, pick.CargoVersion = cargo, strings.TrimPrefix(firstLine(out), "cargo ")
 		} else {
 			fmt.Fprintf(log, "rust-wasm: passing over %s: %v\n", cargo, err)
 		}
@@ -114,7 +124,7 @@ func findRustc(ctx context.Context, name string, env []string, log io.Writer) (*
 
 // inspect asks rustc for its version and sysroot and finds a WASI
 // standard library in the sysroot.
-func inspect(ctx context.Context, rustc string, env []string) (*toolchain, error) {
+func inspect(ctx context.Context, rustc string, env []string) (*Toolchain, error) {
 	out, err := wasmbuild.Probe(ctx, env, "", rustc, "--version")
 	if err != nil {
 		return nil, fmt.Errorf("%v: %s", err, firstLine(out))
@@ -123,7 +133,7 @@ func inspect(ctx context.Context, rustc string, env []string) (*toolchain, error
 	if len(f) < 2 || f[0] != "rustc" {
 		return nil, fmt.Errorf("does not say it is rustc: %q", firstLine(out))
 	}
-	tc := &toolchain{rustc: rustc, version: f[1]}
+	tc := &Toolchain{Rustc: rustc, Version: f[1]}
 	out, err = wasmbuild.Probe(ctx, env, "", rustc, "--print", "sysroot")
 	if err != nil {
 		return nil, fmt.Errorf("%v: %s", err, firstLine(out))
@@ -132,18 +142,18 @@ func inspect(ctx context.Context, rustc string, env []string) (*toolchain, error
 	tc.debian = tc.sysroot == "/usr"
 	for _, t := range Targets {
 		if st, err := os.Stat(filepath.Join(tc.sysroot, "lib", "rustlib", t, "lib")); err == nil && st.IsDir() {
-			tc.target = t
+			tc.Target = t
 			return tc, nil
 		}
 	}
-	return nil, fmt.Errorf("rustc %s has no standard library for %s in its sysroot %s", tc.version, strings.Join(Targets, " or "), tc.sysroot)
+	return nil, fmt.Errorf("rustc %s has no standard library for %s in its sysroot %s", tc.Version, strings.Join(Targets, " or "), tc.sysroot)
 }
 
 // checkLinker makes sure rust-lld, which rustc links wasm32 with, is
 // there: rustup ships it in the sysroot; Debian's rustc has a link
 // /usr/bin/rust-lld to lld-NN, a program of the package lld-NN, which
 // rustc does not depend on.
-func (tc *toolchain) checkLinker(env []string) error {
+func (tc *Toolchain) checkLinker(env []string) error {
 	matches, _ := filepath.Glob(filepath.Join(tc.sysroot, "lib", "rustlib", "*", "bin", "rust-lld"))
 	for _, m := range matches {
 		if _, err := os.Stat(m); err == nil {
