@@ -1,16 +1,25 @@
-// Command build measures the go-wasm build as the platform runs it — the
-// fetcher pulls the source package, the builder runs `isotope build
-// go-wasm`, the fetcher zips and uploads the result to the storage
-// service, all over HTTP on loopback — against a raw
-// `GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared` of the same
-// source, with the same warm GOCACHE and GOMODCACHE.
+// Command build measures the built-in builds as the platform runs them —
+// the fetcher pulls the source package, the builder runs the build
+// command (`isotope build go-wasm`, `c-wasm`, `rust-wasm`), the fetcher
+// zips and uploads the result to the storage service, all over HTTP on
+// loopback — against the raw compiler command of the same source in the
+// same run:
 //
-//	go run ./bench/build [-n 5]      (the suite runs -n 3: bench.args)
+//   - go-wasm: `GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared`
+//     with the same warm GOCACHE and GOMODCACHE;
 //
-// Each iteration edits the handler (a new constant), so both sides
-// compile the function package and link, as after a user's edit; the
-// standard library and the SDK come from the cache. It prints the median
-// of n runs of each and the overhead (goal: at most 15 %).
+//   - c-wasm: the clang command the builder runs, on examples/hello-c;
+//
+//   - rust-wasm: the cargo build the builder runs, on examples/hello-rust
+//     (a fresh target directory on both sides, as in the builder).
+//
+//     go run ./bench/build [-n 5] [-lang go,c,rust]    (the suite runs -n 3: bench.args)
+//
+// Each iteration edits the source (a new constant for Go, a new comment
+// line for C and Rust), so both sides compile it again, as after a
+// user's edit. One unmeasured warm-up iteration, then the median of n of
+// each side and the ratio (goal: at most 1.15). A language whose
+// toolchain is not installed gets a row saying so instead of figures.
 package main
 
 import (
@@ -25,7 +34,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -37,35 +45,41 @@ import (
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/builder"
 	"isotope.dev/isotope/internal/fetcher"
-	_ "isotope.dev/isotope/internal/gowasm" // registers the in-process go-wasm build
 	"isotope.dev/isotope/internal/storagesvc"
 	"isotope.dev/isotope/internal/store"
-	"isotope.dev/isotope/sdk"
 )
 
 func main() {
 	n := flag.Int("n", 5, "measured runs of each side (after one warm-up run each)")
+	langs := flag.String("lang", "go,c,rust", "comma-separated builds to measure: go, c, rust")
 	flag.Parse()
-	if err := run(*n); err != nil {
+	var cases []buildCase
+	for _, l := range strings.Split(*langs, ",") {
+		c, ok := allCases[strings.TrimSpace(l)]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "bench/build: -lang %q: unknown (go, c, rust)\n", l)
+			os.Exit(2)
+		}
+		cases = append(cases, c)
+	}
+	if err := run(*n, cases); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/build:", err)
 		os.Exit(1)
 	}
 }
 
-func source(v int) string {
-	return fmt.Sprintf(`package main
-
-import (
-	"fmt"
-	"net/http"
-)
-
-const version = %d
-
-func Handler(w http.ResponseWriter, r *http.Request) {
-	fmt.Fprintf(w, "hello, version %%d\n", version)
-}
-`, v)
+// A buildCase is one built-in builder measured against its raw compiler
+// command (cases.go).
+type buildCase struct {
+	name    string // "c-wasm": the row's name
+	command string // the builder's build command
+	rawName string // the baseline, as the row names it: "raw clang"
+	// prepare finds the toolchain; an error skips the case, saying why.
+	prepare func() error
+	// source is the function's source at version v (file name → text).
+	source func(v int) map[string]string
+	// raw times the raw compiler command on source(v) written into dir.
+	raw func(dir string, v int) (time.Duration, error)
 }
 
 // packages is an in-memory Package getter: the bench measures the build
@@ -84,24 +98,72 @@ func (p *packages) Get(_ context.Context, kind, ns, name string) (v1.Object, err
 	return nil, store.Errorf(store.ReasonNotFound, "package %s/%s not found", ns, name)
 }
 
-func goEnv(name string) string {
-	out, err := exec.Command("go", "env", name).Output()
-	if err != nil {
-		panic(err)
-	}
-	return strings.TrimSpace(string(out))
+// platform is the storage service, fetcher and builder, each on its own
+// loopback port.
+type platform struct {
+	storage, fetcher, builder string
+	pkgs                      *packages
 }
 
-func run(n int) error {
+type phases struct{ fetch, build, upload, total time.Duration }
+
+// pipeline builds files with command the way the builder manager does:
+// fetch the source into the shared directory, build, upload the zipped
+// artifact, clean up.
+func (p *platform) pipeline(name string, files map[string]string, command string) (phases, error) {
+	var ph phases
+	var zbuf bytes.Buffer
+	zw := zip.NewWriter(&zbuf)
+	for fn, body := range files {
+		w, _ := zw.Create(fn)
+		io.WriteString(w, body)
+	}
+	zw.Close()
+	p.pkgs.mu.Lock()
+	p.pkgs.m[name] = &v1.Package{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec:   v1.PackageSpec{Source: v1.Archive{Type: v1.ArchiveTypeLiteral, Literal: zbuf.Bytes()}},
+		Status: v1.PackageStatus{BuildStatus: v1.BuildStatusRunning}}
+	p.pkgs.mu.Unlock()
+
+	start := time.Now()
+	src := name + "-abcdef"
+	fetchReq := fetcher.FunctionFetchRequest{FetchType: fetcher.FetchSource,
+		Package: metav1.ObjectMeta{Name: name, Namespace: "default"}, Filename: src}
+	if err := call(p.fetcher+"/fetch", fetchReq, nil); err != nil {
+		return ph, err
+	}
+	ph.fetch = time.Since(start)
+	t := time.Now()
+	var bresp builder.PackageBuildResponse
+	if err := call(p.builder+"/", builder.PackageBuildRequest{SrcPkgFilename: src, Command: command}, &bresp); err != nil {
+		return ph, fmt.Errorf("%w\n%s", err, bresp.BuildLogs)
+	}
+	ph.build = time.Since(t)
+	t = time.Now()
+	var uresp fetcher.ArchiveUploadResponse
+	if err := call(p.fetcher+"/upload", fetcher.ArchiveUploadRequest{Filename: bresp.ArtifactFilename,
+		StorageSvcURL: p.storage, ArchivePackage: true}, &uresp); err != nil {
+		return ph, err
+	}
+	ph.upload = time.Since(t)
+	req, _ := http.NewRequest(http.MethodDelete, p.builder+"/clean?name="+src, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return ph, err
+	}
+	resp.Body.Close()
+	ph.total = time.Since(start)
+	return ph, nil
+}
+
+func run(n int, cases []buildCase) error {
 	tmp, err := os.MkdirTemp("", "isotope-bench-build-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	caches := []string{"GOCACHE=" + goEnv("GOCACHE"), "GOMODCACHE=" + goEnv("GOMODCACHE")}
 	quiet := slog.New(slog.DiscardHandler)
 
-	// Storage service, fetcher and builder, each on its own loopback port.
 	backend, err := storagesvc.NewLocalBackend(filepath.Join(tmp, "archives"), storagesvc.LocalOptions{})
 	if err != nil {
 		return err
@@ -115,121 +177,88 @@ func run(n int) error {
 	fsrv := httptest.NewServer(fetcher.New(fetcher.Config{SharedDir: shared, Packages: pkgs}).Handler())
 	defer fsrv.Close()
 	bsrv := httptest.NewServer(builder.New(builder.Config{SharedDir: shared,
-		Env: append([]string{"ISOTOPE_GO_CACHE=" + filepath.Join(tmp, "gocache")}, caches...)}).Handler())
+		Env: append([]string{"ISOTOPE_GO_CACHE=" + filepath.Join(tmp, "gocache")}, goCaches()...)}).Handler())
 	defer bsrv.Close()
+	p := &platform{storage: storage.URL, fetcher: fsrv.URL, builder: bsrv.URL, pkgs: pkgs}
 
-	type phases struct{ fetch, build, upload, total time.Duration }
-	pipeline := func(v int) (phases, error) {
-		var ph phases
-		var zbuf bytes.Buffer
-		zw := zip.NewWriter(&zbuf)
-		w, _ := zw.Create("hello.go")
-		io.WriteString(w, source(v))
-		zw.Close()
-		name := fmt.Sprintf("hello-%d", v)
-		pkgs.mu.Lock()
-		pkgs.m[name] = &v1.Package{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
-			Spec:   v1.PackageSpec{Source: v1.Archive{Type: v1.ArchiveTypeLiteral, Literal: zbuf.Bytes()}},
-			Status: v1.PackageStatus{BuildStatus: v1.BuildStatusRunning}}
-		pkgs.mu.Unlock()
-
-		start := time.Now()
-		src := name + "-abcdef"
-		fetchReq := fetcher.FunctionFetchRequest{FetchType: fetcher.FetchSource,
-			Package: metav1.ObjectMeta{Name: name, Namespace: "default"}, Filename: src}
-		if err := call(fsrv.URL+"/fetch", fetchReq, nil); err != nil {
-			return ph, err
-		}
-		ph.fetch = time.Since(start)
-		t := time.Now()
-		var bresp builder.PackageBuildResponse
-		if err := call(bsrv.URL+"/", builder.PackageBuildRequest{SrcPkgFilename: src, Command: "isotope build go-wasm"}, &bresp); err != nil {
-			return ph, fmt.Errorf("%w\n%s", err, bresp.BuildLogs)
-		}
-		ph.build = time.Since(t)
-		t = time.Now()
-		var uresp fetcher.ArchiveUploadResponse
-		if err := call(fsrv.URL+"/upload", fetcher.ArchiveUploadRequest{Filename: bresp.ArtifactFilename,
-			StorageSvcURL: storage.URL, ArchivePackage: true}, &uresp); err != nil {
-			return ph, err
-		}
-		ph.upload = time.Since(t)
-		req, _ := http.NewRequest(http.MethodDelete, bsrv.URL+"/clean?name="+src, nil)
-		resp, err := http.DefaultClient.Do(req)
+	var rows []string
+	for _, c := range cases {
+		row, err := measure(p, c, n, tmp)
 		if err != nil {
-			return ph, err
+			return fmt.Errorf("%s: %w", c.name, err)
 		}
-		resp.Body.Close()
-		ph.total = time.Since(start)
-		return ph, nil
+		rows = append(rows, row)
 	}
-
-	// The raw side builds the same files gowasm generates: the handler,
-	// the registering wrapper, go.mod and the SDK module.
-	raw := func(v int) (time.Duration, error) {
-		dir := filepath.Join(tmp, fmt.Sprintf("raw-%d", v))
-		if err := sdk.WriteGoModule(filepath.Join(dir, ".isotope-sdk")); err != nil {
-			return 0, err
-		}
-		files := map[string]string{
-			"hello.go": source(v),
-			"isotope_generated_main.go": "package main\n\nimport isotopeguestsdk \"isotope.dev/isotope/sdk/go\"\n\n" +
-				"func init() {\n\tisotopeguestsdk.Register(\"Handler\", Handler)\n}\n\nfunc main() {}\n",
-			"go.mod": "module function\n\ngo 1.24\n\nrequire isotope.dev/isotope v0.0.0\n\nreplace isotope.dev/isotope => ./.isotope-sdk\n",
-		}
-		for name, body := range files {
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-				return 0, err
-			}
-		}
-		start := time.Now()
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", filepath.Join(dir, "out", "main.wasm"), ".")
-		cmd.Dir = dir
-		cmd.Env = append(append(os.Environ(), caches...), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0", "GOTOOLCHAIN=local", "GOWORK=off")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return 0, fmt.Errorf("raw go build: %v\n%s", err, out)
-		}
-		d := time.Since(start)
-		os.RemoveAll(dir)
-		return d, nil
+	fmt.Println()
+	for _, r := range rows {
+		fmt.Println(r)
 	}
+	return nil
+}
 
+// measure runs one case: a warm-up iteration, then n of the pipeline and
+// n of the raw command, interleaved.
+func measure(p *platform, c buildCase, n int, tmp string) (string, error) {
+	title := fmt.Sprintf("%s build via fetcher+builder+storage (median of %d)", c.name, n)
+	if err := c.prepare(); err != nil {
+		fmt.Printf("%s: skipped: %v\n", c.name, err)
+		return fmt.Sprintf("BENCH | %s | - | - | - | info (skipped: %s)", title, oneLine(err)), nil
+	}
 	var raws, totals, fetches, builds, uploads []time.Duration
-	version := int(time.Now().UnixNano() % 1e9) // never seen by the cache before
+	version := int(time.Now().UnixNano() % 1e9) // never seen by a cache before
 	for i := 0; i <= n; i++ {
 		version += 2
-		ph, err := pipeline(version)
-		if err != nil {
-			return fmt.Errorf("pipeline: %w", err)
-		}
-		r, err := raw(version + 1)
-		if err != nil {
+		var ph phases
+		var r time.Duration
+		pipeline := func() (err error) {
+			ph, err = p.pipeline(fmt.Sprintf("%s-%d", c.name, version), c.source(version), c.command)
+			if err != nil {
+				err = fmt.Errorf("pipeline: %w", err)
+			}
 			return err
 		}
+		raw := func() (err error) {
+			dir := filepath.Join(tmp, fmt.Sprintf("raw-%s-%d", c.name, version+1))
+			defer os.RemoveAll(dir)
+			r, err = c.raw(dir, version+1)
+			return err
+		}
+		// Each side goes first every other iteration, so neither always
+		// finds the page cache (or a neighbour's load) the other left.
+		first, second := pipeline, raw
+		if i%2 == 1 {
+			first, second = raw, pipeline
+		}
+		if err := first(); err != nil {
+			return "", err
+		}
+		if err := second(); err != nil {
+			return "", err
+		}
 		if i == 0 {
-			continue // warm-up: fills the caches with this machine's SDK build
+			continue // warm-up: caches, the builder's toolchain probes
 		}
 		raws, totals = append(raws, r), append(totals, ph.total)
 		fetches, builds, uploads = append(fetches, ph.fetch), append(builds, ph.build), append(uploads, ph.upload)
 	}
 	mr, mt := median(raws), median(totals)
-	fmt.Printf("go-wasm build, edit-and-rebuild, warm caches, median of %d\n", n)
-	fmt.Printf("  raw go build (wasip1, c-shared)        %8.0f ms   runs %v\n", ms(mr), list(raws))
-	fmt.Printf("  fetcher+builder+upload over HTTP       %8.0f ms   runs %v\n", ms(mt), list(totals))
+	fmt.Printf("%s build, edit-and-rebuild, median of %d\n", c.name, n)
+	fmt.Printf("  %-38s %8.0f ms   runs %v\n", c.rawName, ms(mr), list(raws))
+	fmt.Printf("  %-38s %8.0f ms   runs %v\n", "fetcher+builder+upload over HTTP", ms(mt), list(totals))
 	fmt.Printf("    fetch %.0f ms, build %.0f ms, upload %.0f ms (medians)\n", ms(median(fetches)), ms(median(builds)), ms(median(uploads)))
-	over := float64(mt-mr) / float64(mr) * 100
-	verdict := "within"
-	if over > 15 {
-		verdict = "OVER"
-	}
-	fmt.Printf("  overhead %+.1f %% (%s the 15 %% goal)\n", over, verdict)
+	ratio := float64(mt) / float64(mr)
+	fmt.Printf("  overhead %+.1f %%\n\n", (ratio-1)*100)
 	met := "(met)"
-	if over > 15 {
+	if ratio > 1.15 {
 		met = "(MISSED)"
 	}
-	fmt.Printf("\nBENCH | go-wasm build via fetcher+builder+storage (median of %d) | %.0f ms | %.0f ms raw go build | %.2f | <= 1.15 %s\n",
-		n, ms(mt), ms(mr), float64(mt)/float64(mr), met)
-	return nil
+	return fmt.Sprintf("BENCH | %s | %.0f ms | %.0f ms %s | %.2f | <= 1.15 %s", title, ms(mt), ms(mr), c.rawName, ratio, met), nil
+}
+
+// oneLine is err's message on one line, without the table's separator.
+func oneLine(err error) string {
+	s := strings.ReplaceAll(err.Error(), "\n", " ")
+	return strings.ReplaceAll(s, "|", "/")
 }
 
 func call(url string, in, out any) error {
@@ -247,6 +276,34 @@ func call(url string, in, out any) error {
 		return fmt.Errorf("POST %s: %s: %s", url, resp.Status, strings.TrimSpace(string(b)))
 	}
 	return nil
+}
+
+// writeFiles writes files (slash-separated names) under dir.
+func writeFiles(dir string, files map[string]string) error {
+	for name, body := range files {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readExample reads files of examples/<dir> (the bench runs from the
+// repository root).
+func readExample(dir string, names ...string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join("examples", dir, filepath.FromSlash(n)))
+		if err != nil {
+			return nil, fmt.Errorf("the example's source (run from the repository root): %w", err)
+		}
+		out[n] = string(b)
+	}
+	return out, nil
 }
 
 func median(d []time.Duration) time.Duration {

@@ -40,6 +40,9 @@ type backend struct {
 	// checksum) of its own, made from nonce: a package the executor has
 	// never seen.
 	fresh func(h *harness, nonce string) (*v1.Archive, error)
+	// available, when set, says whether this machine can run the
+	// backend (a toolchain it builds with); an error skips it.
+	available func() error
 }
 
 var backends = map[string]backend{
@@ -111,8 +114,9 @@ type harness struct {
 	reg  *prometheus.Registry // the router's and the executor's metrics
 
 	storage       *storagesvc.Client
-	reactor       *v1.Archive // built once
-	reactorDeploy string      // its deploy directory
+	reactor       *v1.Archive           // built once
+	reactorDeploy string                // its deploy directory
+	wagi          map[string]*wagiBuild // WAGI modules built from the examples, by backend
 	closeFuncs    []func()
 }
 
@@ -120,7 +124,7 @@ type harness struct {
 // wazero runtime with an on-disk compile cache, function logs, metrics)
 // and a storage service on loopback, and stores the wasm-env environment.
 func newHarness(ctx context.Context, dir string, st store.Store, reg *prometheus.Registry) (*harness, error) {
-	h := &harness{ctx: ctx, dir: dir, st: st, reg: reg}
+	h := &harness{ctx: ctx, dir: dir, st: st, reg: reg, wagi: map[string]*wagiBuild{}}
 	quiet := slog.New(slog.DiscardHandler)
 
 	backend, err := storagesvc.NewLocalBackend(filepath.Join(dir, "archives"), storagesvc.LocalOptions{})
@@ -209,16 +213,22 @@ func (h *harness) reactorArchive() (*v1.Archive, error) {
 	return a, nil
 }
 
-// uploadReactor zips the built reactor's deploy directory, as the
-// builder's fetcher does (internal/archive), with a file "nonce" holding
-// nonce unless it is empty, uploads it to the storage service and returns
-// the archive. The deploy archive is the platform's, so a cold start
-// pays for unpacking it.
+// uploadReactor zips the built reactor's deploy directory and uploads it
+// (uploadDeploy).
 func (h *harness) uploadReactor(nonce string) (*v1.Archive, error) {
-	dir := h.reactorDeploy
+	return h.uploadDeploy("go reactor", h.reactorDeploy, nonce)
+}
+
+// uploadDeploy zips a built deploy directory, as the builder's fetcher
+// does (internal/archive), with a file "nonce" holding nonce unless it
+// is empty, uploads it to the storage service and returns the archive.
+// The deploy archive is the platform's, so a cold start pays for
+// unpacking it.
+func (h *harness) uploadDeploy(label, deploy, nonce string) (*v1.Archive, error) {
+	dir := deploy
 	if nonce != "" {
-		dir = filepath.Join(h.dir, "reactor-deploy-"+nonce)
-		if err := os.CopyFS(dir, os.DirFS(h.reactorDeploy)); err != nil {
+		dir = deploy + "-" + nonce
+		if err := os.CopyFS(dir, os.DirFS(deploy)); err != nil {
 			return nil, err
 		}
 		defer os.RemoveAll(dir)
@@ -242,9 +252,9 @@ func (h *harness) uploadReactor(nonce string) (*v1.Archive, error) {
 	}
 	res, err := h.storage.Upload(h.ctx, f, st.Size(), "deploy.zip", nil)
 	if err != nil {
-		return nil, fmt.Errorf("upload the reactor to the storage service: %w", err)
+		return nil, fmt.Errorf("upload the %s to the storage service: %w", label, err)
 	}
-	fmt.Fprintf(os.Stderr, "go reactor: deploy archive %d bytes, archive %s\n", st.Size(), res.ID)
+	fmt.Fprintf(os.Stderr, "%s: deploy archive %d bytes, archive %s\n", label, st.Size(), res.ID)
 	return &v1.Archive{Type: v1.ArchiveTypeURL, URL: res.URL, Checksum: res.Checksum}, nil
 }
 

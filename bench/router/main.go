@@ -12,7 +12,10 @@
 //   - handler:      an in-process Go handler (the router's own cost);
 //   - wasm-reactor: examples/hello/hello.go built by the go-wasm builder
 //     with the SDK, a Go reactor run by the real executor;
-//   - wasm-wagi:    a small WAGI module, a fresh instance per request.
+//   - wasm-wagi:    a small WAGI module, a fresh instance per request;
+//   - wasm-c, wasm-rust: examples/hello-c and examples/hello-rust built
+//     by the c-wasm and rust-wasm builders, WAGI modules (langs.go);
+//     skipped, with a row saying why, where the toolchain is missing.
 //
 // Warm scenarios, each at -c concurrent keep-alive connections for -d,
 // interleaved -runs times, medians reported:
@@ -59,7 +62,7 @@ func main() {
 	dur := flag.Duration("d", 2*time.Second, "measured duration of each scenario run")
 	warm := flag.Duration("warmup", 500*time.Millisecond, "unmeasured warm-up before each run")
 	runs := flag.Int("runs", 3, "runs of each scenario, interleaved; figures are medians")
-	backendList := flag.String("backend", "handler,wasm-reactor,wasm-wagi", "comma-separated backends serving the functions: "+backendNames())
+	backendList := flag.String("backend", "handler,wasm-reactor,wasm-wagi,wasm-c,wasm-rust", "comma-separated backends serving the functions: "+backendNames())
 	prime := flag.Duration("prime", 2*time.Second, "unmeasured load on each scenario before the runs (repeated up to 5 times while the throughput still grows), so instance pools have grown to the concurrency")
 	cold := flag.Int("cold", 20, "fresh functions per WebAssembly kind for the cold-start figures (0: skip)")
 	coldE2E := flag.Int("cold-e2e", 5, "fresh functions per kind timed from their creation to the first answer (0: skip)")
@@ -79,9 +82,17 @@ func main() {
 		if n = strings.TrimSpace(n); n == "" {
 			continue
 		}
-		if _, ok := backends[n]; !ok {
+		b, ok := backends[n]
+		if !ok {
 			fmt.Fprintf(os.Stderr, "bench/router: -backend %q: unknown; known: %s\n", n, backendNames())
 			os.Exit(2)
+		}
+		if b.available != nil {
+			if err := b.available(); err != nil {
+				msg := strings.NewReplacer("\n", " ", "|", "/").Replace(err.Error())
+				fmt.Printf("BENCH | router warm throughput (%s) | - | - | - | info (skipped: %s)\n", n, msg)
+				continue
+			}
 		}
 		names = append(names, n)
 	}
