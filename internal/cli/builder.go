@@ -38,8 +38,8 @@ on --addr (default $ISOTOPE_BUILDER_ADDR, else :8001), building source packages 
 with SRC_PKG and DEPLOY_PKG set, for at most --timeout; its log is returned
 capped at --max-log-bytes and can be followed live at GET /logs?name=<src>.
 The built-in build commands (isotope build go-wasm, c-wasm, rust-wasm) run
-in-process. Flags may also be written with one
-dash, as Fission's builder takes them.`,
+in-process. Flags may also be written with one dash, as Fission's builder
+takes them.`,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, ok, err := parseSharedDir(cmd, args, "builder", "/packages")
