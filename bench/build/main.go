@@ -18,8 +18,11 @@
 // Each iteration edits the source (a new constant for Go, a new comment
 // line for C and Rust), so both sides compile it again, as after a
 // user's edit. One unmeasured warm-up iteration, then the median of n of
-// each side and the ratio (goal: at most 1.15). A language whose
-// toolchain is not installed gets a row saying so instead of figures.
+// each side and the ratio (goal: at most 1.15), and an info row with the
+// CPU time (user+system of this process and the compilers) of each side,
+// which a busy machine disturbs less than the wall time. A language
+// whose toolchain is not installed gets a row saying so instead of
+// figures.
 package main
 
 import (
@@ -38,6 +41,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -204,14 +208,17 @@ func measure(p *platform, c buildCase, n int, tmp string) (string, error) {
 		fmt.Printf("%s: skipped: %v\n", c.name, err)
 		return fmt.Sprintf("BENCH | %s | - | - | - | info (skipped: %s)", title, oneLine(err)), nil
 	}
-	var raws, totals, fetches, builds, uploads []time.Duration
+	var raws, totals, fetches, builds, uploads, rawCPU, totalCPU []time.Duration
 	version := int(time.Now().UnixNano() % 1e9) // never seen by a cache before
 	for i := 0; i <= n; i++ {
 		version += 2
 		var ph phases
 		var r time.Duration
+		var pcpu, rcpu time.Duration
 		pipeline := func() (err error) {
+			before := cpuTime()
 			ph, err = p.pipeline(fmt.Sprintf("%s-%d", c.name, version), c.source(version), c.command)
+			pcpu = cpuTime() - before
 			if err != nil {
 				err = fmt.Errorf("pipeline: %w", err)
 			}
@@ -220,7 +227,9 @@ func measure(p *platform, c buildCase, n int, tmp string) (string, error) {
 		raw := func() (err error) {
 			dir := filepath.Join(tmp, fmt.Sprintf("raw-%s-%d", c.name, version+1))
 			defer os.RemoveAll(dir)
+			before := cpuTime()
 			r, err = c.raw(dir, version+1)
+			rcpu = cpuTime() - before
 			return err
 		}
 		// Each side goes first every other iteration, so neither always
@@ -239,6 +248,7 @@ func measure(p *platform, c buildCase, n int, tmp string) (string, error) {
 			continue // warm-up: caches, the builder's toolchain probes
 		}
 		raws, totals = append(raws, r), append(totals, ph.total)
+		rawCPU, totalCPU = append(rawCPU, rcpu), append(totalCPU, pcpu)
 		fetches, builds, uploads = append(fetches, ph.fetch), append(builds, ph.build), append(uploads, ph.upload)
 	}
 	mr, mt := median(raws), median(totals)
@@ -246,13 +256,30 @@ func measure(p *platform, c buildCase, n int, tmp string) (string, error) {
 	fmt.Printf("  %-38s %8.0f ms   runs %v\n", c.rawName, ms(mr), list(raws))
 	fmt.Printf("  %-38s %8.0f ms   runs %v\n", "fetcher+builder+upload over HTTP", ms(mt), list(totals))
 	fmt.Printf("    fetch %.0f ms, build %.0f ms, upload %.0f ms (medians)\n", ms(median(fetches)), ms(median(builds)), ms(median(uploads)))
+	mrc, mtc := median(rawCPU), median(totalCPU)
+	fmt.Printf("  CPU time (user+system, this process and its children): raw %.0f ms %v, pipeline %.0f ms %v\n",
+		ms(mrc), list(rawCPU), ms(mtc), list(totalCPU))
 	ratio := float64(mt) / float64(mr)
-	fmt.Printf("  overhead %+.1f %%\n\n", (ratio-1)*100)
+	fmt.Printf("  overhead %+.1f %% (CPU time %+.1f %%)\n\n", (ratio-1)*100, (float64(mtc)/float64(mrc)-1)*100)
 	met := "(met)"
 	if ratio > 1.15 {
 		met = "(MISSED)"
 	}
-	return fmt.Sprintf("BENCH | %s | %.0f ms | %.0f ms %s | %.2f | <= 1.15 %s", title, ms(mt), ms(mr), c.rawName, ratio, met), nil
+	return fmt.Sprintf("BENCH | %s | %.0f ms | %.0f ms %s | %.2f | <= 1.15 %s\n"+
+		"BENCH | %s build CPU time (median of %d) | %.0f ms | %.0f ms %s | %.2f | info (user+system of the build and its compilers: steadier than wall time on a busy machine)",
+		title, ms(mt), ms(mr), c.rawName, ratio, met,
+		c.name, n, ms(mtc), ms(mrc), c.rawName, float64(mtc)/float64(mrc)), nil
+}
+
+// cpuTime is the user and system time of this process (the fetcher,
+// builder and storage service, and builds run in-process) and of its
+// children that ended (compilers).
+func cpuTime() time.Duration {
+	var self, children syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children)
+	tv := func(t syscall.Timeval) time.Duration { return time.Duration(t.Nano()) }
+	return tv(self.Utime) + tv(self.Stime) + tv(children.Utime) + tv(children.Stime)
 }
 
 // oneLine is err's message on one line, without the table's separator.
