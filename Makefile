@@ -35,7 +35,7 @@ test-short:
 demo: build
 	./examples/demo.sh
 
-# Every benchmark in bench/, one table of figures and ratios (about 5
+# Every benchmark in bench/, one table of figures and ratios (about 8
 # minutes on 2 cores); BENCH="router wasm" runs only those. See
 # bench/README.md.
 bench: build
