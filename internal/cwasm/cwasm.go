@@ -121,29 +121,6 @@ func Build(ctx context.Context, src, deploy string, opts Options, log io.Writer)
 		return err
 	}
 
-	sc, err := wasmbuild.FindScript(s, opts.Env, true)
-	if err != nil {
-		return err
-	}
-	if sc != nil {
-		// The script may compile C++; probe it only when the source
-		// has C++ files at its top, so a C-only machine builds C.
-		if err := tc.probe(ctx, false, scratch, opts.Env); err != nil {
-			return err
-		}
-		cxx, _ := s.TopFiles(cxxExts...)
-		if len(cxx) > 0 {
-			if err := tc.probe(ctx, true, scratch, opts.Env); err != nil {
-				return err
-			}
-		}
-		if err := wasmbuild.RunScript(ctx, "c-wasm", sc, s, deploy, opts.Env, tc.vars(), log); err != nil {
-			return err
-		}
-		fmt.Fprintf(log, "c-wasm: built in %v\n", time.Since(start).Round(time.Millisecond))
-		return nil
-	}
-
 	cs, err := s.TopFiles(cExts...)
 	if err != nil {
 		return err
@@ -152,9 +129,8 @@ func Build(ctx context.Context, src, deploy string, opts Options, log io.Writer)
 	if err != nil {
 		return err
 	}
-	if len(cs)+len(cxx) == 0 {
-		return fmt.Errorf("no C or C++ source at the top of the source directory (.c, %s); put the sources there, or add a build.sh or Makefile", strings.Join(cxxExts, ", "))
-	}
+	// C++ is checked only when the source has C++ files at its top, so
+	// a machine without libc++ builds C.
 	if err := tc.probe(ctx, false, scratch, opts.Env); err != nil {
 		return err
 	}
@@ -162,6 +138,21 @@ func Build(ctx context.Context, src, deploy string, opts Options, log io.Writer)
 		if err := tc.probe(ctx, true, scratch, opts.Env); err != nil {
 			return err
 		}
+	}
+
+	sc, err := wasmbuild.FindScript(s, opts.Env, true)
+	if err != nil {
+		return err
+	}
+	if sc != nil {
+		if err := wasmbuild.RunScript(ctx, "c-wasm", sc, s, deploy, opts.Env, tc.vars(), log); err != nil {
+			return err
+		}
+		fmt.Fprintf(log, "c-wasm: built in %v\n", time.Since(start).Round(time.Millisecond))
+		return nil
+	}
+	if len(cs)+len(cxx) == 0 {
+		return fmt.Errorf("no C or C++ source at the top of the source directory (.c, %s); put the sources there, or add a build.sh or Makefile", strings.Join(cxxExts, ", "))
 	}
 	if err := os.MkdirAll(deploy, 0o755); err != nil {
 		return err
