@@ -196,7 +196,8 @@ func TestZipSlipDeployRefusedAtCreate(t *testing.T) {
 
 var requestIDRE = regexp.MustCompile(`request id ([0-9a-f]{16})`)
 
-// A function that crashes gets a short 502 with a request id; the wasm
+// A function that crashes gets a short 502 ("the function crashed", the
+// reason the runtime marks) with a request id; the wasm
 // stack trace stays in the server's log under that id. A function's own
 // 500 passes unchanged.
 func TestFailureBodiesAreScrubbed(t *testing.T) {
@@ -210,7 +211,7 @@ func TestFailureBodiesAreScrubbed(t *testing.T) {
 	p.waitServes(t, "/trap", 502)
 	_, body, hdr := send(t, "GET", p.router+"/trap", "", nil, nil)
 	m := requestIDRE.FindStringSubmatch(body)
-	if m == nil || hdr.Get("X-Isotope-Request-Id") != m[1] || !strings.Contains(body, "Bad Gateway: the function failed") {
+	if m == nil || hdr.Get("X-Isotope-Request-Id") != m[1] || !strings.Contains(body, "Bad Gateway: the function crashed") {
 		t.Fatalf("502 body %q (X-Isotope-Request-Id %q) lacks a short message and a matching request id", body, hdr.Get("X-Isotope-Request-Id"))
 	}
 	for _, leak := range []string{"wasm", "stack", "unreachable", p.dataDir, "/v1/archive"} {
