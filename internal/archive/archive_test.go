@@ -4,7 +4,9 @@ import (
 	"archive/zip"
 	"bytes"
 	"errors"
+	"fmt"
 	"hash/crc32"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // entry describes one zip entry for building test archives.
@@ -292,5 +295,61 @@ func TestIsZip(t *testing.T) {
 	os.WriteFile(p, nil, 0o644)
 	if ok, err := IsZip(p); err != nil || ok {
 		t.Errorf("IsZip(empty) = %v, %v", ok, err)
+	}
+}
+
+// The same files make the same archive bytes, whatever their times and
+// permission bits beyond executable or not: Write, WriteEntries.
+func TestArchivesAreDeterministic(t *testing.T) {
+	tree := func(mode os.FileMode, mtime time.Time) string {
+		dir := t.TempDir()
+		for name, body := range map[string]string{"a.txt": "a", "sub/b.txt": "b", "run.sh": "#!/bin/sh\n"} {
+			p := filepath.Join(dir, filepath.FromSlash(name))
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			m := mode
+			if name == "run.sh" {
+				m |= 0o111
+			}
+			if err := os.WriteFile(p, []byte(body), m); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(p, m)
+			os.Chtimes(p, mtime, mtime)
+		}
+		return dir
+	}
+	a := tree(0o644, time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC))
+	b := tree(0o600, time.Now())
+	zipOf := func(dir string) ([]byte, []byte) {
+		var w, e bytes.Buffer
+		if err := Write(&w, dir); err != nil {
+			t.Fatal(err)
+		}
+		entries := []Entry{{"sub/b.txt", filepath.Join(dir, "sub", "b.txt")}, {"a.txt", filepath.Join(dir, "a.txt")}, {"run.sh", filepath.Join(dir, "run.sh")}}
+		if err := WriteEntries(&e, entries); err != nil {
+			t.Fatal(err)
+		}
+		return w.Bytes(), e.Bytes()
+	}
+	wa, ea := zipOf(a)
+	wb, eb := zipOf(b)
+	if !bytes.Equal(wa, wb) || !bytes.Equal(ea, eb) {
+		t.Fatal("the same files made different archives")
+	}
+	zr, err := zip.NewReader(bytes.NewReader(ea), int64(len(ea)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range zr.File {
+		got = append(got, fmt.Sprintf("%s %v", f.Name, f.Mode()))
+	}
+	if want := "a.txt -rw-r--r--,run.sh -rwxr-xr-x,sub/b.txt -rw-r--r--"; strings.Join(got, ",") != want {
+		t.Errorf("entries %v, want %s", got, want)
+	}
+	if err := WriteEntries(io.Discard, []Entry{{"d", a}}); err == nil {
+		t.Error("a directory entry was accepted")
 	}
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"archive/zip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,9 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
-	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -263,17 +260,13 @@ func copyFile(w io.Writer, path string) error {
 	return err
 }
 
-// zipEpoch is the modification time of every zip entry, so that zipping
-// the same files twice gives the same bytes.
-var zipEpoch = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
-
 // zipPaths zips files and directories: a file goes in under its base
 // name, a directory's contents go in relative to the directory (so
-// `--src ./myfn` puts myfn/go.mod at the archive's root). Entries are
-// sorted; symbolic links are followed to regular files only.
+// `--src ./myfn` puts myfn/go.mod at the archive's root). Symbolic links
+// are followed to regular files only; archive.WriteEntries makes the
+// archive, deterministic as every archive Isotope writes.
 func zipPaths(w io.Writer, paths []string) error {
-	type entry struct{ name, path string }
-	var entries []entry
+	var entries []archive.Entry
 	seen := map[string]string{}
 	add := func(name, path string) error {
 		name = filepath.ToSlash(name)
@@ -281,7 +274,7 @@ func zipPaths(w io.Writer, paths []string) error {
 			return fmt.Errorf("%s and %s would both be %q in the archive", prev, path, name)
 		}
 		seen[name] = path
-		entries = append(entries, entry{name, path})
+		entries = append(entries, archive.Entry{Name: name, Path: path})
 		return nil
 	}
 	for _, p := range paths {
@@ -316,24 +309,7 @@ func zipPaths(w io.Writer, paths []string) error {
 			return err
 		}
 	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
-	zw := zip.NewWriter(w)
-	for _, e := range entries {
-		info, err := os.Stat(e.path)
-		if err != nil {
-			return err
-		}
-		hdr := &zip.FileHeader{Name: e.name, Method: zip.Deflate, Modified: zipEpoch}
-		hdr.SetMode(info.Mode().Perm())
-		fw, err := zw.CreateHeader(hdr)
-		if err != nil {
-			return err
-		}
-		if err := copyFile(fw, e.path); err != nil {
-			return err
-		}
-	}
-	return zw.Close()
+	return archive.WriteEntries(w, entries)
 }
 
 // readArchive returns an archive's bytes from its literal or by

@@ -1,7 +1,6 @@
 package spec
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -15,7 +14,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
+
+	"isotope.dev/isotope/internal/archive"
 )
 
 // Uploader stores an archive that is too large to inline in a Package
@@ -25,11 +25,6 @@ import (
 type Uploader interface {
 	Upload(ctx context.Context, name string, r io.Reader, size int64) (url string, sum string, err error)
 }
-
-// zipEpoch is the modification time of every archive entry, so that the
-// same files always give the same bytes and the same checksum (the zip
-// format cannot say 1970; 1980-01-01 is its first representable date).
-var zipEpoch = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // builtArchive is an ArchiveUploadSpec's zip, built in memory.
 type builtArchive struct {
@@ -116,9 +111,8 @@ func within(dir, p string) error {
 	return nil
 }
 
-// buildArchive zips the files an ArchiveUploadSpec names. Entries are
-// sorted by path, stamped with zipEpoch and given mode 0644 (0755 when
-// executable), so unchanged files give an unchanged checksum.
+// buildArchive zips the files an ArchiveUploadSpec names with
+// archive.WriteEntries, so unchanged files give an unchanged checksum.
 func buildArchive(specDir string, a *ArchiveUploadSpec) (*builtArchive, error) {
 	root, err := archiveRoot(specDir, a)
 	if err != nil {
@@ -188,42 +182,16 @@ func buildArchive(specDir string, a *ArchiveUploadSpec) (*builtArchive, error) {
 	}
 	sort.Strings(names)
 
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for _, n := range names {
-		if err := addEntry(zw, n, files[n]); err != nil {
-			return nil, err
-		}
+	entries := make([]archive.Entry, len(names))
+	for i, n := range names {
+		entries[i] = archive.Entry{Name: n, Path: files[n]}
 	}
-	if err := zw.Close(); err != nil {
+	var buf bytes.Buffer
+	if err := archive.WriteEntries(&buf, entries); err != nil {
 		return nil, err
 	}
 	sum := sha256.Sum256(buf.Bytes())
 	return &builtArchive{name: a.Name, data: buf.Bytes(), sum: hex.EncodeToString(sum[:]), files: names}, nil
-}
-
-func addEntry(zw *zip.Writer, name, file string) error {
-	f, err := os.Open(file)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	h := &zip.FileHeader{Name: name, Method: zip.Deflate, Modified: zipEpoch}
-	mode := fs.FileMode(0o644)
-	if st.Mode()&0o111 != 0 {
-		mode = 0o755
-	}
-	h.SetMode(mode)
-	w, err := zw.CreateHeader(h)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(w, f)
-	return err
 }
 
 // excluded reports whether an exclude glob matches rel, its base name or
