@@ -1,12 +1,9 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -14,8 +11,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"isotope.dev/isotope/internal/auth/hmac"
 	"isotope.dev/isotope/internal/builder"
+	"isotope.dev/isotope/internal/server"
 )
 
 func init() { register(newBuilderCommand) }
@@ -53,7 +50,7 @@ takes them.`,
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			b := builder.New(builder.Config{SharedDir: dir, Timeout: timeout, MaxLogBytes: maxLogBytes, Log: cmd.OutOrStdout()})
-			return serveRole(cmd.Context(), log, "builder", addr, b.Handler(), "sharedDir", dir)
+			return server.ServeRole(cmd.Context(), log, "builder", addr, b.Handler(), "sharedDir", dir)
 		},
 	}
 	f := cmd.Flags()
@@ -120,35 +117,4 @@ func parseFissionFlags(cmd *cobra.Command, args []string) ([]string, error) {
 		rest = []string{}
 	}
 	return rest, nil
-}
-
-// serveRole serves h on addr until ctx ends, then shuts down gracefully.
-func serveRole(ctx context.Context, log *slog.Logger, role, addr string, h http.Handler, kv ...any) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("--addr: %w", err)
-	}
-	h = verifyInternal(log, hmac.Service(role), h, hmac.VerifierOptions{}) // role is the channel: builder, fetcher
-	log.Info(role+" listening", append([]any{"addr", ln.Addr().String()}, kv...)...)
-	return serveHTTP(ctx, ln, h, func() { log.Info(role + " shutting down") })
-}
-
-// serveHTTP serves h on ln until serving fails or ctx ends; then stopping
-// runs (when set) and the server shuts down gracefully, giving requests
-// in flight up to 10 s.
-func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, stopping func()) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	if stopping != nil {
-		stopping()
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return srv.Shutdown(sctx)
 }

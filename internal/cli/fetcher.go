@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"isotope.dev/isotope/internal/fetcher"
+	"isotope.dev/isotope/internal/server"
 )
 
 func init() { register(newFetcherCommand) }
@@ -77,7 +78,7 @@ yet. Flags may be written with one dash, as Fission's fetcher takes them.`,
 					}
 				}()
 			}
-			err = serveRole(ctx, log, "fetcher", addr, f.Handler(), "sharedDir", dir)
+			err = server.ServeRole(ctx, log, "fetcher", addr, f.Handler(), "sharedDir", dir)
 			select {
 			case serr := <-errc:
 				return serr

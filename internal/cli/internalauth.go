@@ -1,27 +1,12 @@
 package cli
 
 import (
-	"log/slog"
 	"net/http"
 	"net/url"
 
 	"isotope.dev/isotope/internal/auth/hmac"
 	"isotope.dev/isotope/internal/storagesvc"
 )
-
-// verifyInternal puts the HMAC verifier of svc in front of a role's
-// handler when ISOTOPE_INTERNAL_AUTH_SECRET (or Fission's
-// FISSION_INTERNAL_AUTH_SECRET) is set, and returns h unchanged when not.
-// /healthz, /metrics and /readiness-healthz stay open.
-func verifyInternal(log *slog.Logger, svc hmac.Service, h http.Handler, opts hmac.VerifierOptions) http.Handler {
-	secrets := hmac.SecretsFromEnv()
-	if !secrets.Enabled() {
-		return h
-	}
-	opts.Logger = log
-	log.Info("internal auth on: requests must be HMAC-signed", "service", string(svc), "rotation", len(secrets.Old) > 0)
-	return hmac.Verifier(secrets, svc, opts)(h)
-}
 
 // fetcherTransport signs the fetcher's outgoing calls when internal auth
 // is on: archive downloads from a storage service (/v1/archive) with the

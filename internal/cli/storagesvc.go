@@ -15,6 +15,7 @@ import (
 
 	"isotope.dev/isotope/internal/auth/hmac"
 	"isotope.dev/isotope/internal/auth/webguard"
+	"isotope.dev/isotope/internal/server"
 	"isotope.dev/isotope/internal/storagesvc"
 )
 
@@ -73,7 +74,7 @@ once they are older than --prune-grace.`,
 			// are refused; Host is not checked, since clients reach the
 			// role by Service names.
 			var guard webguard.Guard
-			h := guard.OriginHandler(verifyInternal(log, hmac.ServiceStoragesvc,
+			h := guard.OriginHandler(server.VerifyInternal(log, hmac.ServiceStoragesvc,
 				storagesvc.NewServer(backend, storagesvc.Options{MaxSize: max.Value(), Token: token, Logger: log}),
 				hmac.VerifierOptions{MaxBody: max.Value() + 1<<20})) // + multipart framing
 			ctx, cancel := context.WithCancel(cmd.Context())
@@ -90,7 +91,7 @@ once they are older than --prune-grace.`,
 			}
 			log.Info("storage service listening", "addr", ln.Addr().String(), "dir", backend.Dir(),
 				"maxSize", max.Value(), "pruneInterval", pruneInterval, "pruneGrace", pruneGrace)
-			return serveHTTP(ctx, ln, h, func() { log.Info("storage service shutting down") })
+			return server.ServeHTTP(ctx, ln, h, func() { log.Info("storage service shutting down") })
 		},
 	}
 	f := cmd.Flags()

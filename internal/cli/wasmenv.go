@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"isotope.dev/isotope/internal/auth/hmac"
+	"isotope.dev/isotope/internal/server"
 	"isotope.dev/isotope/internal/wasm"
 	"isotope.dev/isotope/internal/wasmenv"
 )
@@ -65,8 +66,8 @@ SDK run as reactors on a pool of warm instances.`,
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "wasm-env listening on %s\n", ln.Addr())
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			h := verifyInternal(log, hmac.ServiceRuntime, srv, hmac.VerifierOptions{Protect: runtimeControlPaths})
-			return serveHTTP(ctx, ln, h, nil)
+			h := server.VerifyInternal(log, hmac.ServiceRuntime, srv, hmac.VerifierOptions{Protect: runtimeControlPaths})
+			return server.ServeHTTP(ctx, ln, h, nil)
 		},
 	}
 	f := cmd.Flags()
