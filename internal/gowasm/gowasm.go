@@ -53,6 +53,7 @@ import (
 	"time"
 
 	"isotope.dev/isotope/internal/builder"
+	"isotope.dev/isotope/internal/wasmbuild"
 	"isotope.dev/isotope/sdk"
 )
 
@@ -95,7 +96,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.Env = os.Environ()
 	}
 	if o.CacheDir == "" {
-		o.CacheDir = getenv(o.Env, CacheEnv)
+		o.CacheDir = wasmbuild.Getenv(o.Env, CacheEnv)
 	}
 	if o.CacheDir == "" {
 		base, err := os.UserCacheDir()
@@ -110,19 +111,19 @@ func (o Options) withDefaults() (Options, error) {
 	// GOCACHE and GOMODCACHE set explicitly in the environment win, so
 	// a machine's existing caches can be shared.
 	if o.GoCache == "" {
-		o.GoCache = getenv(o.Env, "GOCACHE")
+		o.GoCache = wasmbuild.Getenv(o.Env, "GOCACHE")
 	}
 	if o.GoCache == "" {
 		o.GoCache = filepath.Join(o.CacheDir, "build")
 	}
 	if o.ModCache == "" {
-		o.ModCache = getenv(o.Env, "GOMODCACHE")
+		o.ModCache = wasmbuild.Getenv(o.Env, "GOMODCACHE")
 	}
 	if o.ModCache == "" {
 		o.ModCache = filepath.Join(o.CacheDir, "mod")
 	}
 	if o.Go == "" {
-		o.Go = getenv(o.Env, "ISOTOPE_GO")
+		o.Go = wasmbuild.Getenv(o.Env, "ISOTOPE_GO")
 	}
 	return o, nil
 }
@@ -270,7 +271,7 @@ func vendorSDK(modDir, sdkDir string) error {
 	if err := os.MkdirAll(vdir, 0o755); err != nil {
 		return err
 	}
-	if err := copyTree(filepath.Join(modDir, sdkDir, "sdk", "go"), vdir); err != nil {
+	if err := wasmbuild.CopyTree(filepath.Join(modDir, sdkDir, "sdk", "go"), vdir); err != nil {
 		return err
 	}
 	mt := filepath.Join(modDir, "vendor", "modules.txt")
@@ -310,7 +311,7 @@ func Run(ctx context.Context, args, env []string, log io.Writer) error {
 	if err := fset.Parse(args); err != nil {
 		return err
 	}
-	src, deploy := getenv(env, "SRC_PKG"), getenv(env, "DEPLOY_PKG")
+	src, deploy := wasmbuild.Getenv(env, "SRC_PKG"), wasmbuild.Getenv(env, "DEPLOY_PKG")
 	switch fset.NArg() {
 	case 2:
 		src, deploy = fset.Arg(0), fset.Arg(1)

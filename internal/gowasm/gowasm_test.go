@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"isotope.dev/isotope/internal/wasm"
+	"isotope.dev/isotope/internal/wasmbuild"
 )
 
 // testOpts is shared by every build of this test binary: a temporary
@@ -287,7 +288,7 @@ func TestBuildModuleWithDependency(t *testing.T) {
 func TestBuildVendored(t *testing.T) {
 	// vendor/ holds uuid copied from the module cache; the build runs
 	// with the network off (GOPROXY=off) and an empty module cache.
-	modcache := getenv(testOpts.Env, "GOMODCACHE")
+	modcache := wasmbuild.Getenv(testOpts.Env, "GOMODCACHE")
 	uuidDir := filepath.Join(modcache, "github.com", "google", "uuid@v1.6.0")
 	ents, err := os.ReadDir(uuidDir)
 	if err != nil {

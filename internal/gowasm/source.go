@@ -7,13 +7,12 @@ import (
 	"go/build"
 	"go/parser"
 	"go/token"
-	"io"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+
+	"isotope.dev/isotope/internal/wasmbuild"
 )
 
 // wrapperFile is the file the builder adds to the user's package.
@@ -28,107 +27,15 @@ const sdkImportName = "isotopeguestsdk"
 // copied into work itself; a directory whose only content is one
 // directory (a zip of a folder) is descended into.
 func copySource(src, work string) (string, error) {
-	st, err := os.Stat(src)
-	if err != nil {
-		return "", fmt.Errorf("source %s: %w", src, errors.Unwrap(err))
-	}
-	if !st.IsDir() {
-		name := filepath.Base(src)
+	_, err := wasmbuild.CopySource(src, work, func(name string) string {
 		if !strings.HasSuffix(name, ".go") {
 			// Fission's fetcher names a single-file source after the
 			// package, without an extension.
-			name = "function.go"
+			return "function.go"
 		}
-		return work, copyFile(src, filepath.Join(work, name), 0o644)
-	}
-	for {
-		next, ok, err := soleSubdir(src)
-		if err != nil {
-			return "", err
-		}
-		if !ok {
-			break
-		}
-		src = next
-	}
-	return work, copyTree(src, work)
-}
-
-// soleSubdir reports whether dir holds no go.mod and no .go file, only
-// one directory (ignoring dot files and __MACOSX), and returns it.
-func soleSubdir(dir string) (string, bool, error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return "", false, err
-	}
-	var sub string
-	for _, e := range ents {
-		n := e.Name()
-		if strings.HasPrefix(n, ".") || n == "__MACOSX" {
-			continue
-		}
-		if !e.IsDir() || sub != "" {
-			return "", false, nil
-		}
-		sub = n
-	}
-	if sub == "" {
-		return "", false, nil
-	}
-	return filepath.Join(dir, sub), true, nil
-}
-
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		if rel == "." {
-			return nil
-		}
-		if d.IsDir() && (d.Name() == ".git" || d.Name() == "__MACOSX") {
-			return filepath.SkipDir
-		}
-		target := filepath.Join(dst, rel)
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(target, 0o755)
-		case d.Type()&fs.ModeSymlink != 0:
-			link, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(link, target)
-		case d.Type().IsRegular():
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			return copyFile(p, target, info.Mode().Perm()|0o600)
-		}
-		return nil // sockets, devices: not source
+		return name
 	})
-}
-
-func copyFile(src, dst string, perm fs.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	return work, err
 }
 
 // findHandlers parses the package in dir as the wasip1/wasm build sees

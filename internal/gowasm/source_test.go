@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"isotope.dev/isotope/internal/builder"
+	"isotope.dev/isotope/internal/wasmbuild"
 )
 
 func TestFindHandlers(t *testing.T) {
@@ -115,7 +116,7 @@ func TestBuilderRunsGoWasm(t *testing.T) {
 	shared := t.TempDir()
 	writeFiles(t, shared, map[string]string{"hello-src/hello.go": helloSource, "broken-src/hello.go": "package main\nfunc Handler( {\n"})
 	b := builder.New(builder.Config{SharedDir: shared, Env: []string{
-		"GOCACHE=" + getenv(testOpts.Env, "GOCACHE"), "GOMODCACHE=" + getenv(testOpts.Env, "GOMODCACHE")}})
+		"GOCACHE=" + wasmbuild.Getenv(testOpts.Env, "GOCACHE"), "GOMODCACHE=" + wasmbuild.Getenv(testOpts.Env, "GOMODCACHE")}})
 	srv := httptest.NewServer(b.Handler())
 	defer srv.Close()
 

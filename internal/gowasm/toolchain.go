@@ -3,15 +3,15 @@ package gowasm
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"isotope.dev/isotope/internal/wasmbuild"
 )
 
 // MinGoMinor is the oldest Go 1.x that builds reactor modules:
@@ -34,7 +34,7 @@ func findGo(ctx context.Context, name string, env []string) (toolchain, error) {
 	if name == "" {
 		name = "go"
 	}
-	path, err := lookPath(name, env)
+	path, err := wasmbuild.LookPath(name, env)
 	if err != nil {
 		return toolchain{}, fmt.Errorf("the Go toolchain was not found: %v. "+
 			"The go-wasm builder compiles with the host's Go 1.%d or newer: install it "+
@@ -91,37 +91,4 @@ func checkVersion(v string) error {
 		return nil
 	}
 	return fmt.Errorf("the go-wasm builder needs Go 1.%d or newer (go:wasmexport and -buildmode=c-shared for wasip1); upgrade Go on the builder (https://go.dev/doc/install)", MinGoMinor)
-}
-
-// lookPath resolves name with the PATH in env (the build's environment,
-// not necessarily this process's).
-func lookPath(name string, env []string) (string, error) {
-	if strings.ContainsRune(name, filepath.Separator) {
-		if st, err := os.Stat(name); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
-			return "", fmt.Errorf("%s is not an executable file", name)
-		}
-		return name, nil
-	}
-	pathEnv := getenv(env, "PATH")
-	for _, d := range filepath.SplitList(pathEnv) {
-		if d == "" {
-			continue
-		}
-		p := filepath.Join(d, name)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", errors.New(name + " is not on PATH " + strconv.Quote(pathEnv))
-}
-
-// getenv returns the last value of key in env.
-func getenv(env []string, key string) string {
-	v := ""
-	for _, kv := range env {
-		if val, ok := strings.CutPrefix(kv, key+"="); ok {
-			v = val
-		}
-	}
-	return v
 }

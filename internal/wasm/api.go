@@ -195,7 +195,7 @@ type Stats struct {
 	Idle               int    // reactor instances ready now
 	Busy               int    // instances serving a request now
 	// InterruptChecks is true when the module runs with Isotope's own
-	// deadline checks (interrupt.go), false when it could not be
+	// budget checks and yields to the host (package rewrite, schedule.go), false when it could not be
 	// rewritten and runs on wazero's slower close-on-context-done.
 	InterruptChecks bool
 }

@@ -24,7 +24,7 @@ func TestInfiniteLoopTimesOut(t *testing.T) {
 	cases := []struct {
 		name   string
 		req    LoadRequest
-		checks bool // runs with Isotope's interrupt checks (interrupt.go)
+		checks bool // runs with Isotope's budget checks (package rewrite)
 	}{
 		{"wat-wagi", LoadRequest{Wasm: wasmtest.Spin(), Name: "t/spin"}, true},
 		{"go-reactor", LoadRequest{Wasm: reactorModule(t), Name: "t/gospin", Entrypoint: "Spin"}, true},

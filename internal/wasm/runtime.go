@@ -52,7 +52,7 @@ func WazeroVersion() string {
 type Runtime struct {
 	cfg Config
 	// rt compiles and runs modules rewritten with interrupt checks
-	// (interrupt.go); safe runs, unchanged, the few modules that cannot
+	// (package rewrite, schedule.go); safe runs, unchanged, the few modules that cannot
 	// be rewritten, with wazero's close-on-context-done. Each has its own
 	// disk cache: wazero's cache key does not include that setting.
 	rt, safe runtimeCache
@@ -389,7 +389,7 @@ func (r *Runtime) compile(ctx context.Context, key string, keyIsSum bool, read f
 	code, cached, err := r.rt.rewritten(name, wasmBytes)
 	c.interrupt = err == nil
 	if err != nil {
-		// Not rewritable (see interrupt.go): compiled unchanged by the
+		// Not rewritable (see package rewrite): compiled unchanged by the
 		// runtime that checks for the deadline itself.
 		code, name = wasmBytes, sumHex
 		rc, err = r.safeRuntime(ctx)
@@ -438,7 +438,7 @@ func (r *Runtime) compile(ctx context.Context, key string, keyIsSum bool, read f
 }
 
 // rewritten returns wasmBytes rewritten with interrupt checks
-// (interrupt.go), read from the disk cache under name when an earlier
+// (package rewrite), read from the disk cache under name when an earlier
 // rewrite stored it there (cached true): rewriting a Go module takes
 // tens of milliseconds, paid otherwise at every start of the process for
 // every function.

@@ -95,7 +95,7 @@ func newGate(slots, queue int) *gate {
 }
 
 // errGateFull is the answer past the wait queue's bound.
-var errGateFull = errors.New("too many WebAssembly calls are waiting for a guest slot")
+var errGateFull = errors.New("too many WebAssembly calls are waiting for a guest slot (the server's --guest-slots and --guest-queue bound them)")
 
 // enter takes a slot, waiting for one until ctx ends. again says the
 // call gave up its slot at a yield and queues behind new calls.

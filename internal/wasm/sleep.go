@@ -8,7 +8,7 @@ import (
 
 // sleeper is one instance's nanosleep (WASI poll_oneoff on clock
 // subscriptions, which is how a Go guest's time.Sleep and idle scheduler
-// wait). The deadline checks (interrupt.go, or wazero's
+// wait). The budget checks (package rewrite, or wazero's
 // close-on-context-done) only run between guest instructions; a host call
 // that blocks, such as the default nanosleep, runs to its end whatever
 // the deadline (wasm.md §1.6), so a guest sleeping 5 s under a 2 s

@@ -31,8 +31,7 @@ type Source struct {
 // directory (a zip of a folder) is descended into. Close removes the
 // copy.
 func Stage(src, prefix string, fileName func(base string) string) (*Source, error) {
-	st, err := os.Stat(src)
-	if err != nil {
+	if _, err := os.Stat(src); err != nil { // before making anything
 		return nil, fmt.Errorf("source %s: %w", src, unwrapPath(err))
 	}
 	work, err := os.MkdirTemp("", prefix)
@@ -47,30 +46,37 @@ func Stage(src, prefix string, fileName func(base string) string) (*Source, erro
 		s.Close()
 		return nil, err
 	}
+	if s.File, err = CopySource(src, dir, fileName); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// CopySource copies the user's source into the directory dir: a single
+// file under the name fileName gives it (returned), a directory's
+// contents (descending into a directory whose only content is one
+// directory, a zip of a folder) with "" returned.
+func CopySource(src, dir string, fileName func(base string) string) (string, error) {
+	st, err := os.Stat(src)
+	if err != nil {
+		return "", fmt.Errorf("source %s: %w", src, unwrapPath(err))
+	}
 	if !st.IsDir() {
-		s.File = fileName(filepath.Base(src))
-		if err := copyFile(src, filepath.Join(dir, s.File), 0o644); err != nil {
-			s.Close()
-			return nil, err
-		}
-		return s, nil
+		name := fileName(filepath.Base(src))
+		return name, copyFile(src, filepath.Join(dir, name), 0o644)
 	}
 	for {
 		next, ok, err := soleSubdir(src)
 		if err != nil {
-			s.Close()
-			return nil, err
+			return "", err
 		}
 		if !ok {
 			break
 		}
 		src = next
 	}
-	if err := copyTree(src, dir); err != nil {
-		s.Close()
-		return nil, err
-	}
-	return s, nil
+	return "", CopyTree(src, dir)
 }
 
 // Close removes the work directory.
@@ -166,7 +172,9 @@ func soleSubdir(dir string) (string, bool, error) {
 	return filepath.Join(dir, sub), true, nil
 }
 
-func copyTree(src, dst string) error {
+// CopyTree copies the directory src into dst, leaving out .git and
+// __MACOSX, keeping symlinks as links and skipping what is not a file.
+func CopyTree(src, dst string) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
