@@ -66,8 +66,8 @@ kube-assets:
 helm:
 	hack/helm/build.sh
 
-# The Kubernetes suites: every package whose tests use internal/kubetest.
-KUBE_PKGS ?= $(shell $(GO) list -e -f '{{.ImportPath}} {{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... | awk '/isotope.dev\/isotope\/internal\/kubetest/ {print $$1}')
+# The Kubernetes suites: every package whose tests use internal/testing/kubetest.
+KUBE_PKGS ?= $(shell $(GO) list -e -f '{{.ImportPath}} {{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... | awk '/isotope.dev\/isotope\/internal\/testing\/kubetest/ {print $$1}')
 
 test-kube: kube-assets helm
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(KUBE_PKGS)

@@ -2,7 +2,7 @@
 // the real helm binary, built from its Go module by hack/helm/build.sh,
 // and validates every object it renders twice: decoded strictly with
 // client-go's scheme, and applied with a server-side dry run to the
-// kube-apiserver of internal/kubetest, so the apiserver's own schema
+// kube-apiserver of internal/testing/kubetest, so the apiserver's own schema
 // validation (built-in kinds and Isotope's CRDs) and admission check them.
 package helm_test
 
@@ -33,7 +33,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"isotope.dev/isotope/internal/kubetest"
+	"isotope.dev/isotope/internal/testing/kubetest"
 )
 
 // HelmVersion is the helm that hack/helm builds (a test checks the two).

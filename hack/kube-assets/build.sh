@@ -22,7 +22,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 
-# Keep these in step with go.mod and internal/kubetest (a test checks).
+# Keep these in step with go.mod and internal/testing/kubetest (a test checks).
 K8S_VERSION=v1.37.2
 ETCD_VERSION=v3.7.3
 

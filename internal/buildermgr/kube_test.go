@@ -28,7 +28,7 @@ import (
 	"isotope.dev/isotope/internal/builder"
 	"isotope.dev/isotope/internal/buildermgr"
 	"isotope.dev/isotope/internal/fetcher"
-	"isotope.dev/isotope/internal/kubetest"
+	"isotope.dev/isotope/internal/testing/kubetest"
 	"isotope.dev/isotope/internal/storagesvc"
 	"isotope.dev/isotope/internal/store"
 	"isotope.dev/isotope/internal/store/kubestore"

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"isotope.dev/isotope/internal/storagesvc"
-	"isotope.dev/isotope/internal/testlog"
+	"isotope.dev/isotope/internal/testing/testlog"
 )
 
 // `isotope archive` end to end against the storage service on the API

@@ -17,7 +17,7 @@ import (
 	"isotope.dev/isotope/internal/auth/hmac"
 	"isotope.dev/isotope/internal/fetcher"
 	"isotope.dev/isotope/internal/storagesvc"
-	"isotope.dev/isotope/internal/testlog"
+	"isotope.dev/isotope/internal/testing/testlog"
 )
 
 var listenRE = regexp.MustCompile(`(?:addr=|listening on )(127\.0\.0\.1:\d+)`)

@@ -13,7 +13,7 @@ import (
 
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/controller"
-	"isotope.dev/isotope/internal/kubetest"
+	"isotope.dev/isotope/internal/testing/kubetest"
 	"isotope.dev/isotope/internal/store"
 	"isotope.dev/isotope/internal/store/boltstore"
 	"isotope.dev/isotope/internal/store/storetest"

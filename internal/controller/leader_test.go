@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"isotope.dev/isotope/internal/controller"
-	"isotope.dev/isotope/internal/kubetest"
+	"isotope.dev/isotope/internal/testing/kubetest"
 )
 
 // Short enough for tests, within client-go's rules.

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"isotope.dev/isotope/internal/executor"
-	"isotope.dev/isotope/internal/testlog"
+	"isotope.dev/isotope/internal/testing/testlog"
 )
 
 // secrets is what a failure inside the platform says and a caller must

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"isotope.dev/isotope/internal/testlog"
+	"isotope.dev/isotope/internal/testing/testlog"
 	"isotope.dev/isotope/internal/wasm/wasmtest"
 )
 

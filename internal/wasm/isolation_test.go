@@ -15,7 +15,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"isotope.dev/isotope/internal/testlog"
+	"isotope.dev/isotope/internal/testing/testlog"
 	"isotope.dev/isotope/internal/wasm/wasmtest"
 )
 

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"isotope.dev/isotope/internal/testlog"
+	"isotope.dev/isotope/internal/testing/testlog"
 )
 
 type echo struct {

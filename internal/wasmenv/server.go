@@ -44,7 +44,7 @@ type Config struct {
 }
 
 // MountsEnv is the environment variable holding Config.Mounts as a JSON
-// object; internal/nodeagent sets it.
+// object; internal/testing/nodeagent sets it.
 const MountsEnv = "ISOTOPE_NODEAGENT_MOUNTS"
 
 // hostPath is p with a container mount path prefix replaced by where

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"isotope.dev/isotope/internal/testlog"
+	"isotope.dev/isotope/internal/testing/testlog"
 )
 
 // binary is the isotope executable built once for the whole package.

@@ -2,7 +2,7 @@
 // way the Helm chart does: the roles (`isotope buildermgr`, `executor`,
 // `router`, `storagesvc`) as separate processes of the real binary,
 // Isotope's CRDs on a kube-apiserver with kube-controller-manager and
-// kube-scheduler, and the node agent (internal/nodeagent, the test
+// kube-scheduler, and the node agent (internal/testing/nodeagent, the test
 // double for the kubelet) running every scheduled pod's containers as
 // local processes of the same binary. Users drive it with the real CLI
 // (`isotope --kubeconfig`).
@@ -24,9 +24,9 @@ import (
 	"testing"
 	"time"
 
-	"isotope.dev/isotope/internal/kubetest"
-	"isotope.dev/isotope/internal/nodeagent"
-	"isotope.dev/isotope/internal/testlog"
+	"isotope.dev/isotope/internal/testing/kubetest"
+	"isotope.dev/isotope/internal/testing/nodeagent"
+	"isotope.dev/isotope/internal/testing/testlog"
 )
 
 // binary is the isotope binary built once for this test binary.

@@ -15,7 +15,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
-	"isotope.dev/isotope/internal/kubetest"
+	"isotope.dev/isotope/internal/testing/kubetest"
 )
 
 // rbacKinds are the objects of deploy/manifests/isotope.yaml that say who

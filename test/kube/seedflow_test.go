@@ -24,7 +24,7 @@ import (
 	"isotope.dev/isotope/internal/buildermgr"
 	"isotope.dev/isotope/internal/executor/kubert"
 	"isotope.dev/isotope/internal/kubepod"
-	"isotope.dev/isotope/internal/kubetest"
+	"isotope.dev/isotope/internal/testing/kubetest"
 )
 
 // TestSeedFlowOnKubernetes is the seed's flow on a real control plane:

@@ -28,7 +28,7 @@ import (
 	"isotope.dev/isotope/internal/executor/instance"
 	"isotope.dev/isotope/internal/executor/kubert"
 	"isotope.dev/isotope/internal/fetcher"
-	"isotope.dev/isotope/internal/kubetest"
+	"isotope.dev/isotope/internal/testing/kubetest"
 	"isotope.dev/isotope/internal/store/kubestore"
 )
 

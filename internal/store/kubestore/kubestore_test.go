@@ -7,7 +7,7 @@ import (
 	"time"
 
 	v1 "isotope.dev/isotope/api/v1"
-	"isotope.dev/isotope/internal/kubetest"
+	"isotope.dev/isotope/internal/testing/kubetest"
 	"isotope.dev/isotope/internal/store"
 	"isotope.dev/isotope/internal/store/kubestore"
 	"isotope.dev/isotope/internal/store/storetest"

@@ -3,7 +3,7 @@ package kubetest_test
 import (
 	"testing"
 
-	"isotope.dev/isotope/internal/kubetest"
+	"isotope.dev/isotope/internal/testing/kubetest"
 )
 
 func TestMain(m *testing.M) { kubetest.Main(m) }

@@ -6,7 +6,7 @@ import (
 	"regexp"
 	"testing"
 
-	"isotope.dev/isotope/internal/kubetest"
+	"isotope.dev/isotope/internal/testing/kubetest"
 )
 
 // The versions kubetest looks for are the ones the build script and its

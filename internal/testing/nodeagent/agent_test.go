@@ -21,8 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"isotope.dev/isotope/internal/kubetest"
-	"isotope.dev/isotope/internal/nodeagent"
+	"isotope.dev/isotope/internal/testing/kubetest"
+	"isotope.dev/isotope/internal/testing/nodeagent"
 )
 
 func TestMain(m *testing.M) { kubetest.Main(m) }

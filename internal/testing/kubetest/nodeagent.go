@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"isotope.dev/isotope/internal/nodeagent"
+	"isotope.dev/isotope/internal/testing/nodeagent"
 )
 
-// StartNodeAgent runs a node agent (internal/nodeagent, the kubelet's
+// StartNodeAgent runs a node agent (internal/testing/nodeagent, the kubelet's
 // test double) against the control plane until the test ends. Its log
 // goes to a file (cfg.Log is replaced) whose last lines the test prints
 // when it fails.
