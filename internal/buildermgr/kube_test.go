@@ -28,10 +28,10 @@ import (
 	"isotope.dev/isotope/internal/builder"
 	"isotope.dev/isotope/internal/buildermgr"
 	"isotope.dev/isotope/internal/fetcher"
-	"isotope.dev/isotope/internal/testing/kubetest"
 	"isotope.dev/isotope/internal/storagesvc"
 	"isotope.dev/isotope/internal/store"
 	"isotope.dev/isotope/internal/store/kubestore"
+	"isotope.dev/isotope/internal/testing/kubetest"
 )
 
 // kubeFixture is the builder manager against the shared control plane:

@@ -22,10 +22,10 @@ import (
 	"isotope.dev/isotope/internal/builder"
 	"isotope.dev/isotope/internal/buildermgr"
 	"isotope.dev/isotope/internal/fetcher"
-	"isotope.dev/isotope/internal/testing/kubetest"
 	"isotope.dev/isotope/internal/storagesvc"
 	"isotope.dev/isotope/internal/store"
 	"isotope.dev/isotope/internal/store/boltstore"
+	"isotope.dev/isotope/internal/testing/kubetest"
 )
 
 // The test binary doubles as a builder process: with ISOTOPE_TEST_BUILDER

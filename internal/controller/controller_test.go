@@ -13,10 +13,10 @@ import (
 
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/controller"
-	"isotope.dev/isotope/internal/testing/kubetest"
 	"isotope.dev/isotope/internal/store"
 	"isotope.dev/isotope/internal/store/boltstore"
 	"isotope.dev/isotope/internal/store/storetest"
+	"isotope.dev/isotope/internal/testing/kubetest"
 )
 
 // The leader-election tests (leader_test.go) share one control plane.

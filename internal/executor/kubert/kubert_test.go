@@ -28,8 +28,8 @@ import (
 	"isotope.dev/isotope/internal/executor/instance"
 	"isotope.dev/isotope/internal/executor/kubert"
 	"isotope.dev/isotope/internal/fetcher"
-	"isotope.dev/isotope/internal/testing/kubetest"
 	"isotope.dev/isotope/internal/store/kubestore"
+	"isotope.dev/isotope/internal/testing/kubetest"
 )
 
 func TestMain(m *testing.M) { kubetest.Main(m) }

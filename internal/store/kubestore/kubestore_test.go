@@ -7,10 +7,10 @@ import (
 	"time"
 
 	v1 "isotope.dev/isotope/api/v1"
-	"isotope.dev/isotope/internal/testing/kubetest"
 	"isotope.dev/isotope/internal/store"
 	"isotope.dev/isotope/internal/store/kubestore"
 	"isotope.dev/isotope/internal/store/storetest"
+	"isotope.dev/isotope/internal/testing/kubetest"
 )
 
 func TestMain(m *testing.M) { kubetest.Main(m) }

@@ -13,8 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "isotope.dev/isotope/api/v1"
-	"isotope.dev/isotope/internal/testing/kubetest"
 	"isotope.dev/isotope/internal/store/storetest"
+	"isotope.dev/isotope/internal/testing/kubetest"
 )
 
 // Every CRD in deploy/crds is installed, established and carries the
