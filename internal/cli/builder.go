@@ -49,8 +49,10 @@ takes them.`,
 				addr = env
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			b := builder.New(builder.Config{SharedDir: dir, Timeout: timeout, MaxLogBytes: maxLogBytes, Log: cmd.OutOrStdout()})
-			return server.ServeRole(cmd.Context(), log, "builder", addr, b.Handler(), "sharedDir", dir)
+			return server.RunBuilder(cmd.Context(), server.BuilderOptions{
+				Addr: addr, SharedDir: dir, Timeout: timeout, MaxLogBytes: maxLogBytes,
+				BuildLog: cmd.OutOrStdout(), Logger: log,
+			})
 		},
 	}
 	f := cmd.Flags()

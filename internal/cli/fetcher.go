@@ -1,12 +1,10 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 
 	"github.com/spf13/cobra"
 
@@ -44,12 +42,13 @@ yet. Flags may be written with one dash, as Fission's fetcher takes them.`,
 			if !ok {
 				return err
 			}
-			var startReq fetcher.FunctionSpecializeRequest
+			var startReq *fetcher.FunctionSpecializeRequest
 			if specializeOnStartup {
 				if specializeReq == "" {
 					return errors.New("-specialize-on-startup needs -specialize-request")
 				}
-				if err := json.Unmarshal([]byte(specializeReq), &startReq); err != nil {
+				startReq = new(fetcher.FunctionSpecializeRequest)
+				if err := json.Unmarshal([]byte(specializeReq), startReq); err != nil {
 					return fmt.Errorf("-specialize-request: not a FunctionSpecializeRequest: %w", err)
 				}
 			}
@@ -59,32 +58,11 @@ yet. Flags may be written with one dash, as Fission's fetcher takes them.`,
 				return err
 			}
 			log.Info("fetcher reads Packages", "from", from)
-			f := fetcher.New(fetcher.Config{
-				SharedDir: dir, SecretDir: secretDir, ConfigDir: cfgmapDir,
-				Packages: packages, StorageToken: g.Token,
-				RuntimeURL: runtimeURL, Logger: log,
-				HTTPClient: &http.Client{Transport: fetcherTransport(runtimeURL)},
+			return server.RunFetcher(cmd.Context(), server.FetcherOptions{
+				Addr: addr, SharedDir: dir, SecretDir: secretDir, ConfigDir: cfgmapDir,
+				RuntimeURL: runtimeURL, StorageToken: g.Token, Packages: packages,
+				SpecializeOnStartup: startReq, Logger: log,
 			})
-			ctx, cancel := context.WithCancel(cmd.Context())
-			defer cancel()
-			errc := make(chan error, 1)
-			if specializeOnStartup {
-				// Readiness is 503 until this succeeds; a failure ends the
-				// process, as in Fission, so the pod restarts.
-				go func() {
-					if err := f.SpecializeOnStartup(ctx, startReq); err != nil {
-						errc <- fmt.Errorf("specialize on startup: %w", err)
-						cancel()
-					}
-				}()
-			}
-			err = server.ServeRole(ctx, log, "fetcher", addr, f.Handler(), "sharedDir", dir)
-			select {
-			case serr := <-errc:
-				return serr
-			default:
-			}
-			return err
 		},
 	}
 	fl := cmd.Flags()

@@ -1,11 +1,9 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -13,8 +11,6 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/resource"
 
-	"isotope.dev/isotope/internal/auth/hmac"
-	"isotope.dev/isotope/internal/auth/webguard"
 	"isotope.dev/isotope/internal/server"
 	"isotope.dev/isotope/internal/storagesvc"
 )
@@ -61,37 +57,11 @@ once they are older than --prune-grace.`,
 				return errors.New("--prune-interval and --prune-grace: must not be negative")
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			backend, err := storagesvc.NewLocalBackend(dir, storagesvc.LocalOptions{IDPrefix: idPrefix})
-			if err != nil {
-				return fmt.Errorf("--dir: %w", err)
-			}
-			defer backend.Close()
-			ln, err := net.Listen("tcp", addr)
-			if err != nil {
-				return fmt.Errorf("--addr: %w", err)
-			}
-			// Cross-origin uploads (multipart needs no CORS preflight)
-			// are refused; Host is not checked, since clients reach the
-			// role by Service names.
-			var guard webguard.Guard
-			h := guard.OriginHandler(server.VerifyInternal(log, hmac.ServiceStoragesvc,
-				storagesvc.NewServer(backend, storagesvc.Options{MaxSize: max.Value(), Token: token, Logger: log}),
-				hmac.VerifierOptions{MaxBody: max.Value() + 1<<20})) // + multipart framing
-			ctx, cancel := context.WithCancel(cmd.Context())
-			defer cancel()
-			if pruneInterval > 0 {
-				refs, err := storagesvcRefs(g, log)
-				if err != nil {
-					return err
-				}
-				p := storagesvc.NewPruner(backend, refs, storagesvc.PrunerOptions{
-					Interval: pruneInterval, Grace: pruneGrace, Logger: log,
-				})
-				go p.Run(ctx)
-			}
-			log.Info("storage service listening", "addr", ln.Addr().String(), "dir", backend.Dir(),
-				"maxSize", max.Value(), "pruneInterval", pruneInterval, "pruneGrace", pruneGrace)
-			return server.ServeHTTP(ctx, ln, h, func() { log.Info("storage service shutting down") })
+			return server.RunStoragesvc(cmd.Context(), server.StoragesvcOptions{
+				Addr: addr, Dir: dir, IDPrefix: idPrefix, Token: token, MaxSize: max.Value(),
+				PruneInterval: pruneInterval, PruneGrace: pruneGrace, Logger: log,
+				Refs: func() (storagesvc.RefsFunc, error) { return storagesvcRefs(g, log) },
+			})
 		},
 	}
 	f := cmd.Flags()

@@ -1,17 +1,14 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
-	"isotope.dev/isotope/internal/auth/hmac"
 	"isotope.dev/isotope/internal/server"
 	"isotope.dev/isotope/internal/wasm"
 	"isotope.dev/isotope/internal/wasmenv"
@@ -46,28 +43,16 @@ SDK run as reactors on a pool of warm instances.`,
 				}
 				envMap[k] = v
 			}
-			ctx := cmd.Context()
-			rt, err := wasm.NewRuntime(ctx, wasm.Config{CacheDir: cacheDir})
-			if err != nil {
-				return err
-			}
-			defer rt.Close(context.Background())
 			var mounts map[string]string
 			if v := os.Getenv(wasmenv.MountsEnv); v != "" {
 				if err := json.Unmarshal([]byte(v), &mounts); err != nil {
 					return fmt.Errorf("%s: not a JSON object of paths: %w", wasmenv.MountsEnv, err)
 				}
 			}
-			srv := wasmenv.New(wasmenv.Config{Runtime: rt, UserfuncDir: userfunc, Limits: lim, Env: envMap, Log: os.Stderr, Mounts: mounts})
-			defer srv.Close()
-			ln, err := net.Listen("tcp", addr)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "wasm-env listening on %s\n", ln.Addr())
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			h := server.VerifyInternal(log, hmac.ServiceRuntime, srv, hmac.VerifierOptions{Protect: runtimeControlPaths})
-			return server.ServeHTTP(ctx, ln, h, nil)
+			return server.RunWasmEnv(cmd.Context(), server.WasmEnvOptions{
+				Addr: addr, UserfuncDir: userfunc, CacheDir: cacheDir, Env: envMap, Mounts: mounts,
+				Limits: lim, GuestLog: os.Stderr, Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)),
+			})
 		},
 	}
 	f := cmd.Flags()
