@@ -54,6 +54,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"isotope.dev/isotope/internal/router"
+	"isotope.dev/isotope/internal/server"
 	"isotope.dev/isotope/internal/store/boltstore"
 )
 
@@ -96,6 +97,10 @@ func main() {
 		}
 		names = append(names, n)
 	}
+	// The router, executor and runtime run in this process: pace its
+	// collector as isotope server paces its own (the load generator, a
+	// process of its own, keeps Go's default).
+	server.TuneGC()
 	profile = *cpuProfile
 	manyFunctions = *withMany
 	burst = *burstN

@@ -166,6 +166,7 @@ type ExecutorOptions struct {
 // RunExecutor runs the executor's controllers: pool Deployments and
 // newdeploy objects, as the holder of "isotope-executor".
 func RunExecutor(ctx context.Context, o ExecutorOptions) error {
+	TuneGC()
 	r, err := o.connect()
 	if err != nil {
 		return err
@@ -193,6 +194,7 @@ type RouterOptions struct {
 // every environment's instances are pods (kubert). Several replicas may
 // run; each takes its own pods.
 func RunRouter(ctx context.Context, o RouterOptions) error {
+	TuneGC()
 	guard, err := webguard.New(o.APIHosts)
 	if err != nil {
 		return err

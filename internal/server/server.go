@@ -294,6 +294,7 @@ func (s *Server) assemble() error {
 // Run serves until ctx ends, then drains in-flight requests (bounded by
 // ShutdownTimeout), stops every role and builder, and closes the store.
 func (s *Server) Run(ctx context.Context) error {
+	TuneGC()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s.log.Info("isotope server started",

@@ -168,6 +168,7 @@ type WasmEnvOptions struct {
 // RunWasmEnv serves the WebAssembly environment runtime (Fission's
 // runtime protocol).
 func RunWasmEnv(ctx context.Context, o WasmEnvOptions) error {
+	TuneGC()
 	rt, err := wasm.NewRuntime(ctx, wasm.Config{CacheDir: o.CacheDir})
 	if err != nil {
 		return err
