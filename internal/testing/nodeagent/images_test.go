@@ -129,7 +129,7 @@ func TestExpandVars(t *testing.T) {
 // DefaultImages says what deploy/docker's Dockerfiles say: the same
 // ENTRYPOINT and CMD for every image, and no Dockerfile left out.
 func TestDefaultImagesMatchDockerfiles(t *testing.T) {
-	files, err := filepath.Glob("../../deploy/docker/*.Dockerfile")
+	files, err := filepath.Glob("../../../deploy/docker/*.Dockerfile")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no Dockerfiles: %v", err)
 	}
