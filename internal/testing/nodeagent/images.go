@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"isotope.dev/isotope/internal/images"
 )
 
 // ImageRule says how the agent runs a container of a matching image as a
@@ -44,19 +46,16 @@ type Role struct {
 	PodPaths []string
 }
 
-// DefaultImages are Isotope's images, as deploy/docker's Dockerfiles
-// build them (a test compares the two), all running the isotope binary.
+// DefaultImages are Isotope's images (internal/images.All, which
+// deploy/docker's Dockerfiles match), all running the isotope binary.
 // "isotope" matches any repository ending in /isotope (isotope/isotope,
 // ghcr.io/isotope-dev/isotope).
 func DefaultImages() []ImageRule {
-	return []ImageRule{
-		{Repository: "isotope", Entrypoint: []string{"/isotope"}, Cmd: []string{"--help"}},
-		{Repository: "wasm-env", Entrypoint: []string{"/isotope", "wasm-env"}, Cmd: []string{"--addr", ":8888", "--userfunc-dir", "/userfunc"}},
-		{Repository: "fetcher", Entrypoint: []string{"/isotope", "fetcher"}, Cmd: []string{"/userfunc"}},
-		{Repository: "go-wasm-builder", Entrypoint: []string{"isotope", "builder"}, Cmd: []string{"/packages"}},
-		{Repository: "c-wasm-builder", Entrypoint: []string{"isotope", "builder"}, Cmd: []string{"/packages"}},
-		{Repository: "rust-wasm-builder", Entrypoint: []string{"isotope", "builder"}, Cmd: []string{"/packages"}},
+	var out []ImageRule
+	for _, im := range images.All {
+		out = append(out, ImageRule{Repository: im.Name, Entrypoint: slices.Clone(im.Entrypoint), Cmd: slices.Clone(im.Cmd)})
 	}
+	return out
 }
 
 // IsotopeRoles are the isotope binary's pod roles.
