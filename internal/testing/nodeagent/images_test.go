@@ -1,6 +1,7 @@
 package nodeagent
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -25,7 +26,11 @@ func place(t *testing.T, mounts map[string]string) podPlace {
 
 func resolve(t *testing.T, c corev1.Container, pl podPlace, env map[string]string) (*commandLine, error) {
 	t.Helper()
-	return resolveCommand(&c, DefaultImages(), testPrograms, IsotopeRoles(), env, pl)
+	l, ok := ruleLaunch(DefaultImages(), c.Image)
+	if !ok {
+		return nil, fmt.Errorf("image %q has no local equivalent", c.Image)
+	}
+	return resolveCommand(&c, l, testPrograms, IsotopeRoles(), env, pl)
 }
 
 // A wasm-env container as the executor writes it (command given, no
