@@ -3,6 +3,7 @@
 //
 //	go run ./hack/images [build] [-out bin/images] [-tag 0.1.0] [-prefix isotope]
 //	                     [-images isotope,wasm-env] [-push registry/prefix] [-insecure]
+//	                     [-cache dir]
 //	go run ./hack/images rootfs -image wasm-env -out /rootfs
 //
 // build writes an OCI layout (<out>/oci), one `docker save` tarball per
@@ -66,6 +67,7 @@ func build(ctx context.Context, args []string) error {
 	fs.StringVar(&push, "push", "", "push every image to this registry prefix as <prefix>/<name>:<tag>")
 	fs.BoolVar(&insecure, "insecure", false, "with -push: plain HTTP to a registry that is not on loopback")
 	fs.StringVar(&o.GOARCH, "goarch", "", "architecture of the images (default this machine's)")
+	fs.StringVar(&o.CacheDir, "cache", "", "cache of the binary and layers (default <user cache dir>/isotope/images)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -560,3 +560,54 @@ func writeSummary(o Options, res *Result) error {
 	}
 	return writeFileAtomic(filepath.Join(o.Out, "images.json"), append(data, '\n'))
 }
+
+// Load reads what Build wrote to out (images.json, the OCI layout and
+// the tarballs) back as a Result; its images are read from the layout.
+func Load(out string) (*Result, error) {
+	data, err := os.ReadFile(filepath.Join(out, "images.json"))
+	if err != nil {
+		return nil, err
+	}
+	var summary []summaryEntry
+	if err := json.Unmarshal(data, &summary); err != nil {
+		return nil, fmt.Errorf("%s/images.json: %w", out, err)
+	}
+	l, err := OpenLayout(filepath.Join(out, "oci"))
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Layout: l.Dir()}
+	for _, s := range summary {
+		im, ok := Lookup(s.Name)
+		if !ok {
+			return nil, fmt.Errorf("%s/images.json: image %q is not in the table", out, s.Name)
+		}
+		img, digest, ok, err := l.Find(s.Ref)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || digest.String() != s.Digest {
+			return nil, fmt.Errorf("%s: the layout does not hold %s@%s", out, s.Ref, s.Digest)
+		}
+		res.Images = append(res.Images, Built{Image: im, Ref: s.Ref, Digest: digest, Size: s.Size, Unpacked: s.Unpacked,
+			Tarball: filepath.Join(out, s.Tarball), V1: img})
+	}
+	return res, nil
+}
+
+// Make builds the images as `make images` does, in a process of its own
+// (go run ./hack/images build -out out args...), and loads the result.
+// Tests use it: they run with the race detector, under which compressing
+// layers in the test's own process is many times slower.
+func Make(ctx context.Context, out string, args ...string) (*Result, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, "go", append([]string{"run", "./hack/images", "build", "-out", out}, args...)...)
+	cmd.Dir = root
+	if output, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go run ./hack/images build: %w\n%s", err, output)
+	}
+	return Load(out)
+}

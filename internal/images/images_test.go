@@ -21,7 +21,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"isotope.dev/isotope/internal/images"
-	"isotope.dev/isotope/internal/testing/testlog"
 )
 
 // shared is the build every test of this binary reads: `make images`
@@ -29,7 +28,6 @@ import (
 var shared struct {
 	once sync.Once
 	out  string
-	log  testlog.Buffer
 	res  *images.Result
 	err  error
 }
@@ -53,10 +51,10 @@ func built(t *testing.T) *images.Result {
 	shared.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 		defer cancel()
-		shared.res, shared.err = images.Build(ctx, images.Options{Out: shared.out, Log: &shared.log})
+		shared.res, shared.err = images.Make(ctx, shared.out)
 	})
 	if shared.err != nil {
-		t.Fatalf("build: %v\n%s", shared.err, shared.log.String())
+		t.Fatalf("make images: %v", shared.err)
 	}
 	return shared.res
 }
@@ -80,7 +78,7 @@ func TestBuildIsReproducible(t *testing.T) {
 	out := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	second, err := images.Build(ctx, images.Options{Out: out, CacheDir: t.TempDir()})
+	second, err := images.Make(ctx, out, "-cache", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,6 +183,12 @@ func checkLayers(t *testing.T, im images.Image, img v1.Image) {
 	}
 	seen := map[string]*tar.Header{}
 	for i, l := range layers {
+		if size, _ := l.Size(); raceEnabled && size > 20<<20 {
+			// The toolchain layer: the same writer as the others, and
+			// TestBuildIsReproducible covers its bytes.
+			t.Logf("%s layer %d (%d MB): not read under the race detector", im.Name, i, size>>20)
+			continue
+		}
 		rc, err := l.Uncompressed()
 		if err != nil {
 			t.Fatal(err)

@@ -197,7 +197,7 @@ func platformImages(t *testing.T) platform {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 		defer cancel()
 		start := time.Now()
-		res, err := images.Build(ctx, images.Options{Out: dir})
+		res, err := images.Make(ctx, dir)
 		if err != nil {
 			platformOnce.err = err
 			return

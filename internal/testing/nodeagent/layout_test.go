@@ -21,13 +21,14 @@ import (
 	"isotope.dev/isotope/internal/testing/nodeagent"
 )
 
-// buildLayout builds the images the tests run into an OCI layout of the
-// test's own (cached: seconds; the first build on a machine, minutes).
+// buildLayout builds the images the tests run, as make images does, into
+// an OCI layout of the test's own (cached: seconds; the first build on a
+// machine, minutes).
 func buildLayout(t *testing.T, names ...string) *images.Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	res, err := images.Build(ctx, images.Options{Out: t.TempDir(), Images: names})
+	res, err := images.Make(ctx, t.TempDir(), "-images", strings.Join(names, ","))
 	if err != nil {
 		t.Fatal(err)
 	}
