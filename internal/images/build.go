@@ -15,7 +15,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -114,7 +113,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	layers := filepath.Join(o.CacheDir, "layers")
-	binLayer, err := cachedLayer(layers, "binary "+binSum, func() ([]entry, error) {
+	binLayer, err := cachedLayer(layers, "binary", binSum, func() ([]entry, error) {
 		st, err := os.Stat(bin)
 		if err != nil {
 			return nil, err
@@ -286,15 +285,11 @@ func buildBinary(ctx context.Context, o Options) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	unlock, err := lockFile(filepath.Join(dir, ".lock"))
 	if err != nil {
 		return "", err
 	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return "", err
-	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	defer unlock()
 	bin := filepath.Join(dir, "isotope-linux-"+o.GOARCH)
 	cmd := exec.CommandContext(ctx, "go", BinaryBuildArgs(o.Tag, bin)...)
 	cmd.Dir = o.Root
@@ -341,7 +336,7 @@ func assemble(ctx context.Context, o Options, im Image, binLayer v1.Layer) (v1.I
 		if err != nil {
 			return nil, err
 		}
-		tl, err := cachedLayer(filepath.Join(o.CacheDir, "layers"), "toolchain "+tc.Name+" "+key, func() ([]entry, error) { return entries, nil })
+		tl, err := cachedLayer(filepath.Join(o.CacheDir, "layers"), "toolchain-"+tc.Name, key, func() ([]entry, error) { return entries, nil })
 		if err != nil {
 			return nil, fmt.Errorf("%s toolchain layer: %w", tc.Name, err)
 		}

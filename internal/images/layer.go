@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -202,23 +203,37 @@ func memLayer(entries []entry) (v1.Layer, error) {
 	return &blobLayer{info: info, open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }}, nil
 }
 
-// cachedLayer returns the layer of entries stored under key in dir,
-// writing it first when it is not there. key must change whenever the
-// entries' contents could: the caller knows how (a file's digest, a
-// toolchain's listing). Writes go to a temporary file renamed into
-// place, so concurrent builds never see half a layer.
-func cachedLayer(dir, key string, entries func() ([]entry, error)) (v1.Layer, error) {
-	sum := sha256.Sum256([]byte(layerFormat + "\n" + key))
-	base := filepath.Join(dir, hex.EncodeToString(sum[:16]))
+// cachedLayers is how many layers of one kind (the binary, a toolchain)
+// the cache keeps: the most recently used.
+const cachedLayers = 6
+
+// cachedLayer returns the layer of entries stored under kind and key in
+// dir, writing it first when it is not there. key must change whenever
+// the entries' contents could: the caller knows how (a file's digest, a
+// toolchain's listing). A lock per layer keeps concurrent builds (test
+// binaries running side by side) from compressing the same layer twice;
+// writes go to a temporary file renamed into place. Each write prunes
+// the kind's least recently used layers beyond cachedLayers.
+func cachedLayer(dir, kind, key string, entries func() ([]entry, error)) (v1.Layer, error) {
+	sum := sha256.Sum256([]byte(layerFormat + "\n" + kind + "\n" + key))
+	base := filepath.Join(dir, kind+"-"+hex.EncodeToString(sum[:16]))
 	blob, meta := base+".tar.gz", base+".json"
 	if l, err := openCached(blob, meta); err == nil {
 		return l, nil
 	}
-	es, err := entries()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	unlock, err := lockFile(base + ".lock")
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	defer unlock()
+	if l, err := openCached(blob, meta); err == nil {
+		return l, nil // written by another build while we waited
+	}
+	es, err := entries()
+	if err != nil {
 		return nil, err
 	}
 	f, err := os.CreateTemp(dir, ".layer-*")
@@ -243,7 +258,51 @@ func cachedLayer(dir, key string, entries func() ([]entry, error)) (v1.Layer, er
 	if err := writeFileAtomic(meta, mj); err != nil {
 		return nil, err
 	}
+	pruneCache(dir, kind, blob)
 	return openCached(blob, meta)
+}
+
+// pruneCache removes kind's layers beyond the cachedLayers most recently
+// used (keep, just written, always stays).
+func pruneCache(dir, kind, keep string) {
+	blobs, _ := filepath.Glob(filepath.Join(dir, kind+"-*.tar.gz"))
+	type aged struct {
+		path string
+		used time.Time
+	}
+	var all []aged
+	for _, b := range blobs {
+		if st, err := os.Stat(b); err == nil && b != keep {
+			all = append(all, aged{b, st.ModTime()})
+		}
+	}
+	slices.SortFunc(all, func(a, b aged) int { return b.used.Compare(a.used) })
+	for i, a := range all {
+		if i+1 < cachedLayers {
+			continue
+		}
+		base := strings.TrimSuffix(a.path, ".tar.gz")
+		os.Remove(base + ".json")
+		os.Remove(a.path)
+		os.Remove(base + ".lock")
+	}
+}
+
+// lockFile takes an exclusive lock on path (created if missing) and
+// returns its release.
+func lockFile(path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
 
 func openCached(blob, meta string) (v1.Layer, error) {
@@ -262,6 +321,8 @@ func openCached(blob, meta string) (v1.Layer, error) {
 	if st.Size() != info.Size {
 		return nil, errors.New("cached layer has the wrong size")
 	}
+	now := time.Now()
+	os.Chtimes(blob, now, now) // used: pruned last
 	return &blobLayer{info: info, open: func() (io.ReadCloser, error) { return os.Open(blob) }}, nil
 }
 
