@@ -49,10 +49,12 @@ clean:
 # bin/images/oci (an OCI layout), bin/images/<name>.tar (`docker load`,
 # `kind load image-archive`) and bin/images/images.json. The same commit
 # gives the same digests.
-#   make images                          isotope/<name>:<chart appVersion>
-#   make images TAG=v1                   another tag
-#   make images PUSH=registry/prefix     also push <prefix>/<name>:<tag>
-#   make images IMAGES=wasm-env,fetcher  only these
+#   make images                              isotope/<name>:<chart appVersion>
+#   make images TAG=v1                       another tag
+#   make images PUSH=registry/team/isotope   also push <prefix>/<name>:<tag>
+#                                            (keep isotope last: docs/kubernetes.md)
+#   make images PUSH=host:5000/isotope INSECURE=1   a plain-HTTP registry
+#   make images IMAGES=wasm-env,fetcher      only these
 images:
 	$(GO) run ./hack/images build $(if $(TAG),-tag $(TAG)) $(if $(PUSH),-push $(PUSH)) $(if $(IMAGES),-images $(IMAGES)) $(if $(INSECURE),-insecure)
 

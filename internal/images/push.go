@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -26,8 +28,11 @@ type Pushed struct {
 	Digest v1.Hash // what the registry now serves for Ref
 }
 
-// Push uploads built images to prefix ("registry.example.com/team"):
-// each as <prefix>/<name>:<tag> with the tag it was built with.
+// Push uploads built images to prefix ("registry.example.com/team/isotope"):
+// each as <prefix>/<name>:<tag> with the tag it was built with. Keep
+// "isotope" as the prefix's last element: Isotope recognizes its built-in
+// images by repositories ending in isotope/wasm-env and
+// isotope/go-wasm-builder, and Push warns (in Log) about another prefix.
 // Credentials come from the docker config (~/.docker/config.json and
 // its helpers), as for docker push; layers the registry already has
 // (the binary, shared by every image) are not sent again.
@@ -38,6 +43,10 @@ func Push(ctx context.Context, built []Built, prefix string, o PushOptions) ([]P
 	var opts []name.Option
 	if o.Insecure {
 		opts = append(opts, name.Insecure)
+	}
+	if path.Base(strings.TrimSuffix(prefix, "/")) != DefaultPrefix {
+		fmt.Fprintf(o.Log, "images: warning: prefix %q does not end in /%s: environments naming %s/wasm-env or %s/go-wasm-builder "+
+			"are not recognized as Isotope's built-in images (go-wasm-builder pods would run Fission's /builder)\n", prefix, DefaultPrefix, prefix, prefix)
 	}
 	var out []Pushed
 	for _, b := range built {

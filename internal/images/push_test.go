@@ -70,6 +70,15 @@ func TestPushToRegistry(t *testing.T) {
 			}
 		}
 	}
+	// Another last element than "isotope" works, with a warning: the
+	// platform would not know the builder image as its own.
+	var log strings.Builder
+	if _, err := images.Push(ctx, res.Images[:1], strings.TrimPrefix(srv.URL, "http://")+"/team/other", images.PushOptions{Log: &log}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "does not end in /isotope") {
+		t.Errorf("no warning about the prefix: %s", log.String())
+	}
 	// A prefix that is no registry path is refused before anything is sent.
 	if _, err := images.Push(ctx, res.Images[:1], "Not A/Registry!", images.PushOptions{}); err == nil {
 		t.Error("push to prefix \"Not A/Registry!\" succeeded")
