@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,9 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -104,24 +101,9 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	start := time.Now()
-	bin, err := buildBinary(ctx, o)
+	bin, binSum, binLayer, err := binaryLayer(ctx, o)
 	if err != nil {
 		return nil, err
-	}
-	binSum, err := fileSHA256(bin)
-	if err != nil {
-		return nil, err
-	}
-	layers := filepath.Join(o.CacheDir, "layers")
-	binLayer, err := cachedLayer(layers, "binary", binSum, func() ([]entry, error) {
-		st, err := os.Stat(bin)
-		if err != nil {
-			return nil, err
-		}
-		return []entry{{path: BinaryPath, mode: 0o755, src: bin, size: st.Size()}}, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("binary layer: %w", err)
 	}
 	fmt.Fprintf(o.Log, "images: isotope binary %s (sha256 %s) in %v\n", bin, binSum[:12], time.Since(start).Round(time.Millisecond))
 
@@ -277,28 +259,44 @@ func gitSource(ctx context.Context, root string) string {
 	return u.String()
 }
 
-// buildBinary links the static isotope binary for linux/GOARCH into the
-// cache, under a lock so concurrent builds (two test binaries) take
-// turns; go build relinks only when something changed.
-func buildBinary(ctx context.Context, o Options) (string, error) {
+// binaryLayer links the static isotope binary for linux/GOARCH into the
+// cache (go build relinks only when something changed) and returns it,
+// its sha256 and its layer. The binary's path is per source tree, and a
+// lock on it lasts until its layer exists, so concurrent builds (test
+// binaries side by side, another worktree) never put another build's
+// binary into their images.
+func binaryLayer(ctx context.Context, o Options) (bin, sum string, layer v1.Layer, err error) {
 	dir := filepath.Join(o.CacheDir, "bin")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
+		return "", "", nil, err
 	}
-	unlock, err := lockFile(filepath.Join(dir, ".lock"))
+	tree := sha256.Sum256([]byte(o.Root))
+	bin = filepath.Join(dir, fmt.Sprintf("isotope-linux-%s-%x", o.GOARCH, tree[:6]))
+	unlock, err := lockFile(bin + ".lock")
 	if err != nil {
-		return "", err
+		return "", "", nil, err
 	}
 	defer unlock()
-	bin := filepath.Join(dir, "isotope-linux-"+o.GOARCH)
 	cmd := exec.CommandContext(ctx, "go", BinaryBuildArgs(o.Tag, bin)...)
 	cmd.Dir = o.Root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+o.GOARCH, "GOFLAGS=")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go %s: %w\n%s", strings.Join(cmd.Args[1:], " "), err, out)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", "", nil, fmt.Errorf("go %s: %w\n%s", strings.Join(cmd.Args[1:], " "), err, out)
 	}
-	return bin, nil
+	if sum, err = fileSHA256(bin); err != nil {
+		return "", "", nil, err
+	}
+	layer, err = cachedLayer(filepath.Join(o.CacheDir, "layers"), "binary", sum, func() ([]entry, error) {
+		st, err := os.Stat(bin)
+		if err != nil {
+			return nil, err
+		}
+		return []entry{{path: BinaryPath, mode: 0o755, src: bin, size: st.Size()}}, nil
+	})
+	if err != nil {
+		return "", "", nil, fmt.Errorf("binary layer: %w", err)
+	}
+	return bin, sum, layer, nil
 }
 
 // BinaryBuildArgs are the go command's arguments that build the isotope
@@ -460,149 +458,4 @@ func sizes(img v1.Image) (pulled, unpacked int64, err error) {
 		unpacked += n
 	}
 	return pulled, unpacked, nil
-}
-
-// RefAnnotation is the OCI layout's annotation naming an image.
-const RefAnnotation = "org.opencontainers.image.ref.name"
-
-// write puts the images into Out: an OCI layout Out/oci (written beside
-// and renamed into place) and a `docker save` tarball per image.
-func write(o Options, res *Result) error {
-	if err := os.MkdirAll(o.Out, 0o755); err != nil {
-		return err
-	}
-	final := filepath.Join(o.Out, "oci")
-	tmp := filepath.Join(o.Out, ".oci-tmp")
-	if err := os.RemoveAll(tmp); err != nil {
-		return err
-	}
-	p, err := layout.Write(tmp, empty.Index)
-	if err != nil {
-		return err
-	}
-	for _, b := range res.Images {
-		ref, err := name.NewTag(b.Ref)
-		if err != nil {
-			return err
-		}
-		err = p.AppendImage(b.V1,
-			layout.WithAnnotations(map[string]string{
-				RefAnnotation: b.Ref,
-				// containerd's name for it (ctr import, kind load).
-				"io.containerd.image.name": ref.Name(),
-			}),
-			layout.WithPlatform(v1.Platform{OS: "linux", Architecture: o.GOARCH}))
-		if err != nil {
-			return fmt.Errorf("OCI layout: %s: %w", b.Ref, err)
-		}
-	}
-	if err := os.RemoveAll(final); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		return err
-	}
-	res.Layout = final
-	for i, b := range res.Images {
-		ref, err := name.NewTag(b.Ref)
-		if err != nil {
-			return err
-		}
-		path := filepath.Join(o.Out, b.Image.Name+".tar")
-		f, err := os.CreateTemp(o.Out, ".tar-*")
-		if err != nil {
-			return err
-		}
-		err = tarball.Write(ref, b.V1, f)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Chmod(f.Name(), 0o644)
-		}
-		if err == nil {
-			err = os.Rename(f.Name(), path)
-		}
-		if err != nil {
-			os.Remove(f.Name())
-			return fmt.Errorf("tarball %s: %w", path, err)
-		}
-		res.Images[i].Tarball = path
-	}
-	return writeSummary(o, res)
-}
-
-// summaryEntry is one line of Out/images.json.
-type summaryEntry struct {
-	Name     string `json:"name"`
-	Ref      string `json:"ref"`
-	Digest   string `json:"digest"`
-	Size     int64  `json:"size"`
-	Unpacked int64  `json:"unpacked"`
-	Tarball  string `json:"tarball"`
-}
-
-// writeSummary writes Out/images.json: each image's reference, digest
-// and sizes, for scripts (and people) that load or compare them.
-func writeSummary(o Options, res *Result) error {
-	var s []summaryEntry
-	for _, b := range res.Images {
-		s = append(s, summaryEntry{b.Image.Name, b.Ref, b.Digest.String(), b.Size, b.Unpacked, filepath.Base(b.Tarball)})
-	}
-	data, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(filepath.Join(o.Out, "images.json"), append(data, '\n'))
-}
-
-// Load reads what Build wrote to out (images.json, the OCI layout and
-// the tarballs) back as a Result; its images are read from the layout.
-func Load(out string) (*Result, error) {
-	data, err := os.ReadFile(filepath.Join(out, "images.json"))
-	if err != nil {
-		return nil, err
-	}
-	var summary []summaryEntry
-	if err := json.Unmarshal(data, &summary); err != nil {
-		return nil, fmt.Errorf("%s/images.json: %w", out, err)
-	}
-	l, err := OpenLayout(filepath.Join(out, "oci"))
-	if err != nil {
-		return nil, err
-	}
-	res := &Result{Layout: l.Dir()}
-	for _, s := range summary {
-		im, ok := Lookup(s.Name)
-		if !ok {
-			return nil, fmt.Errorf("%s/images.json: image %q is not in the table", out, s.Name)
-		}
-		img, digest, ok, err := l.Find(s.Ref)
-		if err != nil {
-			return nil, err
-		}
-		if !ok || digest.String() != s.Digest {
-			return nil, fmt.Errorf("%s: the layout does not hold %s@%s", out, s.Ref, s.Digest)
-		}
-		res.Images = append(res.Images, Built{Image: im, Ref: s.Ref, Digest: digest, Size: s.Size, Unpacked: s.Unpacked,
-			Tarball: filepath.Join(out, s.Tarball), V1: img})
-	}
-	return res, nil
-}
-
-// Make builds the images as `make images` does, in a process of its own
-// (go run ./hack/images build -out out args...), and loads the result.
-// Tests use it: they run with the race detector, under which compressing
-// layers in the test's own process is many times slower.
-func Make(ctx context.Context, out string, args ...string) (*Result, error) {
-	root, err := RepoRoot()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.CommandContext(ctx, "go", append([]string{"run", "./hack/images", "build", "-out", out}, args...)...)
-	cmd.Dir = root
-	if output, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go run ./hack/images build: %w\n%s", err, output)
-	}
-	return Load(out)
 }

@@ -1,0 +1,161 @@
+package images
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// RefAnnotation is the OCI layout's annotation naming an image.
+const RefAnnotation = "org.opencontainers.image.ref.name"
+
+// write puts the images into Out: an OCI layout Out/oci (written beside
+// and renamed into place) and a `docker save` tarball per image.
+func write(o Options, res *Result) error {
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return err
+	}
+	final := filepath.Join(o.Out, "oci")
+	tmp := filepath.Join(o.Out, ".oci-tmp")
+	if err := os.RemoveAll(tmp); err != nil {
+		return err
+	}
+	p, err := layout.Write(tmp, empty.Index)
+	if err != nil {
+		return err
+	}
+	for _, b := range res.Images {
+		ref, err := name.NewTag(b.Ref)
+		if err != nil {
+			return err
+		}
+		err = p.AppendImage(b.V1,
+			layout.WithAnnotations(map[string]string{
+				RefAnnotation: b.Ref,
+				// containerd's name for it (ctr import, kind load).
+				"io.containerd.image.name": ref.Name(),
+			}),
+			layout.WithPlatform(v1.Platform{OS: "linux", Architecture: o.GOARCH}))
+		if err != nil {
+			return fmt.Errorf("OCI layout: %s: %w", b.Ref, err)
+		}
+	}
+	if err := os.RemoveAll(final); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return err
+	}
+	res.Layout = final
+	for i, b := range res.Images {
+		ref, err := name.NewTag(b.Ref)
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(o.Out, b.Image.Name+".tar")
+		f, err := os.CreateTemp(o.Out, ".tar-*")
+		if err != nil {
+			return err
+		}
+		err = tarball.Write(ref, b.V1, f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Chmod(f.Name(), 0o644)
+		}
+		if err == nil {
+			err = os.Rename(f.Name(), path)
+		}
+		if err != nil {
+			os.Remove(f.Name())
+			return fmt.Errorf("tarball %s: %w", path, err)
+		}
+		res.Images[i].Tarball = path
+	}
+	return writeSummary(o, res)
+}
+
+// summaryEntry is one line of Out/images.json.
+type summaryEntry struct {
+	Name     string `json:"name"`
+	Ref      string `json:"ref"`
+	Digest   string `json:"digest"`
+	Size     int64  `json:"size"`
+	Unpacked int64  `json:"unpacked"`
+	Tarball  string `json:"tarball"`
+}
+
+// writeSummary writes Out/images.json: each image's reference, digest
+// and sizes, for scripts (and people) that load or compare them.
+func writeSummary(o Options, res *Result) error {
+	var s []summaryEntry
+	for _, b := range res.Images {
+		s = append(s, summaryEntry{b.Image.Name, b.Ref, b.Digest.String(), b.Size, b.Unpacked, filepath.Base(b.Tarball)})
+	}
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(o.Out, "images.json"), append(data, '\n'))
+}
+
+// Load reads what Build wrote to out (images.json, the OCI layout and
+// the tarballs) back as a Result; its images are read from the layout.
+func Load(out string) (*Result, error) {
+	data, err := os.ReadFile(filepath.Join(out, "images.json"))
+	if err != nil {
+		return nil, err
+	}
+	var summary []summaryEntry
+	if err := json.Unmarshal(data, &summary); err != nil {
+		return nil, fmt.Errorf("%s/images.json: %w", out, err)
+	}
+	l, err := OpenLayout(filepath.Join(out, "oci"))
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Layout: l.Dir()}
+	for _, s := range summary {
+		im, ok := Lookup(s.Name)
+		if !ok {
+			return nil, fmt.Errorf("%s/images.json: image %q is not in the table", out, s.Name)
+		}
+		img, digest, ok, err := l.Find(s.Ref)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || digest.String() != s.Digest {
+			return nil, fmt.Errorf("%s: the layout does not hold %s@%s", out, s.Ref, s.Digest)
+		}
+		res.Images = append(res.Images, Built{Image: im, Ref: s.Ref, Digest: digest, Size: s.Size, Unpacked: s.Unpacked,
+			Tarball: filepath.Join(out, s.Tarball), V1: img})
+	}
+	return res, nil
+}
+
+// Make builds the images as `make images` does, in a process of its own
+// (go run ./hack/images build -out out args...), and loads the result.
+// Tests use it: they run with the race detector, under which compressing
+// layers in the test's own process is many times slower.
+func Make(ctx context.Context, out string, args ...string) (*Result, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, "go", append([]string{"run", "./hack/images", "build", "-out", out}, args...)...)
+	cmd.Dir = root
+	if output, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go run ./hack/images build: %w\n%s", err, output)
+	}
+	return Load(out)
+}
