@@ -82,6 +82,15 @@ type Result struct {
 	Images []Built
 	// Binary is the static isotope binary inside them.
 	Binary string
+	// Skipped are the images of All this machine cannot build (their
+	// toolchain's packages are not installed), when all were asked for.
+	Skipped []Skipped
+}
+
+// Skipped is an image Build left out, and why.
+type Skipped struct {
+	Image  Image
+	Reason string
 }
 
 // Build compiles the isotope binary (static, CGO_ENABLED=0, -trimpath,
@@ -110,6 +119,13 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	res := &Result{Binary: bin}
 	for _, im := range sel {
 		img, err := assemble(ctx, o, im, binLayer)
+		var ue *UnavailableError
+		if errors.As(err, &ue) && len(o.Images) == 0 {
+			// Everything was asked for: build what this machine can.
+			fmt.Fprintf(o.Log, "images: skipping %s: %v\n", im.Name, ue)
+			res.Skipped = append(res.Skipped, Skipped{Image: im, Reason: ue.Error()})
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", im.Name, err)
 		}

@@ -2,6 +2,7 @@ package images
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -97,6 +98,46 @@ var All = []Image{
 		Volumes:   []string{"/cache"},
 		Toolchain: GoToolchain(),
 	},
+	{
+		Name:        "c-wasm-builder",
+		Description: "Isotope's C/C++-to-WebAssembly builder (Fission's builder API on port 8001): `isotope build c-wasm` with Debian's clang, wasm-ld and wasi-libc inside",
+		Entrypoint:  []string{BinaryPath, "builder"},
+		Cmd:         []string{"/packages"},
+		Ports:       []int{8001},
+		Dirs:        []string{"/packages"},
+		Toolchain:   CToolchain(),
+	},
+	{
+		Name:        "rust-wasm-builder",
+		Description: "Isotope's Rust-to-WebAssembly builder (Fission's builder API on port 8001): `isotope build rust-wasm` with Debian's rustc, cargo and the wasm32 standard library inside",
+		Entrypoint:  []string{BinaryPath, "builder"},
+		Cmd:         []string{"/packages"},
+		Ports:       []int{8001},
+		Dirs:        []string{"/packages"},
+		Toolchain:   RustToolchain(),
+	},
+}
+
+// CToolchain is the c-wasm builder's toolchain: the packages .ci/run
+// installs for it (clang, wasm-ld, wasi-libc, clang's wasm32 runtime,
+// libc++ for C++), make and dash (/bin/sh) for build scripts. clang
+// depends on the host's C development files (libc6-dev, libgcc and
+// libstdc++ headers, binutils) to compile for the host; a wasm32-wasi
+// build reads the WASI sysroot and runs wasm-ld instead, so those are
+// left out (TestToolchainImagesBuild compiles C and C++ in the image).
+func CToolchain() *Toolchain {
+	return DebianToolchain("c",
+		[]string{"clang", "lld", "wasi-libc", "libclang-rt-*-dev-wasm32", "libc++-*-dev-wasm32", "libc++abi-*-dev-wasm32", "make", "dash"},
+		regexp.MustCompile(`^(libc6-dev|libgcc-\d+-dev|libstdc\+\+-\d+-dev|libobjc-\d+-dev|binutils)$`),
+		map[string]string{"/usr/bin/sh": "dash"})
+}
+
+// RustToolchain is the rust-wasm builder's toolchain: Debian's rustc,
+// cargo, the wasm32 standard library and lld, whole: a crate's build
+// scripts and procedural macros compile and link for the host, which
+// needs the host's standard library, cc and the C library.
+func RustToolchain() *Toolchain {
+	return DebianToolchain("rust", []string{"rustc", "cargo", "libstd-rust-dev-wasm32", "lld"}, nil, nil)
 }
 
 // Lookup returns the image named name.
@@ -141,7 +182,7 @@ func selectImages(names []string) ([]Image, error) {
 // HOME, then Env.
 func (im Image) EnvList() []string {
 	path := basePath
-	if im.Toolchain != nil {
+	if im.Toolchain != nil && im.Toolchain.Bin != "" {
 		path = im.Toolchain.Bin + ":" + path
 	}
 	return append([]string{"PATH=" + path, "HOME=" + Home}, im.Env...)
