@@ -55,8 +55,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	build := exec.Command("go", "build", "-o", hostBinary, "./cmd/isotope")
+	// Static and -trimpath, as make images builds it (internal/images),
+	// so the packages compiled for one are reused by the other.
+	build := exec.Command("go", "build", "-trimpath", "-o", hostBinary, "./cmd/isotope")
 	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building isotope:", err)
