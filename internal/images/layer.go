@@ -32,7 +32,7 @@ var epoch = time.Unix(0, 0).UTC()
 
 // layerFormat changes whenever the way layers are written changes, so
 // cached layers from an older way are not reused.
-const layerFormat = "isotope-layer-v1"
+const layerFormat = "isotope-layer-v2" // v2: klauspost/compress gzip
 
 // entry is one file, directory or symlink of a layer.
 type entry struct {

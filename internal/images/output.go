@@ -92,7 +92,10 @@ type summaryEntry struct {
 	Digest   string `json:"digest"`
 	Size     int64  `json:"size"`
 	Unpacked int64  `json:"unpacked"`
-	Tarball  string `json:"tarball"`
+	Tarball  string `json:"tarball,omitempty"`
+	// Skipped says why the image was not built (its toolchain is not on
+	// this machine); the other fields are empty then.
+	Skipped string `json:"skipped,omitempty"`
 }
 
 // writeSummary writes Out/images.json: each image's reference, digest
@@ -100,7 +103,10 @@ type summaryEntry struct {
 func writeSummary(o Options, res *Result) error {
 	var s []summaryEntry
 	for _, b := range res.Images {
-		s = append(s, summaryEntry{b.Image.Name, b.Ref, b.Digest.String(), b.Size, b.Unpacked, filepath.Base(b.Tarball)})
+		s = append(s, summaryEntry{Name: b.Image.Name, Ref: b.Ref, Digest: b.Digest.String(), Size: b.Size, Unpacked: b.Unpacked, Tarball: filepath.Base(b.Tarball)})
+	}
+	for _, sk := range res.Skipped {
+		s = append(s, summaryEntry{Name: sk.Image.Name, Skipped: sk.Reason})
 	}
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
@@ -129,6 +135,10 @@ func Load(out string) (*Result, error) {
 		im, ok := Lookup(s.Name)
 		if !ok {
 			return nil, fmt.Errorf("%s/images.json: image %q is not in the table", out, s.Name)
+		}
+		if s.Skipped != "" {
+			res.Skipped = append(res.Skipped, Skipped{Image: im, Reason: s.Skipped})
+			continue
 		}
 		img, digest, ok, err := l.Find(s.Ref)
 		if err != nil {

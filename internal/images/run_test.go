@@ -175,7 +175,7 @@ func TestGoWasmBuilderBuildsAndWasmEnvServes(t *testing.T) {
 		{filepath.Join(deploy, "main.wasm"), "Handler", "/?name=image", "Hello, image! (from WebAssembly, GET /)"},
 	} {
 		wc := newContainer(t, w)
-		addr := serve(t, wc, "wasm-env listening on (\\S+)", append(slices.Clone(w.Config.Entrypoint), "--addr", "127.0.0.1:0", "--userfunc-dir", t.TempDir()))
+		addr := serve(t, wc, "wasm-env listening.* addr=(\\S+)", append(slices.Clone(w.Config.Entrypoint), "--addr", "127.0.0.1:0", "--userfunc-dir", t.TempDir()))
 		get(t, "http://"+addr+"/healthz", 200, "")
 		body := fmt.Sprintf(`{"filepath":%q,"functionName":%q}`, m.module, m.entry)
 		resp, err := http.Post("http://"+addr+"/v2/specialize", "application/json", strings.NewReader(body))
