@@ -189,7 +189,7 @@ var platformOnce struct {
 	err error
 }
 
-// platformImages builds every image (as make images does, into a
+// platformImages builds the images the suite runs (as make images does, into a
 // directory of this test binary; cached: seconds, the first time on a
 // machine minutes), unpacks the control-plane image and points binary
 // at its isotope.
@@ -200,7 +200,9 @@ func platformImages(t *testing.T) platform {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 		defer cancel()
 		start := time.Now()
-		res, err := images.Make(ctx, dir)
+		// The images the suite's pods run; the C and Rust builders (a
+		// toolchain layer of hundreds of MB each) are not among them.
+		res, err := images.Make(ctx, dir, "-images", "isotope,wasm-env,fetcher,go-wasm-builder")
 		if err != nil {
 			platformOnce.err = err
 			return
