@@ -32,7 +32,7 @@ var epoch = time.Unix(0, 0).UTC()
 
 // layerFormat changes whenever the way layers are written changes, so
 // cached layers from an older way are not reused.
-const layerFormat = "isotope-layer-v2" // v2: klauspost/compress gzip
+const layerFormat = "isotope-layer-v3" // v3: klauspost/compress gzip, header time 0
 
 // entry is one file, directory or symlink of a layer.
 type entry struct {
@@ -171,6 +171,9 @@ func compress(w io.Writer, entries []entry) (layerInfo, error) {
 	if err != nil {
 		return layerInfo{}, err
 	}
+	// No time in the header: klauspost's writer writes the zero
+	// time.Time as a wrapped-around date unless told the epoch (0).
+	zw.ModTime = epoch
 	tc := &counter{w: io.MultiWriter(zw, diffID)}
 	if err := writeTar(tc, entries); err != nil {
 		return layerInfo{}, err

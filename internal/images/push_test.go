@@ -20,7 +20,15 @@ import (
 // running in-process on loopback, go-containerregistry's reference
 // registry), which then serves the built digests, configs and layers.
 func TestPushToRegistry(t *testing.T) {
-	res := built(t)
+	// The registry keeps blobs in memory: the C and Rust builders'
+	// toolchains (hundreds of MB) stay out; they go through the same code.
+	var all []images.Built
+	for _, b := range built(t).Images {
+		if b.Size < 100e6 {
+			all = append(all, b)
+		}
+	}
+	res := &images.Result{Images: all}
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()
 	prefix := strings.TrimPrefix(srv.URL, "http://") + "/team/isotope"

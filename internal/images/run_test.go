@@ -26,6 +26,12 @@ import (
 // would, checks it is the built image, and unpacks its files.
 func fromTarball(t *testing.T, name string) *images.Rootfs {
 	t.Helper()
+	return fromTarballIn(t, name, t.TempDir())
+}
+
+// fromTarballIn is fromTarball into a directory under dir.
+func fromTarballIn(t *testing.T, name, dir string) *images.Rootfs {
+	t.Helper()
 	b := image(t, name)
 	img, err := tarball.ImageFromPath(b.Tarball, nil)
 	if err != nil {
@@ -36,10 +42,12 @@ func fromTarball(t *testing.T, name string) *images.Rootfs {
 	if got != want {
 		t.Fatalf("%s: the tarball's config is %s, the built image's %s", b.Tarball, got, want)
 	}
-	rootfs, err := images.Unpack(img, t.TempDir(), images.UnpackOptions{})
+	start := time.Now()
+	rootfs, err := images.Unpack(img, filepath.Join(dir, name), images.UnpackOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("%s unpacked in %v", name, time.Since(start).Round(time.Millisecond))
 	return rootfs
 }
 

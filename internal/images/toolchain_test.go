@@ -29,6 +29,7 @@ func TestToolchainImagesBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := built(t)
+	tmp := t.TempDir()
 	cases := []struct {
 		image, builder, want string
 		src                  map[string]string // files under the source directory, or a directory of the repository
@@ -41,13 +42,18 @@ func TestToolchainImagesBuild(t *testing.T) {
 		{image: "rust-wasm-builder", builder: "rust-wasm", want: "Hello", dir: filepath.Join(root, "examples", "hello-rust")},
 	}
 	w := fromTarball(t, "wasm-env")
-	for _, c := range cases {
+	unpacked := map[string]*images.Rootfs{} // one unpacking per image: hundreds of MB
+	for i, c := range cases {
 		t.Run(c.image+"/"+c.builder, func(t *testing.T) {
 			if i := slices.IndexFunc(res.Skipped, func(s images.Skipped) bool { return s.Image.Name == c.image }); i >= 0 {
 				t.Skipf("make images skipped %s: %s", c.image, res.Skipped[i].Reason)
 			}
-			r := fromTarball(t, c.image)
-			src := r.Path("/tmp/src")
+			r := unpacked[c.image]
+			if r == nil {
+				r = fromTarballIn(t, c.image, tmp)
+				unpacked[c.image] = r
+			}
+			src := r.Path(fmt.Sprintf("/tmp/src%d", i))
 			if c.dir != "" {
 				if err := os.CopyFS(src, os.DirFS(c.dir)); err != nil {
 					t.Fatal(err)
@@ -58,7 +64,7 @@ func TestToolchainImagesBuild(t *testing.T) {
 					os.WriteFile(filepath.Join(src, name), []byte(text), 0o644)
 				}
 			}
-			arg := "/tmp/src"
+			arg := fmt.Sprintf("/tmp/src%d", i)
 			if len(c.src) == 1 {
 				for name := range c.src {
 					arg += "/" + name
@@ -67,12 +73,12 @@ func TestToolchainImagesBuild(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
 			start := time.Now()
-			out, err := inImage(t, ctx, r, append(slices.Clone(r.Config.Entrypoint[:1]), "build", c.builder, arg, "/tmp/deploy")...)
+			out, err := inImage(t, ctx, r, append(slices.Clone(r.Config.Entrypoint[:1]), "build", c.builder, arg, fmt.Sprintf("/tmp/deploy%d", i))...)
 			if err != nil {
 				t.Fatalf("isotope build %s in the %s image: %v\n%s", c.builder, c.image, err, out)
 			}
 			t.Logf("isotope build %s in the image: %v", c.builder, time.Since(start).Round(time.Second))
-			module := r.Path("/tmp/deploy/main.wasm")
+			module := r.Path(fmt.Sprintf("/tmp/deploy%d/main.wasm", i))
 			wc := newContainer(t, w)
 			addr := serve(t, wc, "wasm-env listening.* addr=(\\S+)", append(slices.Clone(w.Config.Entrypoint), "--addr", "127.0.0.1:0", "--userfunc-dir", t.TempDir()))
 			resp, err := http.Post("http://"+addr+"/v2/specialize", "application/json", strings.NewReader(fmt.Sprintf(`{"filepath":%q}`, module)))
