@@ -5,13 +5,17 @@
 //	                     [-images isotope,wasm-env] [-push registry/prefix] [-insecure]
 //	                     [-cache dir]
 //	go run ./hack/images rootfs -image wasm-env -out /rootfs
+//	go run ./hack/images unpack -tarball bin/images/wasm-env.tar -out dir
 //
 // build writes an OCI layout (<out>/oci), one `docker save` tarball per
 // image (<out>/<name>.tar) and <out>/images.json, and with -push
 // uploads every image as <push>/<name>:<tag>. rootfs writes one image's
 // files into a directory (owners set when run as root): the
 // Dockerfiles in deploy/docker copy it onto scratch, so an image built
-// with Docker has the same files as one built here.
+// with Docker has the same files as one built here. unpack writes the
+// files of a `docker save` tarball's image into a directory and prints
+// how it runs (images.Rootfs as JSON): tests unpack that way, outside
+// their race-detector process.
 //
 // It lives under hack/ and not in the isotope binary: building images
 // of the platform is a development task, and the platform binary should
@@ -20,6 +24,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -50,8 +55,10 @@ func run(ctx context.Context, args []string) error {
 		return build(ctx, args)
 	case "rootfs":
 		return rootfs(ctx, args)
+	case "unpack":
+		return unpack(args)
 	default:
-		return fmt.Errorf("unknown command %q (build, rootfs)", cmd)
+		return fmt.Errorf("unknown command %q (build, rootfs, unpack)", cmd)
 	}
 }
 
@@ -112,4 +119,22 @@ func rootfs(ctx context.Context, args []string) error {
 	}
 	_, err = images.Unpack(res.Images[0].V1, out, images.UnpackOptions{Chown: true})
 	return err
+}
+
+func unpack(args []string) error {
+	fs := flag.NewFlagSet("unpack", flag.ContinueOnError)
+	var tarball, out string
+	fs.StringVar(&tarball, "tarball", "", "`docker save` tarball of one image")
+	fs.StringVar(&out, "out", "", "directory to write its files into (must not exist or be empty)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if tarball == "" || out == "" {
+		return errors.New("unpack needs -tarball and -out")
+	}
+	r, err := images.UnpackTarball(tarball, out)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(r)
 }

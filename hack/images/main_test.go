@@ -91,3 +91,19 @@ func TestRootfs(t *testing.T) {
 		t.Errorf("rootfs of an unknown image: %v", err)
 	}
 }
+
+// unpack needs its flags and a real tarball, and names what is wrong.
+func TestUnpackRefusesBadInput(t *testing.T) {
+	ctx := context.Background()
+	if err := run(ctx, []string{"unpack", "-out", t.TempDir()}); err == nil || !strings.Contains(err.Error(), "needs -tarball and -out") {
+		t.Errorf("unpack without -tarball: %v", err)
+	}
+	bogus := filepath.Join(t.TempDir(), "x.tar")
+	os.WriteFile(bogus, []byte("not a tarball"), 0o644)
+	if err := run(ctx, []string{"unpack", "-tarball", bogus, "-out", t.TempDir()}); err == nil || !strings.Contains(err.Error(), bogus) {
+		t.Errorf("unpack of a file that is no tarball: %v", err)
+	}
+	if err := run(ctx, []string{"unpakc"}); err == nil || !strings.Contains(err.Error(), "unknown command") {
+		t.Errorf("a typo'd command: %v", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -168,4 +169,37 @@ func Make(ctx context.Context, out string, args ...string) (*Result, error) {
 		return nil, fmt.Errorf("go run ./hack/images build: %w\n%s", err, output)
 	}
 	return Load(out)
+}
+
+// UnpackTarball unpacks the image of a `docker save` tarball into dir
+// (see Unpack).
+func UnpackTarball(path, dir string) (*Rootfs, error) {
+	img, err := tarball.ImageFromPath(path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return Unpack(img, dir, UnpackOptions{})
+}
+
+// UnpackOutOfProcess is UnpackTarball in a process of its own (go run
+// ./hack/images unpack), for tests under the race detector, where
+// gunzip and tar in the test's process are many times slower.
+func UnpackOutOfProcess(ctx context.Context, path, dir string) (*Rootfs, error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, "go", "run", "./hack/images", "unpack", "-tarball", path, "-out", dir)
+	cmd.Dir = root
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go run ./hack/images unpack: %w\n%s", err, stderr.String())
+	}
+	var r Rootfs
+	if err := json.Unmarshal(out, &r); err != nil {
+		return nil, fmt.Errorf("go run ./hack/images unpack: %w", err)
+	}
+	return &r, nil
 }

@@ -43,7 +43,9 @@ func fromTarballIn(t *testing.T, name, dir string) *images.Rootfs {
 		t.Fatalf("%s: the tarball's config is %s, the built image's %s", b.Tarball, got, want)
 	}
 	start := time.Now()
-	rootfs, err := images.Unpack(img, filepath.Join(dir, name), images.UnpackOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	rootfs, err := images.UnpackOutOfProcess(ctx, b.Tarball, filepath.Join(dir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
