@@ -6,7 +6,7 @@ PKGS     := ./...
 # suite room, per package.
 TEST_TIMEOUT ?= 40m
 
-.PHONY: all build test test-short vet fmt-check demo bench clean generate kube-assets helm test-kube
+.PHONY: all build test test-short vet fmt-check demo bench clean generate kube-assets helm test-kube images
 
 all: build
 
@@ -43,6 +43,20 @@ bench: build
 
 clean:
 	rm -rf bin
+
+# The platform's container images, built with nothing but Go (no daemon,
+# no base image; see docs/decisions/0015-images-without-a-daemon.md):
+# bin/images/oci (an OCI layout), bin/images/<name>.tar (`docker load`,
+# `kind load image-archive`) and bin/images/images.json. The same commit
+# gives the same digests.
+#   make images                              isotope/<name>:<chart appVersion>
+#   make images TAG=v1                       another tag
+#   make images PUSH=registry/team/isotope   also push <prefix>/<name>:<tag>
+#                                            (keep isotope last: docs/kubernetes.md)
+#   make images PUSH=host:5000/isotope INSECURE=1   a plain-HTTP registry
+#   make images IMAGES=wasm-env,fetcher      only these
+images:
+	$(GO) run ./hack/images build $(if $(TAG),-tag $(TAG)) $(if $(PUSH),-push $(PUSH)) $(if $(IMAGES),-images $(IMAGES)) $(if $(INSECURE),-insecure)
 
 # Code generated from api/v1's markers: deep copies and the CRDs in
 # deploy/crds (checked in; rerun after changing api/v1).

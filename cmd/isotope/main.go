@@ -5,6 +5,9 @@ package main
 
 import (
 	"os"
+	// Time zone data in the binary: the images have no
+	// /usr/share/zoneinfo, and cron specs may name a zone (CRON_TZ=…).
+	_ "time/tzdata"
 
 	"isotope.dev/isotope/internal/cli"
 )

@@ -1,39 +1,46 @@
 # isotope/c-wasm-builder: the builder image of C (and C++) environments.
-#
-#   docker build -f deploy/docker/c-wasm-builder.Dockerfile -t isotope/c-wasm-builder .
-#
 # It runs `isotope builder /packages` (Fission's build API on :8001) next
-# to a fetcher sidecar, and its default build command is
-# `isotope build c-wasm`, which compiles SRC_PKG (a .c file, or a
-# directory with C/C++ sources, a build.sh or a Makefile) into
-# DEPLOY_PKG/main.wasm, a WAGI module, with Debian's clang, wasm-ld and
-# wasi-libc. C++ gets libc++ for wasm32; make runs Makefiles.
+# to a fetcher sidecar; its default build command, `isotope build
+# c-wasm`, compiles SRC_PKG (a .c file, or a directory with C/C++
+# sources, a build.sh or a Makefile) into DEPLOY_PKG/main.wasm, a WAGI
+# module, with Debian's clang, wasm-ld and wasi-libc; C++ gets libc++ for
+# wasm32; make and sh run build scripts.
+#
+#   docker build -f deploy/docker/c-wasm-builder.Dockerfile -t isotope/c-wasm-builder:0.1.0 .
+#
+# The same image as `make images` builds without Docker (internal/images):
+# the build stage installs the toolchain's Debian packages and writes the
+# image's files with `hack/images rootfs` (the static binary, the CA
+# bundle, /etc/passwd, the user's directories, and the packages' files
+# with their Depends closure, laid out merged-/usr) and the final stage
+# copies them onto scratch. USER, ENV, EXPOSE, ENTRYPOINT and CMD below
+# are that package's table; a test compares them.
 ARG GO_VERSION=1.26
 
 FROM golang:${GO_VERSION}-bookworm AS build
-WORKDIR /src
-COPY go.mod go.sum ./
-RUN go mod download
-COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/isotope ./cmd/isotope
-
-FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       clang lld wasi-libc libclang-rt-14-dev-wasm32 \
       libc++-14-dev-wasm32 libc++abi-14-dev-wasm32 make \
  && rm -rf /var/lib/apt/lists/*
-COPY --from=build /out/isotope /usr/local/bin/isotope
-# Check the toolchain: build a hello once (C and C++), then drop it.
-RUN mkdir -p /tmp/warm/c /tmp/warm/cc /packages \
- && printf '#include <stdio.h>\nint main(void) { printf("Content-Type: text/plain\\n\\nhi\\n"); return 0; }\n' > /tmp/warm/c/hello.c \
- && printf '#include <iostream>\nint main() { std::cout << "Content-Type: text/plain\\n\\nhi\\n"; }\n' > /tmp/warm/cc/hello.cpp \
- && isotope build c-wasm /tmp/warm/c/hello.c /tmp/warm/c-out \
- && isotope build c-wasm /tmp/warm/cc/hello.cpp /tmp/warm/cc-out \
- && rm -rf /tmp/warm \
- && useradd --uid 10001 --home-dir /home/isotope --create-home isotope \
- && chown -R 10001 /packages
-USER 10001
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN go run ./hack/images rootfs -image c-wasm-builder -out /rootfs
+
+FROM scratch
+ARG REVISION=unknown
+COPY --from=build /rootfs/ /
+LABEL org.opencontainers.image.title="isotope/c-wasm-builder" \
+      org.opencontainers.image.description="Isotope's C/C++-to-WebAssembly builder (Fission's builder API on port 8001): `isotope build c-wasm` with Debian's clang, wasm-ld and wasi-libc inside" \
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.url="https://isotope.dev" \
+      org.opencontainers.image.vendor="Isotope"
+USER 65532:65532
+ENV PATH=/usr/local/bin:/usr/bin:/bin \
+    HOME=/home/isotope
 EXPOSE 8001
-ENTRYPOINT ["isotope", "builder"]
+ENTRYPOINT ["/usr/local/bin/isotope", "builder"]
 CMD ["/packages"]

@@ -1,14 +1,19 @@
 # isotope/go-wasm-builder: the builder image of the go-wasm environment.
-#
-#   docker build -f deploy/docker/go-wasm-builder.Dockerfile -t isotope/go-wasm-builder .
-#
 # It runs `isotope builder /packages` (Fission's build API on :8001) next
-# to a fetcher sidecar, and its default build command is
-# `isotope build go-wasm`, which compiles SRC_PKG into DEPLOY_PKG/main.wasm
-# with the Go toolchain of this image. GOCACHE and GOMODCACHE live under
-# ISOTOPE_GO_CACHE (/cache): mount a volume there to keep rebuilds fast
-# across pod restarts. The standard library is precompiled for wasip1 at
-# image build time, so even the first build takes seconds.
+# to a fetcher sidecar; its default build command, `isotope build
+# go-wasm`, compiles SRC_PKG into DEPLOY_PKG/main.wasm with the Go
+# toolchain in /usr/local/go (the build stage's GOROOT, pruned to what a
+# wasip1 build runs). GOCACHE and GOMODCACHE live under ISOTOPE_GO_CACHE
+# (/cache): mount a volume there to keep builds fast across pod restarts
+# (the first build compiles the standard library for wasip1).
+#
+#   docker build -f deploy/docker/go-wasm-builder.Dockerfile -t isotope/go-wasm-builder:0.1.0 .
+#
+# The same image as `make images` builds without Docker (internal/images):
+# the build stage writes the image's files with `hack/images rootfs` (the
+# static binary, the CA bundle, /etc/passwd, the user's directories, the
+# toolchain) and the final stage copies them onto scratch. USER, ENV, EXPOSE,
+# ENTRYPOINT and CMD below are that package's table; a test compares them.
 ARG GO_VERSION=1.26
 
 FROM golang:${GO_VERSION}-bookworm AS build
@@ -16,22 +21,23 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/isotope ./cmd/isotope
+RUN go run ./hack/images rootfs -image go-wasm-builder -out /rootfs
 
-FROM golang:${GO_VERSION}-bookworm
-COPY --from=build /out/isotope /usr/local/bin/isotope
-ENV ISOTOPE_GO_CACHE=/cache \
+FROM scratch
+ARG REVISION=unknown
+COPY --from=build /rootfs/ /
+LABEL org.opencontainers.image.title="isotope/go-wasm-builder" \
+      org.opencontainers.image.description="Isotope's Go-to-WebAssembly builder (Fission's builder API on port 8001): `isotope build go-wasm` with the Go toolchain inside" \
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.url="https://isotope.dev" \
+      org.opencontainers.image.vendor="Isotope"
+USER 65532:65532
+ENV PATH=/usr/local/go/bin:/usr/local/bin:/usr/bin:/bin \
+    HOME=/home/isotope \
+    ISOTOPE_GO_CACHE=/cache \
     GOTOOLCHAIN=local
-# Warm the cache: build a hello function once (compiles the wasip1
-# standard library and the SDK), then drop the output.
-RUN mkdir -p /tmp/warm /packages /cache \
- && printf 'package main\n\nimport "net/http"\n\nfunc Handler(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hi")) }\n' > /tmp/warm/hello.go \
- && SRC_PKG=/tmp/warm/hello.go DEPLOY_PKG=/tmp/warm/out isotope build go-wasm \
- && rm -rf /tmp/warm \
- && useradd --uid 10001 --home-dir /home/isotope --create-home isotope \
- && chown -R 10001 /packages /cache
-USER 10001
 VOLUME ["/cache"]
 EXPOSE 8001
-ENTRYPOINT ["isotope", "builder"]
+ENTRYPOINT ["/usr/local/bin/isotope", "builder"]
 CMD ["/packages"]

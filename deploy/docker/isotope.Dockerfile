@@ -1,14 +1,16 @@
 # isotope/isotope: the control-plane image. Every role of the Kubernetes
 # mode is this one binary: the Helm chart (deploy/helm/isotope) runs
 # `isotope storagesvc`, `isotope router`, `isotope executor`,
-# `isotope buildermgr` and `isotope timer`, each in its own Deployment,
-# with in-cluster credentials from its ServiceAccount.
+# `isotope buildermgr` and `isotope timer serve`, each in its own
+# Deployment, with in-cluster credentials from its ServiceAccount.
 #
-#   docker build -f deploy/docker/isotope.Dockerfile -t isotope/isotope .
+#   docker build -f deploy/docker/isotope.Dockerfile -t isotope/isotope:0.1.0 .
 #
-# The binary is static (CGO_ENABLED=0; bbolt, wazero and client-go are
-# pure Go), so the image is distroless/static: CA certificates, tzdata,
-# /etc/passwd with a nonroot user, and nothing else (no shell).
+# The same image as `make images` builds without Docker (internal/images):
+# the build stage writes the image's files with `hack/images rootfs` (the
+# static binary, the CA bundle, /etc/passwd, the user's directories)
+# and the final stage copies them onto scratch. USER, ENV, EXPOSE,
+# ENTRYPOINT and CMD below are that package's table; a test compares them.
 ARG GO_VERSION=1.26
 
 FROM golang:${GO_VERSION}-bookworm AS build
@@ -16,10 +18,19 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/isotope ./cmd/isotope
+RUN go run ./hack/images rootfs -image isotope -out /rootfs
 
-FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /out/isotope /isotope
+FROM scratch
+ARG REVISION=unknown
+COPY --from=build /rootfs/ /
+LABEL org.opencontainers.image.title="isotope/isotope" \
+      org.opencontainers.image.description="Isotope's control plane: every role (storagesvc, router, executor, buildermgr, timer) is `isotope <role>`" \
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.url="https://isotope.dev" \
+      org.opencontainers.image.vendor="Isotope"
 USER 65532:65532
-ENTRYPOINT ["/isotope"]
+ENV PATH=/usr/local/bin:/usr/bin:/bin \
+    HOME=/home/isotope
+ENTRYPOINT ["/usr/local/bin/isotope"]
 CMD ["--help"]

@@ -1,20 +1,34 @@
-# The WebAssembly environment image: `isotope wasm-env`, a Fission
-# environment runtime (port 8888) for WebAssembly functions.
+# isotope/wasm-env: the WebAssembly environment, `isotope wasm-env`, a
+# Fission environment runtime (port 8888) for WebAssembly functions.
 #
-#   docker build -f deploy/docker/wasm-env.Dockerfile -t isotope/wasm-env .
+#   docker build -f deploy/docker/wasm-env.Dockerfile -t isotope/wasm-env:0.1.0 .
 #
-# The binary is static (wazero is pure Go, no cgo), so the image is
-# FROM scratch: no shell, no libc, nothing but the binary.
-FROM golang:1.26 AS build
+# The same image as `make images` builds without Docker (internal/images):
+# the build stage writes the image's files with `hack/images rootfs` (the
+# static binary, the CA bundle, /etc/passwd, the user's directories)
+# and the final stage copies them onto scratch. USER, ENV, EXPOSE,
+# ENTRYPOINT and CMD below are that package's table; a test compares them.
+ARG GO_VERSION=1.26
+
+FROM golang:${GO_VERSION}-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/isotope ./cmd/isotope
+RUN go run ./hack/images rootfs -image wasm-env -out /rootfs
 
 FROM scratch
-COPY --from=build /out/isotope /isotope
-USER 65534:65534
+ARG REVISION=unknown
+COPY --from=build /rootfs/ /
+LABEL org.opencontainers.image.title="isotope/wasm-env" \
+      org.opencontainers.image.description="Isotope's WebAssembly environment: a Fission runtime (port 8888) that runs WebAssembly functions on wazero" \
+      org.opencontainers.image.version="0.1.0" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.url="https://isotope.dev" \
+      org.opencontainers.image.vendor="Isotope"
+USER 65532:65532
+ENV PATH=/usr/local/bin:/usr/bin:/bin \
+    HOME=/home/isotope
 EXPOSE 8888
-ENTRYPOINT ["/isotope", "wasm-env"]
+ENTRYPOINT ["/usr/local/bin/isotope", "wasm-env"]
 CMD ["--addr", ":8888", "--userfunc-dir", "/userfunc"]

@@ -257,6 +257,12 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment) {
 	if psc := spec.SecurityContext; psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot {
 		t.Errorf("%s: pod does not require non-root", d.Name)
 	}
+	if role == "executor" || role == "buildermgr" {
+		// Fetcher sidecars run from the fetcher image make images builds.
+		if want := "--image=isotope/fetcher:0.1.0"; !slices.Contains(c.Args, want) {
+			t.Errorf("%s: args %v, want %s", d.Name, c.Args, want)
+		}
+	}
 	if role == "storagesvc" {
 		if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
 			t.Errorf("storagesvc strategy %s, want Recreate (one writer on a ReadWriteOnce volume)", d.Spec.Strategy.Type)
@@ -391,13 +397,13 @@ func TestChartLint(t *testing.T) {
 }
 
 // Values change what they should: storage size and class, router
-// Service type and node port, resources, images (also the one the
-// executor and buildermgr give fetcher and wasm-env containers),
-// namespaces.
+// Service type and node port, resources, images (also the fetcher image
+// the executor and buildermgr give fetcher containers, with the
+// release's tag), namespaces.
 func TestChartValues(t *testing.T) {
 	objs := render(t, "isotope-system",
 		"storage.size=20Gi", "storage.storageClassName=fast", "router.service.type=NodePort", "router.service.nodePort=30080",
-		"image.repository=registry.example/isotope", "image.tag=v9", "resources.router.limits.memory=1Gi",
+		"image.repository=registry.example/isotope", "image.tag=v9", "runtimeImages.fetcher=registry.example/fetcher", "resources.router.limits.memory=1Gi",
 		"namespace=isotope-cp", "builderNamespace=isotope-builder")
 	for _, o := range decodeStrict(t, objs) {
 		switch o := o.(type) {
@@ -420,8 +426,8 @@ func TestChartValues(t *testing.T) {
 			if o.Name == "isotope-buildermgr" && !slices.Contains(c.Args, "--builder-namespace=isotope-builder") {
 				t.Errorf("buildermgr args %v", c.Args)
 			}
-			if o.Name == "isotope-executor" && !slices.Contains(c.Args, "--image=registry.example/isotope:v9") {
-				t.Errorf("executor args %v", c.Args)
+			if (o.Name == "isotope-executor" || o.Name == "isotope-buildermgr") && !slices.Contains(c.Args, "--image=registry.example/fetcher:v9") {
+				t.Errorf("%s args %v, want the fetcher image with the release's tag", o.Name, c.Args)
 			}
 		case *rbacv1.Role:
 			if strings.HasSuffix(o.Name, "-builders") && o.Namespace != "isotope-builder" {

@@ -35,8 +35,11 @@ func TestMain(m *testing.M) {
 	binary = filepath.Join(dir, "isotope")
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
-	build := exec.Command("go", "build", "-o", binary, "./cmd/isotope")
+	// Static and -trimpath, as make images builds it (internal/images),
+	// so the packages compiled for one are reused by the other.
+	build := exec.Command("go", "build", "-trimpath", "-o", binary, "./cmd/isotope")
 	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building isotope:", err)

@@ -1,11 +1,13 @@
 // Package kube_test runs Isotope on a real Kubernetes control plane the
-// way the Helm chart does: the roles (`isotope buildermgr`, `executor`,
-// `router`, `storagesvc`) as separate processes of the real binary,
-// Isotope's CRDs on a kube-apiserver with kube-controller-manager and
-// kube-scheduler, and the node agent (internal/testing/nodeagent, the test
-// double for the kubelet) running every scheduled pod's containers as
-// local processes of the same binary. Users drive it with the real CLI
-// (`isotope --kubeconfig`).
+// way the Helm chart does, from the images `make images` builds: the
+// roles (`isotope buildermgr`, `executor`, `router`, `storagesvc`) as
+// separate processes of the control-plane image's binary, Isotope's CRDs
+// on a kube-apiserver with kube-controller-manager and kube-scheduler,
+// and the node agent (internal/testing/nodeagent, the test double for the
+// kubelet) running every scheduled pod's containers from the built
+// images' OCI layout: each image unpacked, its own binary and (for the
+// go-wasm builder) its own Go toolchain. Users drive it with the real
+// CLI (`isotope --kubeconfig`).
 package kube_test
 
 import (
@@ -20,17 +22,22 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"isotope.dev/isotope/internal/images"
 	"isotope.dev/isotope/internal/testing/kubetest"
 	"isotope.dev/isotope/internal/testing/nodeagent"
 	"isotope.dev/isotope/internal/testing/testlog"
 )
 
-// binary is the isotope binary built once for this test binary.
-var binary string
+// binary is the isotope binary the roles and the CLI run: the
+// control-plane image's, once platformImages has built the images.
+// hostBinary is built from the source tree by TestMain: the node agent's
+// fallback for an image the layout lacks (it says so in the test log).
+var binary, hostBinary string
 
 func TestMain(m *testing.M) {
 	// One path for every run: go build renames the linked binary into
@@ -41,14 +48,18 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "isotope")
+	hostBinary = filepath.Join(dir, "isotope")
+	binary = hostBinary
 	root, err := kubetest.RepoRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	build := exec.Command("go", "build", "-o", binary, "./cmd/isotope")
+	// Static and -trimpath, as make images builds it (internal/images),
+	// so the packages compiled for one are reused by the other.
+	build := exec.Command("go", "build", "-trimpath", "-o", hostBinary, "./cmd/isotope")
 	build.Dir = root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building isotope:", err)
@@ -165,16 +176,96 @@ func cli(t *testing.T, kubeconfig, storage string, args ...string) string {
 	return out.String()
 }
 
+// platform is what `make images` built for the test.
+type platform struct {
+	layout string            // the OCI layout
+	refs   map[string]string // image name → reference (isotope/wasm-env:0.1.0)
+	digest map[string]string // reference → manifest digest
+}
+
+var platformOnce struct {
+	sync.Once
+	p   platform
+	err error
+}
+
+// platformImages builds the images the suite runs (as make images does, into a
+// directory of this test binary; cached: seconds, the first time on a
+// machine minutes), unpacks the control-plane image and points binary
+// at its isotope.
+func platformImages(t *testing.T) platform {
+	t.Helper()
+	platformOnce.Do(func() {
+		dir := filepath.Join(os.TempDir(), "isotope-kube-e2e", "images")
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+		defer cancel()
+		start := time.Now()
+		// The images the suite's pods run; the C and Rust builders (a
+		// toolchain layer of hundreds of MB each) are not among them.
+		res, err := images.Make(ctx, dir, "-images", "isotope,wasm-env,fetcher,go-wasm-builder")
+		if err != nil {
+			platformOnce.err = err
+			return
+		}
+		p := platform{layout: res.Layout, refs: map[string]string{}, digest: map[string]string{}}
+		var cp *images.Built
+		for i, b := range res.Images {
+			p.refs[b.Image.Name] = b.Ref
+			p.digest[b.Ref] = b.Digest.String()
+			if b.Image.Name == "isotope" {
+				cp = &res.Images[i]
+			}
+		}
+		rootfs := filepath.Join(os.TempDir(), "isotope-kube-e2e", "isotope-rootfs")
+		if err := os.RemoveAll(rootfs); err != nil {
+			platformOnce.err = err
+			return
+		}
+		r, err := images.Unpack(cp.V1, rootfs, images.UnpackOptions{})
+		if err != nil {
+			platformOnce.err = err
+			return
+		}
+		binary = r.Path(images.BinaryPath)
+		platformOnce.p = p
+		t.Logf("images built in %v: %v; roles and CLI run %s", time.Since(start).Round(time.Millisecond), res.Layout, binary)
+	})
+	if platformOnce.err != nil {
+		t.Fatalf("make images: %v", platformOnce.err)
+	}
+	return platformOnce.p
+}
+
 // startAgent runs the node agent (the kubelet's test double) with pods
 // reaching the kube-apiserver through podKubeconfig, as a real pod would
-// through its service-account mount.
-func startAgent(t *testing.T, kube *kubetest.Env, podKubeconfig string) *nodeagent.Agent {
+// through its service-account mount. Pods run from the built images;
+// an image the layout lacks falls back to the host binary, which the
+// test log reports when the test ends. The go-wasm builder's go shares
+// this machine's build cache (the stand-in for a cache volume).
+func startAgent(t *testing.T, kube *kubetest.Env, p platform, podKubeconfig string) *nodeagent.Agent {
 	t.Helper()
-	return kube.StartNodeAgent(t, nodeagent.Config{
+	env := []string{"ISOTOPE_KUBECONFIG=" + podKubeconfig}
+	for _, v := range []string{"GOCACHE", "GOMODCACHE"} {
+		out, err := exec.Command("go", "env", v).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		env = append(env, v+"="+strings.TrimSpace(string(out)))
+	}
+	agent := kube.StartNodeAgent(t, nodeagent.Config{
 		NodeName: "isotope-e2e-node",
-		Programs: nodeagent.IsotopePrograms(binary),
-		Env:      []string{"ISOTOPE_KUBECONFIG=" + podKubeconfig},
+		Layout:   p.layout,
+		Programs: nodeagent.IsotopePrograms(hostBinary),
+		Env:      env,
 	})
+	t.Cleanup(func() {
+		if fb := agent.Fallbacks(); len(fb) > 0 {
+			t.Logf("images not in the layout, run with the host binary %s instead: %v", hostBinary, fb)
+		} else {
+			t.Logf("every pod ran from the built images (%s)", p.layout)
+		}
+	})
+	return agent
 }
 
 // waitFor polls f until it returns nil or the deadline passes.

@@ -39,6 +39,12 @@ import (
 // `spec apply` of examples/hello/specs then serves it again. Everything
 // is driven by the real CLI with --kubeconfig.
 //
+// Everything runs from the images make images builds: the roles and the
+// CLI are the control-plane image's binary, and every pod's containers
+// (builder, fetchers, wasm-env) run from their image in the OCI layout,
+// the build with the go-wasm builder image's own Go toolchain; each
+// container's status names the image digest it ran.
+//
 // Each role runs as its ServiceAccount from deploy/manifests/isotope.yaml
 // (the chart rendered with default values), with that file's RBAC
 // applied, and the pods' fetchers as isotope-fetcher: the chart's
@@ -47,11 +53,12 @@ import (
 // functionNamespaces.
 func TestSeedFlowOnKubernetes(t *testing.T) {
 	kube := kubetest.Start(t)
+	p := platformImages(t)
 	kube.StartControllers(t)
 	const ns, system = "default", "isotope-system"
 	applyChartRBAC(t, kube, system)
 	as := func(namespace, sa string) string { return impersonating(t, kube, namespace, sa) }
-	startAgent(t, kube, as(ns, "isotope-fetcher"))
+	startAgent(t, kube, p, as(ns, "isotope-fetcher"))
 
 	// The storage service holds archives on "its PVC" (a temp dir). Pods
 	// reach it at its loopback address: there is no kube-proxy here. It
@@ -60,9 +67,10 @@ func TestSeedFlowOnKubernetes(t *testing.T) {
 	ss, storageAddr := startRole(t, "storagesvc", true, "storagesvc", "--kubeconfig", as(system, "isotope-storagesvc"),
 		"--addr", "127.0.0.1:0", "--dir", t.TempDir(), "--prune-interval", "1s")
 	storage := "http://" + storageAddr
-	// The arguments the chart gives each role.
+	// The arguments the chart gives each role (fetcher sidecars from the
+	// fetcher image).
 	common := func(role string) []string {
-		return []string{role, "--kubeconfig", as(system, "isotope-"+role), "--storage-url", storage, "--image", "isotope/isotope:e2e"}
+		return []string{role, "--kubeconfig", as(system, "isotope-"+role), "--storage-url", storage, "--image", p.refs["fetcher"]}
 	}
 	leader := []string{"--lease-namespace", system}
 	bm, _ := startRole(t, "buildermgr", false, slices.Concat(common("buildermgr"), leader, []string{"--builder-service-account", "isotope-fetcher"})...)
@@ -79,7 +87,7 @@ func TestSeedFlowOnKubernetes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run("env", "create", "--name", "go", "--image", "isotope/wasm-env", "--builder", "isotope/go-wasm-builder", "--poolsize", "1")
+	run("env", "create", "--name", "go", "--image", p.refs["wasm-env"], "--builder", p.refs["go-wasm-builder"], "--poolsize", "1")
 
 	// The builder manager makes the builder Deployment and Service with
 	// Fission's names, labels and ports, owned by the Environment.
@@ -251,11 +259,26 @@ func TestSeedFlowOnKubernetes(t *testing.T) {
 		return nil
 	})
 
-	// The pods ran as the fetcher's identity, and no role was refused
-	// anything by RBAC along the way.
-	for _, p := range pods(t, c, ns, nil) {
-		if p.Spec.ServiceAccountName != "isotope-fetcher" {
-			t.Errorf("pod %s runs as %q, want isotope-fetcher", p.Name, p.Spec.ServiceAccountName)
+	// The pods ran as the fetcher's identity, every container from the
+	// built image it names (the builder, the pool, the function's pod of
+	// the applied spec, whose images are the examples' tagged ones), and
+	// no role was refused anything by RBAC along the way.
+	ran := map[string]bool{}
+	for _, pod := range pods(t, c, ns, nil) {
+		if pod.Spec.ServiceAccountName != "isotope-fetcher" {
+			t.Errorf("pod %s runs as %q, want isotope-fetcher", pod.Name, pod.Spec.ServiceAccountName)
+		}
+		for _, cs := range pod.Status.ContainerStatuses {
+			want, built := p.digest[cs.Image]
+			if !built || !strings.HasSuffix(cs.ImageID, "@"+want) {
+				t.Errorf("pod %s container %s: image %s ran as %q, not from the built image (%s)", pod.Name, cs.Name, cs.Image, cs.ImageID, want)
+			}
+			ran[cs.Image] = true
+		}
+	}
+	for _, name := range []string{"wasm-env", "fetcher", "go-wasm-builder"} {
+		if !ran[p.refs[name]] {
+			t.Errorf("no container ran %s (ran: %v)", p.refs[name], ran)
 		}
 	}
 	for _, r := range roles {

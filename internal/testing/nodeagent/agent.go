@@ -40,8 +40,17 @@ type Config struct {
 	// Roles says what each program subcommand needs; default
 	// IsotopeRoles().
 	Roles map[string]Role
+	// Layout is an OCI image layout (make images writes bin/images/oci).
+	// A container whose image it holds runs from that image: unpacked
+	// once per agent, its entrypoint found on the image's PATH inside it,
+	// with the image's ENV; absolute paths of the image in arguments and
+	// variables map into the unpacked files, and the directories its
+	// user may write (/tmp, its home …) become the pod's own.
+	Layout string
 	// Programs maps a program path inside an image (argv[0]) to a local
-	// executable; IsotopePrograms(bin) for Isotope's images. Required.
+	// executable; IsotopePrograms(bin) for Isotope's images. It runs the
+	// images that Layout does not hold (each such fallback is logged and
+	// listed by Fallbacks). Required without Layout.
 	Programs map[string]string
 	// WorkDir holds pod directories and container logs (default: a new
 	// temporary directory, removed by Stop).
@@ -50,6 +59,12 @@ type Config struct {
 	// (default PATH, HOME, TMPDIR, Go's GOCACHE, GOMODCACHE, GOPATH,
 	// GOROOT, GOFLAGS, GOPROXY, GOTOOLCHAIN).
 	HostEnv []string
+	// ImageHostEnv names host variables that containers run from Layout
+	// inherit (default GOCACHE, GOMODCACHE, GOPROXY): the stand-in for a
+	// cache volume, so a builder pod's go reuses this machine's compiled
+	// standard library. Nothing else of the host's environment (PATH,
+	// HOME, GOROOT) reaches them.
+	ImageHostEnv []string
 	// Env is NAME=VALUE added to every container's environment before
 	// the pod's own variables. Tests give pods ISOTOPE_KUBECONFIG here:
 	// the stand-in for the service-account token a kubelet mounts, from
@@ -62,7 +77,10 @@ type Config struct {
 	LockDir string
 }
 
-var defaultHostEnv = []string{"PATH", "HOME", "TMPDIR", "GOCACHE", "GOMODCACHE", "GOPATH", "GOROOT", "GOFLAGS", "GOPROXY", "GOTOOLCHAIN"}
+var (
+	defaultHostEnv      = []string{"PATH", "HOME", "TMPDIR", "GOCACHE", "GOMODCACHE", "GOPATH", "GOROOT", "GOFLAGS", "GOPROXY", "GOTOOLCHAIN"}
+	defaultImageHostEnv = []string{"GOCACHE", "GOMODCACHE", "GOPROXY"}
+)
 
 // MountsEnv holds a container's mount paths and the directories behind
 // them as a JSON object; it is wasmenv.MountsEnv (a test checks).
@@ -75,6 +93,7 @@ type Agent struct {
 	cs      kubernetes.Interface
 	objs    objects
 	ips     *ipPool
+	store   *imageStore // nil without Config.Layout
 	log     *slog.Logger
 	tempDir bool
 
@@ -83,16 +102,17 @@ type Agent struct {
 	events  record.EventBroadcaster
 	runErrs chan error
 
-	mu     sync.Mutex
-	pods   map[string]*podRun // namespace/name
-	notify func(*corev1.Pod)
+	mu        sync.Mutex
+	pods      map[string]*podRun // namespace/name
+	notify    func(*corev1.Pod)
+	fallbacks map[string]bool // images run with Programs although Layout is set
 }
 
 // Start registers the node, starts the pod controller and returns once
 // both are running: from then on pods scheduled to cfg.NodeName run.
 func Start(ctx context.Context, rc *rest.Config, cfg Config) (*Agent, error) {
-	if len(cfg.Programs) == 0 {
-		return nil, errors.New("node agent: Config.Programs is empty: no image can run")
+	if len(cfg.Programs) == 0 && cfg.Layout == "" {
+		return nil, errors.New("node agent: neither Config.Layout nor Config.Programs: no image can run")
 	}
 	if cfg.NodeName == "" {
 		cfg.NodeName = "isotope-node"
@@ -106,13 +126,16 @@ func Start(ctx context.Context, rc *rest.Config, cfg Config) (*Agent, error) {
 	if cfg.HostEnv == nil {
 		cfg.HostEnv = defaultHostEnv
 	}
+	if cfg.ImageHostEnv == nil {
+		cfg.ImageHostEnv = defaultImageHostEnv
+	}
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
 	if cfg.LockDir == "" {
 		cfg.LockDir = filepath.Join(os.TempDir(), "isotope-nodeagent-ips")
 	}
-	a := &Agent{cfg: cfg, pods: map[string]*podRun{}, log: slog.New(slog.NewTextHandler(cfg.Log, nil)).With("node", cfg.NodeName)}
+	a := &Agent{cfg: cfg, pods: map[string]*podRun{}, fallbacks: map[string]bool{}, log: slog.New(slog.NewTextHandler(cfg.Log, nil)).With("node", cfg.NodeName)}
 	if a.cfg.WorkDir == "" {
 		d, err := os.MkdirTemp("", "isotope-nodeagent-")
 		if err != nil {
@@ -124,6 +147,11 @@ func Start(ctx context.Context, rc *rest.Config, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	var err error
+	if cfg.Layout != "" {
+		if a.store, err = openImageStore(cfg.Layout, filepath.Join(a.cfg.WorkDir, "images")); err != nil {
+			return nil, fmt.Errorf("node agent: %w", err)
+		}
+	}
 	if a.ips, err = newIPPool(cfg.LockDir); err != nil {
 		return nil, err
 	}
@@ -261,6 +289,54 @@ func (a *Agent) Stop() {
 	}
 }
 
+// Fallbacks are the images that Config.Layout did not hold and the agent
+// ran with Config.Programs instead (the host's binary), sorted.
+func (a *Agent) Fallbacks() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]string, 0, len(a.fallbacks))
+	for im := range a.fallbacks {
+		out = append(out, im)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// launchFor is how the agent runs image: from the layout when it holds
+// it, else by an image rule with a program of this machine.
+func (a *Agent) launchFor(image string) (launch, error) {
+	if a.store != nil {
+		l, ok, err := a.store.find(image)
+		if err != nil || ok {
+			return l, err
+		}
+	}
+	l, ok := launch{}, false
+	if len(a.cfg.Programs) > 0 {
+		l, ok = ruleLaunch(a.cfg.Images, image)
+	}
+	if !ok {
+		msg := fmt.Sprintf("node agent: image %q has no local equivalent (known repositories: %s)", image, knownRepos(a.cfg.Images))
+		if a.store != nil {
+			msg = fmt.Sprintf("node agent: image %q is not in the image layout %s (it holds %s)", image, a.cfg.Layout, strings.Join(a.store.layout.Refs(), ", "))
+			if len(a.cfg.Programs) > 0 {
+				msg += fmt.Sprintf(" and has no local equivalent (known repositories: %s)", knownRepos(a.cfg.Images))
+			}
+		}
+		return launch{}, &errImage{msg}
+	}
+	if a.store != nil {
+		a.mu.Lock()
+		first := !a.fallbacks[image]
+		a.fallbacks[image] = true
+		a.mu.Unlock()
+		if first {
+			a.log.Warn("image not in the layout: running it with the host's program instead", "image", image, "layout", a.cfg.Layout)
+		}
+	}
+	return l, nil
+}
+
 // NodeName is the name of the agent's Node.
 func (a *Agent) NodeName() string { return a.cfg.NodeName }
 
@@ -379,8 +455,13 @@ func (a *Agent) prepare(ctx context.Context, p *podRun) {
 			c.waitingReason, c.waitingMessage = "CreateContainerConfigError", "node agent: "+err.Error()
 			continue
 		}
-		place := podPlace{ip: p.ip, dir: p.dir, mounts: mounts}
-		cmd, err := resolveCommand(&c.spec, a.cfg.Images, a.cfg.Programs, a.cfg.Roles, env, place)
+		l, err := a.launchFor(c.spec.Image)
+		var cmd *commandLine
+		place := podPlace{ip: p.ip, dir: p.dir, mounts: mounts, rootfs: l.rootfs}
+		if err == nil {
+			c.imageID = l.imageID
+			cmd, err = resolveCommand(&c.spec, l, a.cfg.Programs, a.cfg.Roles, env, place)
+		}
 		if err != nil {
 			reason := "CreateContainerConfigError"
 			var ie *errImage
@@ -396,12 +477,26 @@ func (a *Agent) prepare(ctx context.Context, p *podRun) {
 }
 
 // processEnv is the process environment: the inherited host variables,
-// HOSTNAME, then the pod's variables (values rewritten like arguments).
+// the image's ENV (run from the layout), HOSTNAME, then the pod's
+// variables (values rewritten like arguments; the last of a name wins).
 func (a *Agent) processEnv(pod *corev1.Pod, env map[string]string, order []string, place podPlace) []string {
 	var out []string
-	for _, name := range a.cfg.HostEnv {
+	inherit := a.cfg.HostEnv
+	if place.rootfs != nil {
+		inherit = a.cfg.ImageHostEnv
+	}
+	for _, name := range inherit {
 		if v, ok := os.LookupEnv(name); ok {
 			out = append(out, name+"="+v)
+		}
+	}
+	if place.rootfs != nil {
+		for _, kv := range place.rootfs.Config.Env {
+			k, v, _ := strings.Cut(kv, "=")
+			out = append(out, k+"="+rewriteEnv(v, place))
+		}
+		if tmp, ok := place.mounts["/tmp"]; ok {
+			out = append(out, "TMPDIR="+tmp)
 		}
 	}
 	out = append(out, "HOSTNAME="+pod.Name)
@@ -414,7 +509,7 @@ func (a *Agent) processEnv(pod *corev1.Pod, env map[string]string, order []strin
 	}
 	out = append(out, a.cfg.Env...)
 	for _, k := range order {
-		out = append(out, k+"="+rewriteValue(env[k], place))
+		out = append(out, k+"="+rewriteEnv(env[k], place))
 	}
 	return out
 }

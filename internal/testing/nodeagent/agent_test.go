@@ -41,8 +41,11 @@ var isotopeBin = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "isotope")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/isotope")
+	// Static and -trimpath, as make images builds it (internal/images),
+	// so the packages compiled for one are reused by the other.
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/isotope")
 	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/isotope: %v\n%s", err, out)
 	}

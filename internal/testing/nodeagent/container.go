@@ -26,6 +26,7 @@ type containerRun struct {
 	cmd     *commandLine // nil: the container cannot run (waiting says why)
 	env     []string
 	logPath string
+	imageID string // the image the container runs, for its status
 
 	waitingReason, waitingMessage string
 	running                       bool

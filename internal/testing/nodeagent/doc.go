@@ -9,17 +9,25 @@
 //   - allocates a loopback address 127.0.x.y of its own (Linux routes all
 //     of 127/8 to lo), reported as status.podIP, so pods bind the same
 //     ports side by side;
-//   - maps each container's image to a local program through its image
-//     rules (Isotope's images all run the isotope binary with the
-//     image's ENTRYPOINT and CMD); other images are refused with an
-//     ErrImagePull-style waiting reason that names the image;
+//   - runs each container from its image when Config.Layout (an OCI
+//     image layout, as make images writes) holds it: the image unpacked
+//     once, its ENTRYPOINT and CMD, argv[0] found on the image's PATH
+//     inside it, its ENV; paths of the image in arguments and variables
+//     map into the unpacked files, and the directories its user may
+//     write become the pod's own;
+//   - otherwise maps the image to a program of this machine through its
+//     image rules (Isotope's images all run the isotope binary with the
+//     image's ENTRYPOINT and CMD), logging each such fallback when a
+//     layout is set; other images are refused with an ErrImagePull-style
+//     waiting reason that names the image;
 //   - rewrites the listen address (--addr) to the pod's address and the
 //     container's port, and mount paths of emptyDir, secret and configMap
 //     volumes (/packages, /userfunc, …) to per-pod directories shared by
 //     the pod's containers, in the arguments and environment values;
 //   - passes the pod's env (literal values, downward-API fields, secret
 //     and configMap keys) plus a few host variables (PATH, HOME, Go's
-//     cache settings), Config.Env (the stand-in for a service-account
+//     cache settings; for containers run from an image only Go's build
+//     and module caches, which stand in for a cache volume), Config.Env (the stand-in for a service-account
 //     mount) and MountsEnv, which says where the pod's mounts really are
 //     for paths that travel in request bodies, out of the agent's reach;
 //   - reports phase, podIP, container states and readiness (HTTP GET or
@@ -30,4 +38,6 @@
 // Liveness and startup probes, init containers, resource limits, image
 // pulls and every volume type but emptyDir, secret and configMap are not
 // modelled: pods that need them are refused with a message saying so.
+// Nor are users: every process runs as the agent's user, whatever the
+// image's USER, and nothing is chrooted (paths are rewritten instead).
 package nodeagent

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"isotope.dev/isotope/internal/images"
 )
 
 // ImageRule says how the agent runs a container of a matching image as a
@@ -44,19 +46,16 @@ type Role struct {
 	PodPaths []string
 }
 
-// DefaultImages are Isotope's images, as deploy/docker's Dockerfiles
-// build them (a test compares the two), all running the isotope binary.
+// DefaultImages are Isotope's images (internal/images.All, which
+// deploy/docker's Dockerfiles match), all running the isotope binary.
 // "isotope" matches any repository ending in /isotope (isotope/isotope,
 // ghcr.io/isotope-dev/isotope).
 func DefaultImages() []ImageRule {
-	return []ImageRule{
-		{Repository: "isotope", Entrypoint: []string{"/isotope"}, Cmd: []string{"--help"}},
-		{Repository: "wasm-env", Entrypoint: []string{"/isotope", "wasm-env"}, Cmd: []string{"--addr", ":8888", "--userfunc-dir", "/userfunc"}},
-		{Repository: "fetcher", Entrypoint: []string{"/isotope", "fetcher"}, Cmd: []string{"/userfunc"}},
-		{Repository: "go-wasm-builder", Entrypoint: []string{"isotope", "builder"}, Cmd: []string{"/packages"}},
-		{Repository: "c-wasm-builder", Entrypoint: []string{"isotope", "builder"}, Cmd: []string{"/packages"}},
-		{Repository: "rust-wasm-builder", Entrypoint: []string{"isotope", "builder"}, Cmd: []string{"/packages"}},
+	var out []ImageRule
+	for _, im := range images.All {
+		out = append(out, ImageRule{Repository: im.Name, Entrypoint: slices.Clone(im.Entrypoint), Cmd: slices.Clone(im.Cmd)})
 	}
+	return out
 }
 
 // IsotopeRoles are the isotope binary's pod roles.
@@ -110,27 +109,27 @@ type podPlace struct {
 	ip     string
 	dir    string            // private to the pod
 	mounts map[string]string // container mount path → local directory
+	// rootfs is the container's unpacked image (nil: the container runs
+	// a program of this machine): other absolute paths of the image map
+	// into it.
+	rootfs *images.Rootfs
 }
 
-// resolveCommand turns a container into a local command line: the image
-// rule's entrypoint and cmd under Kubernetes' override rules, $(VAR)
-// references expanded from env, argv[0] mapped to a local program, mount
-// paths and pod-local addresses rewritten, and the listen address and
-// defaults added.
-func resolveCommand(c *corev1.Container, rules []ImageRule, programs map[string]string, roles map[string]Role, env map[string]string, place podPlace) (*commandLine, error) {
-	idx := slices.IndexFunc(rules, func(r ImageRule) bool { return r.matches(c.Image) })
-	if idx < 0 {
-		return nil, &errImage{fmt.Sprintf("node agent: image %q has no local equivalent (known repositories: %s)", c.Image, knownRepos(rules))}
-	}
-	rule := rules[idx]
+// resolveCommand turns a container into a local command line: the
+// image's entrypoint and cmd under Kubernetes' override rules, $(VAR)
+// references expanded from env, argv[0] found in the unpacked image (or
+// mapped to a program of this machine), mount paths, image paths and
+// pod-local addresses rewritten, and the listen address and defaults
+// added.
+func resolveCommand(c *corev1.Container, l launch, programs map[string]string, roles map[string]Role, env map[string]string, place podPlace) (*commandLine, error) {
 	var argv []string
 	switch {
 	case len(c.Command) > 0:
 		argv = append(slices.Clone(c.Command), c.Args...)
 	case len(c.Args) > 0:
-		argv = append(slices.Clone(rule.Entrypoint), c.Args...)
+		argv = append(slices.Clone(l.entrypoint), c.Args...)
 	default:
-		argv = append(slices.Clone(rule.Entrypoint), rule.Cmd...)
+		argv = append(slices.Clone(l.entrypoint), l.cmd...)
 	}
 	if len(argv) == 0 {
 		return nil, &errImage{fmt.Sprintf("node agent: container %q: image %q has no entrypoint and the container no command", c.Name, c.Image)}
@@ -138,9 +137,20 @@ func resolveCommand(c *corev1.Container, rules []ImageRule, programs map[string]
 	for i := range argv {
 		argv[i] = expandVars(argv[i], env)
 	}
-	prog, ok := programs[argv[0]]
-	if !ok {
-		return nil, &errImage{fmt.Sprintf("node agent: container %q: program %q of image %q has no local equivalent", c.Name, argv[0], c.Image)}
+	var prog string
+	if place.rootfs != nil {
+		var err error
+		if prog, err = lookProgram(place.rootfs, argv[0], imagePath(place.rootfs, env)); err != nil {
+			return nil, &errImage{fmt.Sprintf("node agent: container %q: image %q: %v", c.Name, c.Image, err)}
+		}
+		if err := privateDirs(place.rootfs, place); err != nil {
+			return nil, err
+		}
+	} else {
+		var ok bool
+		if prog, ok = programs[argv[0]]; !ok {
+			return nil, &errImage{fmt.Sprintf("node agent: container %q: program %q of image %q has no local equivalent", c.Name, argv[0], c.Image)}
+		}
 	}
 	args := slices.Clone(argv[1:])
 	role, hasRole := Role{}, false
@@ -176,6 +186,9 @@ func resolveCommand(c *corev1.Container, rules []ImageRule, programs map[string]
 }
 
 func knownRepos(rules []ImageRule) string {
+	if len(rules) == 0 {
+		return "none"
+	}
 	var names []string
 	for _, r := range rules {
 		names = append(names, r.Repository)
@@ -201,7 +214,8 @@ func expandVars(s string, env map[string]string) string {
 
 // rewriteValue maps what a container sees inside its pod to this
 // machine: paths under a volume's mount path (the whole value or after
-// "=") to the volume's directory, and URLs to the pod's own loopback
+// "=") to the volume's directory, other paths of the container's image
+// into the unpacked image, and URLs to the pod's own loopback
 // (127.0.0.1, localhost) to the pod's address.
 func rewriteValue(v string, place podPlace) string {
 	prefix, val := "", v
@@ -217,6 +231,8 @@ func rewriteValue(v string, place podPlace) string {
 	}
 	if best != "" {
 		val = place.mounts[best] + val[len(best):]
+	} else if place.rootfs != nil && strings.HasPrefix(val, "/") && inImage(place.rootfs, val) {
+		val = place.rootfs.Path(val)
 	}
 	for _, lo := range []string{"127.0.0.1", "localhost"} {
 		for _, sep := range []string{":", "/"} {
@@ -227,6 +243,19 @@ func rewriteValue(v string, place podPlace) string {
 		}
 	}
 	return prefix + val
+}
+
+// rewriteEnv is rewriteValue for an environment variable's value, which
+// may also be a list of paths (PATH=/usr/local/go/bin:/usr/bin).
+func rewriteEnv(v string, place podPlace) string {
+	parts := strings.Split(v, ":")
+	if len(parts) < 2 || slices.ContainsFunc(parts, func(p string) bool { return !strings.HasPrefix(p, "/") }) {
+		return rewriteValue(v, place)
+	}
+	for i, p := range parts {
+		parts[i] = rewriteValue(p, place)
+	}
+	return strings.Join(parts, ":")
 }
 
 // findFlag returns the index of flag name in args (--name, -name, with

@@ -153,7 +153,7 @@ func (p *podRun) statusLocked() corev1.PodStatus {
 	var ready, succeeded, failed, started int
 	for _, c := range p.containers {
 		cs := corev1.ContainerStatus{
-			Name: c.spec.Name, Image: c.spec.Image, ImageID: "nodeagent://" + c.spec.Image,
+			Name: c.spec.Name, Image: c.spec.Image, ImageID: c.imageID,
 			Ready: c.ready, RestartCount: c.restartCount, LastTerminationState: corev1.ContainerState{Terminated: c.lastTerminated},
 		}
 		switch {
