@@ -31,6 +31,11 @@ func sysProcAttr(userns bool) *syscall.SysProcAttr {
 		a.UidMappings = []syscall.SysProcIDMap{{ContainerID: os.Geteuid(), HostID: os.Geteuid(), Size: 1}}
 		a.GidMappings = []syscall.SysProcIDMap{{ContainerID: os.Getegid(), HostID: os.Getegid(), Size: 1}}
 		a.GidMappingsEnableSetgroups = false
+		// The shim keeps its uid (so the program's files are the
+		// user's) and, to bring up loopback, CAP_NET_ADMIN, which an
+		// exec as a non-root uid would otherwise drop. It is a
+		// capability over the new namespaces only.
+		a.AmbientCaps = []uintptr{unix.CAP_NET_ADMIN}
 	}
 	return a
 }

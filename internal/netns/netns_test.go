@@ -160,3 +160,42 @@ func TestUnavailableNamespaces(t *testing.T) {
 		}
 	}
 }
+
+// As root the shim needs only a network namespace; everyone else needs a
+// user namespace too. Run the side-by-side test again as nobody, from a
+// copy of this test binary nobody can read.
+func TestUnprivilegedUserNamespace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("runs only as root (it switches to nobody); TestFixedPortProgramsSideBySide covers this user")
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("Linux only")
+	}
+	dir, err := os.MkdirTemp("", "netns-unpriv-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	bin := filepath.Join(dir, "netns.test")
+	b, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.v", "-test.run", "^TestFixedPortProgramsSideBySide$")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=/", "TMPDIR=" + os.TempDir()}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("as nobody: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), "SKIP") {
+		t.Skipf("unprivileged user namespaces are not allowed here:\n%s", out)
+	}
+	if !strings.Contains(string(out), "--- PASS") {
+		t.Fatalf("as nobody:\n%s", out)
+	}
+}
