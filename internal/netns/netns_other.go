@@ -28,4 +28,3 @@ func ShimMain([]string) int {
 	fmt.Fprintln(os.Stderr, "isotope netns-shim:", errNotLinux)
 	return 125
 }
-
