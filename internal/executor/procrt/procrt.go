@@ -262,8 +262,8 @@ func (p *proc) waitAccepting(ctx context.Context, timeout time.Duration) error {
 		}
 		select {
 		case <-p.exited:
-			return fmt.Errorf("environment %s/%s: runtime command exited before listening on %s (%v); its last output: %s",
-				p.env.Namespace, p.env.Name, p.where(), p.waitErr, p.out.tailString())
+			return fmt.Errorf("environment %s/%s: runtime command exited before listening on %s (%v)%s; its last output: %s",
+				p.env.Namespace, p.env.Name, p.where(), p.waitErr, p.hint(), p.out.tailString())
 		case <-ctx.Done():
 			waited := time.Since(started).Round(time.Millisecond)
 			why := ctx.Err().Error()
