@@ -119,7 +119,7 @@ func forward(socket, addr string, exited <-chan struct{}) error {
 			return nil
 		case <-time.After(delay):
 		}
-		delay = min(delay*2, 50*time.Millisecond)
+		delay = min(delay*2, 10*time.Millisecond)
 	}
 	tmp := socket + ".tmp"
 	os.Remove(tmp)

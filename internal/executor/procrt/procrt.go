@@ -274,7 +274,7 @@ func (p *proc) waitAccepting(ctx context.Context, timeout time.Duration) error {
 				p.env.Namespace, p.env.Name, p.where(), waited, why, p.hint(), p.out.tailString())
 		case <-time.After(delay):
 		}
-		delay = min(delay*2, 100*time.Millisecond)
+		delay = min(delay*2, 20*time.Millisecond)
 	}
 }
 
