@@ -54,7 +54,6 @@ type LocalConfig struct {
 	Network *netns.Policy
 }
 
-
 // LocalBuilders runs each environment's builder as a supervised local
 // process: the built-in builders (go-wasm, c-wasm, rust-wasm) are
 // `isotope builder`; any other builder image needs a local command
