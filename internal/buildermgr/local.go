@@ -360,6 +360,14 @@ func (b *localBuilder) runOnce() error {
 			if err == nil {
 				err = errors.New("builder exited")
 			}
+			var ee *exec.ExitError
+			if b.sock != "" && errors.As(err, &ee) && ee.ExitCode() == netns.ExitNotFound {
+				// The shim could not find the program: that will not change.
+				b.mu.Lock()
+				b.startErr = fmt.Errorf("builder program %q not found: %s", argv[0], b.tail.String())
+				b.closeReadyLocked()
+				b.mu.Unlock()
+			}
 			return err
 		case <-b.quit:
 			return waitExit()

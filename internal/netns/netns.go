@@ -57,6 +57,10 @@ const ShimCommand = "netns-shim"
 // namespaces (for tests of that path, and to try it).
 const UnavailableEnv = "ISOTOPE_NETNS_UNAVAILABLE"
 
+// ExitNotFound is the shim's exit status when the program does not exist
+// (a shell's 127).
+const ExitNotFound = 127
+
 // ErrUnavailable is wrapped by every error that says the kernel refuses
 // the namespaces.
 var ErrUnavailable = errors.New("network namespaces are not available")

@@ -53,7 +53,11 @@ func ShimMain(args []string) int {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	if err := cmd.Start(); err != nil {
-		return fail("start %q: %v", argv[0], err)
+		fail("start %q: %v", argv[0], err)
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+			return ExitNotFound
+		}
+		return 125
 	}
 	go func() {
 		for s := range sigs {
