@@ -406,7 +406,7 @@ func (p *kubePod) FetchSource(ctx context.Context, pkg *v1.Package, filename str
 }
 
 func (p *kubePod) Build(ctx context.Context, src, command string, live io.Writer) (string, string, error) {
-	return buildOverHTTP(ctx, p.base(BuilderPort), src, command, live)
+	return buildOverHTTP(ctx, http.DefaultClient, p.base(BuilderPort), src, command, live)
 }
 
 func (p *kubePod) Upload(ctx context.Context, artifact string, zip bool) (string, v1.Checksum, error) {

@@ -13,12 +13,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/netns"
 )
 
 // Fetcher moves archives between the storage service and a builder's
@@ -45,6 +47,11 @@ type LocalConfig struct {
 	// Output receives builder processes' stdout and stderr (default discard).
 	Output io.Writer
 	Logger *slog.Logger
+	// Network picks the network of builder programs given as a local
+	// command (package netns); nil puts them on the host network. The
+	// built-in builders always use the host network: their builds may
+	// download modules.
+	Network *netns.Policy
 }
 
 // LocalBuilders runs each environment's builder as a supervised local
@@ -186,9 +193,18 @@ func (l *LocalBuilders) newBuilder(env *v1.Environment) (*localBuilder, error) {
 	case c != nil:
 		// A local builder program: it gets its address in PORT and
 		// ISOTOPE_BUILDER_ADDR and the shared directory as its last
-		// argument, like Fission's `/builder /packages`.
+		// argument, like Fission's `/builder /packages`. In its own
+		// network that address is Fission's 127.0.0.1:8001.
 		b.argv = append(c.argv, dir)
 		b.env = c.env
+		mode, err := l.cfg.Network.Resolve(fmt.Sprintf("the builder of environment %s/%s", env.Namespace, env.Name), env.Annotations)
+		if err != nil {
+			b.startErr = err
+			close(b.readyCh)
+		} else if mode == netns.Isolated {
+			b.network = l.cfg.Network
+			b.sock = netns.SocketFor(dir)
+		}
 	case IsBuiltinBuilderImage(env.Spec.Builder.Image):
 		b.argv = []string{l.cfg.Executable, "builder", dir}
 		b.builtin = true
@@ -215,6 +231,10 @@ type localBuilder struct {
 	builtin           bool // argv is `isotope builder DIR`: runOnce adds --addr
 	log               *slog.Logger
 	output            io.Writer
+	tail              tailWriter    // the last of the program's output, for errors
+	network           *netns.Policy // set when the builder has its own network
+	sock              string        // then: the shim's socket
+	httpClient        *http.Client  // reaches the builder (through sock if set)
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
@@ -277,21 +297,34 @@ func (b *localBuilder) supervise() {
 // runOnce starts the process, marks it ready once /healthz answers, and
 // waits for it to exit.
 func (b *localBuilder) runOnce() error {
-	addr, err := freeLoopbackAddr()
-	if err != nil {
-		return err
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(BuilderPort))
+	if b.sock == "" {
+		var err error
+		if addr, err = freeLoopbackAddr(); err != nil {
+			return err
+		}
 	}
 	argv := b.argv
 	if b.builtin {
 		// isotope builder --addr ADDR DIR
 		argv = []string{argv[0], argv[1], "--addr", addr, argv[2]}
 	}
+	env := append(append([]string{}, b.env...), "PORT="+portOf(addr), "ISOTOPE_BUILDER_ADDR="+addr)
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = b.dir
-	cmd.Env = append(append([]string{}, b.env...), "PORT="+portOf(addr), "ISOTOPE_BUILDER_ADDR="+addr)
-	cmd.Stdout = b.output
-	cmd.Stderr = b.output
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Dir = b.dir
+	cmd.Env = env
+	if b.sock != "" {
+		// The shim runs the program in the shared directory.
+		var err error
+		cmd, err = b.network.Command(netns.Program{Argv: argv, Env: env, Dir: b.dir, Port: BuilderPort, Socket: b.sock})
+		if err != nil {
+			return err
+		}
+	}
+	out := io.MultiWriter(b.output, &b.tail)
+	cmd.Stdout = out
+	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {
 		b.mu.Lock()
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
@@ -318,7 +351,7 @@ func (b *localBuilder) runOnce() error {
 		}
 	}
 
-	client := &http.Client{Timeout: time.Second}
+	client := &http.Client{Timeout: time.Second, Transport: b.client().Transport}
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -326,6 +359,14 @@ func (b *localBuilder) runOnce() error {
 		case err := <-exited:
 			if err == nil {
 				err = errors.New("builder exited")
+			}
+			var ee *exec.ExitError
+			if b.sock != "" && errors.As(err, &ee) && ee.ExitCode() == netns.ExitNotFound {
+				// The shim could not find the program: that will not change.
+				b.mu.Lock()
+				b.startErr = fmt.Errorf("builder program %q not found: %s", argv[0], b.tail.String())
+				b.closeReadyLocked()
+				b.mu.Unlock()
 			}
 			return err
 		case <-b.quit:
@@ -357,8 +398,11 @@ func (b *localBuilder) closeReadyLocked() {
 	}
 }
 
-// waitReady blocks until the builder is ready, has failed for good, or ctx ends.
+// waitReady blocks until the builder is ready, has failed for good, or
+// ctx ends; then the error says what was waited for, for how long, and
+// the program's last output.
 func (b *localBuilder) waitReady(ctx context.Context) error {
+	started := time.Now()
 	for {
 		b.mu.Lock()
 		ready, startErr, lastErr, ch := b.ready, b.startErr, b.lastErr, b.readyCh
@@ -371,10 +415,18 @@ func (b *localBuilder) waitReady(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			if lastErr != nil {
-				return fmt.Errorf("%w (last exit: %v)", ctx.Err(), lastErr)
+			where := "127.0.0.1:<$PORT> on the host network"
+			if b.sock != "" {
+				where = fmt.Sprintf("127.0.0.1:%d in its own network namespace", BuilderPort)
+			} else if a := b.baseURL(); a != "http://" {
+				where = strings.TrimPrefix(a, "http://") + " (the port in $PORT) on the host network"
 			}
-			return ctx.Err()
+			msg := fmt.Sprintf("waited %s for the builder program %q to answer GET /healthz with 200 on %s",
+				time.Since(started).Round(time.Millisecond), strings.Join(b.argv, " "), where)
+			if lastErr != nil {
+				msg += fmt.Sprintf("; it exited: %v", lastErr)
+			}
+			return fmt.Errorf("%w: %s; its last output:\n%s", ctx.Err(), msg, b.tail.String())
 		case <-ch:
 			// Ready, or failed for good; loop to find out which. After a
 			// restart readyCh is already closed, so poll briefly.
@@ -405,6 +457,26 @@ func (b *localBuilder) stop() {
 	}
 	<-b.done
 	_ = os.RemoveAll(b.dir)
+	if b.sock != "" {
+		_ = os.Remove(b.sock)
+	}
+}
+
+// client reaches the builder: through its shim's socket when it has its
+// own network.
+func (b *localBuilder) client() *http.Client {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.httpClient == nil {
+		b.httpClient = http.DefaultClient
+		if b.sock != "" {
+			sock := b.sock
+			b.httpClient = &http.Client{Transport: &http.Transport{
+				DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return netns.Dial(ctx, sock) },
+			}}
+		}
+	}
+	return b.httpClient
 }
 
 func (b *localBuilder) baseURL() string {
@@ -430,7 +502,7 @@ func (p *localPod) Upload(ctx context.Context, artifact string, zip bool) (strin
 func (p *localPod) Clean(ctx context.Context, src string) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, p.b.baseURL()+"/clean?name="+src, nil)
 	if err == nil {
-		if resp, err := http.DefaultClient.Do(req); err == nil {
+		if resp, err := p.b.client().Do(req); err == nil {
 			resp.Body.Close()
 		}
 	}
@@ -439,7 +511,7 @@ func (p *localPod) Clean(ctx context.Context, src string) {
 // Build speaks Fission's builder protocol, streaming the live log from
 // the builder's log endpoint while the build request runs.
 func (p *localPod) Build(ctx context.Context, src, command string, live io.Writer) (string, string, error) {
-	return buildOverHTTP(ctx, p.b.baseURL(), src, command, live)
+	return buildOverHTTP(ctx, p.b.client(), p.b.baseURL(), src, command, live)
 }
 
 // buildRequest and buildResponse are Fission's PackageBuildRequest and
@@ -454,7 +526,7 @@ type buildResponse struct {
 	BuildLogs        string `json:"buildLogs"`
 }
 
-func buildOverHTTP(ctx context.Context, base, src, command string, live io.Writer) (string, string, error) {
+func buildOverHTTP(ctx context.Context, client *http.Client, base, src, command string, live io.Writer) (string, string, error) {
 	body, _ := json.Marshal(buildRequest{SrcPkgFilename: src, Command: command})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/", bytes.NewReader(body))
 	if err != nil {
@@ -463,8 +535,8 @@ func buildOverHTTP(ctx context.Context, base, src, command string, live io.Write
 	req.Header.Set("Content-Type", "application/json")
 	streamCtx, stopStream := context.WithCancel(ctx)
 	streamed := make(chan int64, 1)
-	go func() { streamed <- followBuildLog(streamCtx, base, src, live) }()
-	resp, err := http.DefaultClient.Do(req)
+	go func() { streamed <- followBuildLog(streamCtx, client, base, src, live) }()
+	resp, err := client.Do(req)
 	stopStream()
 	n := <-streamed
 	if err != nil {
@@ -493,7 +565,7 @@ func buildOverHTTP(ctx context.Context, base, src, command string, live io.Write
 // followBuildLog copies the builder's live log (GET /logs?name=SRC&follow=true)
 // to live and returns how many bytes it copied. A builder without the
 // endpoint copies nothing; the final log is written from the response.
-func followBuildLog(ctx context.Context, base, src string, live io.Writer) int64 {
+func followBuildLog(ctx context.Context, client *http.Client, base, src string, live io.Writer) int64 {
 	var n int64
 	deadline := time.Now().Add(10 * time.Second)
 	for ctx.Err() == nil && time.Now().Before(deadline) {
@@ -501,7 +573,7 @@ func followBuildLog(ctx context.Context, base, src string, live io.Writer) int64
 		if err != nil {
 			return n
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			return n
 		}
@@ -538,4 +610,31 @@ func freeLoopbackAddr() (string, error) {
 func portOf(addr string) string {
 	_, p, _ := net.SplitHostPort(addr)
 	return p
+}
+
+// tailWriter keeps the last tailBytes written to it.
+type tailWriter struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+const tailBytes = 2 << 10
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > tailBytes {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-tailBytes:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailWriter) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s := strings.TrimSpace(string(t.buf)); s != "" {
+		return s
+	}
+	return "(none)"
 }

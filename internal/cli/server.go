@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"isotope.dev/isotope/internal/auth/routerauth"
+	"isotope.dev/isotope/internal/netns"
 	"isotope.dev/isotope/internal/server"
 	"isotope.dev/isotope/internal/store"
 	"isotope.dev/isotope/internal/wasm"
@@ -85,6 +86,9 @@ http://build-box:8889, only after starting it with --api-host build-box.`,
 	f.DurationVar(&cfg.PruneGrace, "prune-grace", time.Hour, "archives younger than this are never pruned")
 	f.IntVar(&cfg.BuildParallel, "build-parallel", 2, "how many packages build at once")
 	f.DurationVar(&cfg.BuildTimeout, "build-timeout", 10*time.Minute, "longest a build may take")
+	f.DurationVar(&cfg.BuilderReadyTimeout, "builder-ready-timeout", 2*time.Minute, "longest a build waits for its environment's builder to answer /healthz; then it fails with the builder's last output")
+	f.DurationVar(&cfg.InstanceStartTimeout, "instance-start-timeout", 30*time.Second, "longest a local runtime program may take to accept connections; then the specialization fails with its last output")
+	f.StringVar((*string)(&cfg.InstanceNetwork), "instance-network", string(netns.Auto), "network of local runtime and builder programs: isolated (own network namespace, fixed ports 8888/8001 as in a Fission pod, loopback only), host (the server's network, the program listens on $PORT), or auto (isolated where the kernel allows it); annotation isotope.dev/network on an environment overrides it")
 	f.IntVar(&cfg.Limits.MaxPoolSize, "max-poolsize", store.DefaultMaxPoolSize, "largest environment poolsize the API accepts (each instance of a process runtime is a local process)")
 	f.IntVar(&cfg.Limits.MaxScale, "max-scale", store.DefaultMaxScale, "largest newdeploy MinScale/MaxScale the API accepts")
 	f.IntVar(&cfg.GuestSlots, "guest-slots", 0, "WebAssembly calls running at once (0: GOMAXPROCS-1, at least 1; guests never hold every CPU)")

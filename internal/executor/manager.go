@@ -19,6 +19,7 @@ import (
 	"isotope.dev/isotope/internal/executor/procrt"
 	"isotope.dev/isotope/internal/executor/wasmrt"
 	"isotope.dev/isotope/internal/fnlog"
+	"isotope.dev/isotope/internal/netns"
 	"isotope.dev/isotope/internal/store"
 	"isotope.dev/isotope/internal/wasm"
 )
@@ -56,6 +57,9 @@ type Config struct {
 	ReapInterval time.Duration
 	// StartTimeout bounds a process start (default 30s).
 	StartTimeout time.Duration
+	// Network picks the network of local-process instances (package
+	// netns); nil puts them all on the host network.
+	Network *netns.Policy
 	// QueueLength is how many requests may wait at a poolmgr function's
 	// concurrency limit before 429; 0 means concurrency × requestsPerPod.
 	QueueLength int
@@ -150,6 +154,7 @@ func New(cfg Config) (*Manager, error) {
 			Logs:         cfg.Logs,
 			Logger:       cfg.Logger,
 			StartTimeout: cfg.StartTimeout,
+			Network:      cfg.Network,
 		})
 		if cfg.Wasm != nil {
 			m.wasmRT = wasmrt.New(wasmrt.Config{

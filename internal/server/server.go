@@ -33,6 +33,7 @@ import (
 	"isotope.dev/isotope/internal/buildermgr"
 	"isotope.dev/isotope/internal/fetcher"
 	"isotope.dev/isotope/internal/fnlog"
+	"isotope.dev/isotope/internal/netns"
 	"isotope.dev/isotope/internal/router"
 	"isotope.dev/isotope/internal/storagesvc"
 	"isotope.dev/isotope/internal/store"
@@ -68,6 +69,16 @@ type Config struct {
 	// BuildParallel and BuildTimeout bound builds (defaults 2 and 10m).
 	BuildParallel int
 	BuildTimeout  time.Duration
+	// BuilderReadyTimeout bounds the wait for a builder to answer
+	// /healthz before a build fails (default 2m).
+	BuilderReadyTimeout time.Duration
+	// InstanceStartTimeout bounds the wait for a local runtime program to
+	// accept connections (default 30s).
+	InstanceStartTimeout time.Duration
+	// InstanceNetwork is the default network of local runtime and builder
+	// programs: netns.Auto (the default), netns.Isolated or netns.Host;
+	// an Environment's isotope.dev/network annotation overrides it.
+	InstanceNetwork netns.Mode
 	// Limits bound the instances one object may ask for; zero fields
 	// take store.DefaultMaxPoolSize and store.DefaultMaxScale.
 	Limits store.Limits
@@ -98,6 +109,7 @@ type Server struct {
 
 	routerAuth *routerauth.Auth
 	guard      *webguard.Guard
+	network    *netns.Policy
 }
 
 // role is a background controller of the server.
@@ -191,6 +203,32 @@ func (s *Server) resolveToken(apiAddr string) error {
 	return nil
 }
 
+// setupNetwork makes the policy that gives local programs their network
+// and says, once, what the default comes to on this machine.
+func (s *Server) setupNetwork() error {
+	mode := s.cfg.InstanceNetwork
+	if mode == "" {
+		mode = netns.Auto
+	}
+	if _, err := netns.ParseMode(string(mode), true); err != nil {
+		return fmt.Errorf("--instance-network: %w", err)
+	}
+	s.network = &netns.Policy{Default: mode, Exe: s.cfg.Executable}
+	if mode == netns.Host {
+		return nil
+	}
+	if err := s.network.Available(); err != nil {
+		if mode == netns.Isolated {
+			return fmt.Errorf("--instance-network isolated: %w", err)
+		}
+		s.log.Warn("local runtime and builder programs run on the host network and must listen on $PORT: "+
+			"programs with a fixed port (Fission's images) will not start", "reason", err)
+		return nil
+	}
+	s.log.Info("local runtime and builder programs get their own network namespace (isotope.dev/network: host on an environment opts out)")
+	return nil
+}
+
 // timerClient is the timer's client for the router: nil (a plain client)
 // unless router auth is on, then one that sends router tokens.
 func (s *Server) timerClient() *http.Client {
@@ -227,6 +265,9 @@ func (s *Server) assemble() error {
 		cfg.Limits.MaxScale = store.DefaultMaxScale
 	}
 	s.cfg.Limits = cfg.Limits
+	if err := s.setupNetwork(); err != nil {
+		return err
+	}
 	api := apiserver.New(store.Limited(s.store, cfg.Limits), apiserver.Options{Token: cfg.Token, Registry: reg, Logger: s.log.With("role", "api")})
 	archives := storagesvc.NewServer(s.archives, storagesvc.Options{MaxSize: cfg.MaxArchiveSize, Token: cfg.Token, Logger: s.log.With("role", "storagesvc")})
 	pruner := storagesvc.NewPruner(s.archives, storagesvc.RefsFromStore(s.store), storagesvc.PrunerOptions{
@@ -250,6 +291,7 @@ func (s *Server) assemble() error {
 		Fetcher: fetch,
 		Output:  &prefixWriter{log: s.log.With("role", "builder")},
 		Logger:  s.log,
+		Network: s.network,
 	})
 	if err != nil {
 		return err
@@ -257,7 +299,8 @@ func (s *Server) assemble() error {
 	bm := buildermgr.New(buildermgr.Config{
 		Store: s.store, Builders: s.builders,
 		Parallel: cfg.BuildParallel, BuildTimeout: cfg.BuildTimeout,
-		Logger: s.log,
+		BuilderReadyTimeout: cfg.BuilderReadyTimeout,
+		Logger:              s.log,
 	})
 
 	mux := http.NewServeMux()

@@ -31,13 +31,15 @@ func (s *Server) assembleServing(reg *prometheus.Registry, logs *fnlog.Store, fe
 	s.closers = append(s.closers, func() { rt.Close(context.Background()) })
 
 	exec, err := executor.New(executor.Config{
-		Store:    s.store,
-		Wasm:     rt,
-		Fetcher:  fetch,
-		Logs:     logs,
-		WorkDir:  filepath.Join(s.cfg.DataDir, "functions"),
-		Logger:   s.log.With("role", "executor"),
-		Registry: reg,
+		Store:        s.store,
+		Wasm:         rt,
+		Fetcher:      fetch,
+		Logs:         logs,
+		WorkDir:      filepath.Join(s.cfg.DataDir, "functions"),
+		Network:      s.network,
+		StartTimeout: s.cfg.InstanceStartTimeout,
+		Logger:       s.log.With("role", "executor"),
+		Registry:     reg,
 	})
 	if err != nil {
 		return nil, nil, err

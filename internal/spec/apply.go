@@ -329,7 +329,7 @@ func (r *archiveResolver) resolveOne(a, old *v1.Archive, fieldPath string) error
 			return fmt.Errorf("%s: archive %q is %d bytes, more than the %d a package holds inline, and there is no storage service to upload it to",
 				fieldPath, name, len(b.data), v1.ArchiveLiteralSizeLimit)
 		}
-		u, got, err := r.uploader.Upload(r.ctx, name+".zip", bytes.NewReader(b.data), int64(len(b.data)))
+		u, got, err := r.uploader.Upload(r.ctx, b.upload, bytes.NewReader(b.data), int64(len(b.data)))
 		if err != nil {
 			return fmt.Errorf("%s: uploading archive %q: %w", fieldPath, name, err)
 		}

@@ -466,3 +466,40 @@ func zipNames(t *testing.T, data []byte) string {
 	}
 	return strings.Join(names, " ")
 }
+
+// An include of exactly one plain file is the file itself, as Fission's
+// spec apply sends it; a directory, or more than one file, is a zip.
+func TestSingleFileArchiveIsTheFile(t *testing.T) {
+	project := t.TempDir()
+	writeFiles(t, project, map[string]string{"helloWorld.js": "module.exports = 1\n", "lib/only.js": "x", "a.txt": "a", "b.txt": "b"})
+	specDir := filepath.Join(project, "specs")
+	for _, include := range [][]string{{"helloWorld.js"}, {"hello*.js"}} {
+		b, err := buildArchive(specDir, &ArchiveUploadSpec{Name: "hello", Include: include})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b.data) != "module.exports = 1\n" || b.upload != "helloWorld.js" {
+			t.Fatalf("include %v: archive %q uploaded as %q, want the file itself", include, b.data, b.upload)
+		}
+	}
+	for _, include := range [][]string{{"lib"}, {"*.txt"}} {
+		b, err := buildArchive(specDir, &ArchiveUploadSpec{Name: "many", Include: include})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if zipNames(t, b.data) == "" || b.upload != "many.zip" {
+			t.Fatalf("include %v: not a zip (%q)", include, b.upload)
+		}
+	}
+	// A lone file that is a hostile zip is refused before anything is
+	// stored, naming the file.
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, _ := zw.Create("../escape.txt")
+	w.Write([]byte("x"))
+	zw.Close()
+	os.WriteFile(filepath.Join(project, "bad.zip"), buf.Bytes(), 0o644)
+	if _, err := buildArchive(specDir, &ArchiveUploadSpec{Name: "bad", Include: []string{"bad.zip"}}); err == nil || !strings.Contains(err.Error(), "bad.zip") {
+		t.Fatalf("hostile lone zip: %v", err)
+	}
+}

@@ -26,12 +26,14 @@ type Uploader interface {
 	Upload(ctx context.Context, name string, r io.Reader, size int64) (url string, sum string, err error)
 }
 
-// builtArchive is an ArchiveUploadSpec's zip, built in memory.
+// builtArchive is an ArchiveUploadSpec's archive, built in memory: a zip,
+// or the file itself when the spec names exactly one plain file.
 type builtArchive struct {
-	name  string
-	data  []byte
-	sum   string // lowercase hex sha256 of data
-	files []string
+	name   string
+	data   []byte
+	sum    string // lowercase hex sha256 of data
+	files  []string
+	upload string // the name it is uploaded under
 }
 
 func checkGlob(g string) error {
@@ -119,6 +121,7 @@ func buildArchive(specDir string, a *ArchiveUploadSpec) (*builtArchive, error) {
 		return nil, err
 	}
 	files := map[string]string{} // entry name → file
+	plain := 0                   // files named by an include, not found in a directory
 	add := func(name, p string) error {
 		if excluded(a.Exclude, name) {
 			return nil
@@ -155,6 +158,7 @@ func buildArchive(specDir string, a *ArchiveUploadSpec) (*builtArchive, error) {
 					if err := add(base, m); err != nil {
 						return nil, err
 					}
+					plain++
 				}
 				continue
 			}
@@ -181,6 +185,12 @@ func buildArchive(specDir string, a *ArchiveUploadSpec) (*builtArchive, error) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	if len(names) == 1 && plain == 1 {
+		// One plain file goes as it is, as Fission's spec apply and
+		// `fn create --code` send it: a runtime gets helloWorld.js, not
+		// a zip of it.
+		return singleFile(a.Name, names[0], files[names[0]])
+	}
 
 	entries := make([]archive.Entry, len(names))
 	for i, n := range names {
@@ -191,7 +201,23 @@ func buildArchive(specDir string, a *ArchiveUploadSpec) (*builtArchive, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(buf.Bytes())
-	return &builtArchive{name: a.Name, data: buf.Bytes(), sum: hex.EncodeToString(sum[:]), files: names}, nil
+	return &builtArchive{name: a.Name, data: buf.Bytes(), sum: hex.EncodeToString(sum[:]), files: names, upload: a.Name + ".zip"}, nil
+}
+
+// singleFile is the archive of one plain file: its bytes. A file that is
+// itself a zip is checked as the fetcher will extract it.
+func singleFile(name, entry, file string) (*builtArchive, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	if archive.HasZipMagic(data) {
+		if err := archive.CheckReader(bytes.NewReader(data), int64(len(data)), file, archive.Limits{}); err != nil {
+			return nil, err
+		}
+	}
+	sum := sha256.Sum256(data)
+	return &builtArchive{name: name, data: data, sum: hex.EncodeToString(sum[:]), files: []string{entry}, upload: entry}, nil
 }
 
 // excluded reports whether an exclude glob matches rel, its base name or

@@ -30,6 +30,7 @@ type proc struct {
 	dir      string // instance directory, removed on Close
 	userfunc string // stands for /userfunc
 	addr     string // 127.0.0.1:port
+	sock     string // the netns shim's socket, "" on the host network
 
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed when the process has been waited for
@@ -98,7 +99,8 @@ func (p *proc) Specialize(ctx context.Context, f instance.Function) error {
 		}
 		path, ctype, body = "/v2/specialize", "application/json", b
 	}
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return p.dial(ctx) }}}
 	delay := 25 * time.Millisecond
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+p.addr+path, bytes.NewReader(body))
@@ -134,12 +136,11 @@ func (p *proc) Specialize(ctx context.Context, f instance.Function) error {
 }
 
 func (p *proc) setupProxy() {
-	var d net.Dialer
 	p.transport = &http.Transport{
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
-			return d.DialContext(dctx, network, p.addr)
+			return p.dial(dctx)
 		},
 		MaxIdleConns:        256,
 		MaxIdleConnsPerHost: 256,

@@ -14,9 +14,12 @@
 // TMPDIR, SSL_CERT_FILE, SSL_CERT_DIR) — never the rest, which may hold
 // the server's secrets (ISOTOPE_TOKEN, internal-auth keys):
 //
-//   - PORT and RUNTIME_PORT: the loopback port it must listen on (Fission
-//     images use 8888; Python's honours RUNTIME_PORT). It must accept on
-//     127.0.0.1.
+//   - PORT and RUNTIME_PORT: the port it must listen on, on 127.0.0.1.
+//     In an isolated network (package netns: the default where the
+//     kernel allows it) that is 8888, the port Fission's images use, in
+//     the instance's own network namespace, so a program with the port
+//     compiled in works; on the host network it is a free port, and the
+//     program must honour $PORT.
 //   - USERFUNC_DIR: the directory that stands for Fission's /userfunc.
 //     The deploy archive is fetched into USERFUNC_DIR/deployarchive for
 //     version 2 and 3 environments (a directory when the archive is a zip,
@@ -58,6 +61,7 @@ import (
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/executor/instance"
 	"isotope.dev/isotope/internal/fnlog"
+	"isotope.dev/isotope/internal/netns"
 )
 
 // Config configures the process runtime.
@@ -74,11 +78,18 @@ type Config struct {
 	// StartTimeout bounds the wait for a new process to accept
 	// connections (default 30s; ctx may end it sooner).
 	StartTimeout time.Duration
+	// Network picks each environment's network (package netns); nil
+	// runs every program on the host network.
+	Network *netns.Policy
 	// StopGrace is how long Close waits after SIGTERM before SIGKILL
 	// (default 2s). An environment's terminationGracePeriod, when set and
 	// shorter, wins.
 	StopGrace time.Duration
 }
+
+// RuntimePort is where a program in its own network listens: Fission's
+// environment port.
+const RuntimePort = 8888
 
 // Runtime starts local processes. It is safe for concurrent use.
 type Runtime struct {
@@ -140,10 +151,17 @@ func (r *Runtime) Start(ctx context.Context, env *v1.Environment) (instance.Inst
 	if err := os.MkdirAll(userfunc, 0o755); err != nil {
 		return nil, fmt.Errorf("instance directory: %w", err)
 	}
-	port, err := freePort()
+	mode, err := r.cfg.Network.Resolve(fmt.Sprintf("environment %s/%s", env.Namespace, env.Name), env.Annotations)
 	if err != nil {
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("find a free port: %w", err)
+		return nil, err
+	}
+	port := RuntimePort
+	if mode == netns.Host {
+		if port, err = freePort(); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
 	}
 	p := &proc{
 		rt:       r,
@@ -154,6 +172,9 @@ func (r *Runtime) Start(ctx context.Context, env *v1.Environment) (instance.Inst
 		addr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		exited:   make(chan struct{}),
 	}
+	if mode == netns.Isolated {
+		p.sock = netns.SocketFor(dir)
+	}
 	p.out = newOutput()
 	if err := p.start(port); err != nil {
 		os.RemoveAll(dir)
@@ -161,7 +182,7 @@ func (r *Runtime) Start(ctx context.Context, env *v1.Environment) (instance.Inst
 	}
 	startCtx, cancel := context.WithTimeout(ctx, r.cfg.StartTimeout)
 	defer cancel()
-	if err := p.waitAccepting(startCtx); err != nil {
+	if err := p.waitAccepting(startCtx, r.cfg.StartTimeout); err != nil {
 		p.Close()
 		return nil, err
 	}
@@ -191,15 +212,26 @@ func (p *proc) start(port int) error {
 	for _, a := range append(append([]string(nil), c.Command...), c.Args...) {
 		argv = append(argv, expand(a, vars))
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(hostEnv(), environ...)
-	cmd.Dir = p.dir
+	workDir := p.dir
 	if c.WorkingDir != "" {
-		cmd.Dir = c.WorkingDir
+		workDir = c.WorkingDir
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.SysProcAttr = sysProcAttr()
+	cmd.Env = append(hostEnv(), environ...)
+	cmd.Dir = workDir
+	if p.sock != "" {
+		// The shim starts the program in its own network namespace.
+		var err error
+		cmd, err = p.rt.cfg.Network.Command(netns.Program{
+			Argv: argv, Env: append(hostEnv(), environ...), Dir: workDir, Port: port, Socket: p.sock,
+		})
+		if err != nil {
+			return fmt.Errorf("environment %s/%s: %w", p.env.Namespace, p.env.Name, err)
+		}
 	}
 	cmd.Stdout = p.out.stream("stdout")
 	cmd.Stderr = p.out.stream("stderr")
-	cmd.SysProcAttr = sysProcAttr()
 	// Bound Wait if a grandchild escaped the process group with our pipes.
 	cmd.WaitDelay = time.Second
 	if err := cmd.Start(); err != nil {
@@ -213,14 +245,16 @@ func (p *proc) start(port int) error {
 	return nil
 }
 
-// waitAccepting polls the port until the program accepts, it exits, or
-// ctx ends.
-func (p *proc) waitAccepting(ctx context.Context) error {
+// waitAccepting polls the port (or, in an isolated network, the shim's
+// socket, which appears once the program listens) until the program
+// accepts, it exits, or ctx ends; timeout is the start timeout, for the
+// message.
+func (p *proc) waitAccepting(ctx context.Context, timeout time.Duration) error {
 	delay := 2 * time.Millisecond
-	var d net.Dialer
+	started := time.Now()
 	for {
 		dctx, cancel := context.WithTimeout(ctx, time.Second)
-		conn, err := d.DialContext(dctx, "tcp", p.addr)
+		conn, err := p.dial(dctx)
 		cancel()
 		if err == nil {
 			conn.Close()
@@ -228,15 +262,46 @@ func (p *proc) waitAccepting(ctx context.Context) error {
 		}
 		select {
 		case <-p.exited:
-			return fmt.Errorf("environment %s/%s: runtime command exited before listening on %s (%v); its output: %s",
-				p.env.Namespace, p.env.Name, p.addr, p.waitErr, p.out.tailString())
+			return fmt.Errorf("environment %s/%s: runtime command exited before listening on %s (%v)%s; its last output: %s",
+				p.env.Namespace, p.env.Name, p.where(), p.waitErr, p.hint(), p.out.tailString())
 		case <-ctx.Done():
-			return fmt.Errorf("environment %s/%s: runtime command did not listen on %s (env PORT) in time: %w; its output: %s",
-				p.env.Namespace, p.env.Name, p.addr, ctx.Err(), p.out.tailString())
+			waited := time.Since(started).Round(time.Millisecond)
+			why := ctx.Err().Error()
+			if waited >= timeout-time.Millisecond {
+				why = fmt.Sprintf("the start timeout is %s (isotope server --instance-start-timeout)", timeout)
+			}
+			return fmt.Errorf("environment %s/%s: runtime command did not listen on %s: waited %s (%s)%s; its last output: %s",
+				p.env.Namespace, p.env.Name, p.where(), waited, why, p.hint(), p.out.tailString())
 		case <-time.After(delay):
 		}
-		delay = min(delay*2, 100*time.Millisecond)
+		delay = min(delay*2, 20*time.Millisecond)
 	}
+}
+
+// where says where the program was to listen.
+func (p *proc) where() string {
+	if p.sock != "" {
+		return p.addr + " in its own network namespace"
+	}
+	return p.addr + " (the port in $PORT)"
+}
+
+// hint says what to try when a program never listened.
+func (p *proc) hint() string {
+	if p.sock != "" {
+		return fmt.Sprintf(": a program in its own network must listen on 127.0.0.1:%d or 0.0.0.0:%d ($PORT)", RuntimePort, RuntimePort)
+	}
+	return fmt.Sprintf(": on the host network the program must listen on $PORT; a program with a fixed port (Fission's images: 8888) needs its own network (annotation %s=isolated)", netns.Annotation)
+}
+
+// dial connects to the program: through the shim's socket in an
+// isolated network, else to its loopback port.
+func (p *proc) dial(ctx context.Context) (net.Conn, error) {
+	if p.sock != "" {
+		return netns.Dial(ctx, p.sock)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", p.addr)
 }
 
 // Alive implements instance.Instance.
@@ -277,6 +342,9 @@ func (p *proc) Close() error {
 			p.transport.CloseIdleConnections()
 		}
 		p.out.close()
+		if p.sock != "" {
+			os.Remove(p.sock)
+		}
 		if err := os.RemoveAll(p.dir); err != nil {
 			p.rt.log.Warn("remove instance directory", "dir", p.dir, "err", err)
 		}

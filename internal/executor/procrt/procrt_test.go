@@ -23,10 +23,16 @@ import (
 	"isotope.dev/isotope/internal/executor/proctest"
 	"isotope.dev/isotope/internal/fetcher"
 	"isotope.dev/isotope/internal/fnlog"
+	"isotope.dev/isotope/internal/netns"
 	"isotope.dev/isotope/internal/store/boltstore"
 )
 
 func TestMain(m *testing.M) {
+	// This test binary is also the network namespace shim, as the
+	// isotope binary is for the server.
+	if len(os.Args) > 1 && os.Args[1] == netns.ShimCommand {
+		os.Exit(netns.ShimMain(os.Args[2:]))
+	}
 	code := m.Run()
 	proctest.Cleanup()
 	os.Exit(code)
