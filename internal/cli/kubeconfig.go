@@ -56,6 +56,10 @@ See docs/fission-cli.md for the commands that work and those that cannot.`,
 					return fmt.Errorf("--data-dir: reading the server's token: %w", err)
 				}
 			}
+			if tok != "" && u.Scheme == "http" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "Warning: client-go programs (Fission's CLI, kubectl) send a kubeconfig's token over https only, and this API needs one: "+
+					"serve it behind a TLS-terminating proxy and give its https URL as --server, or run the server on a loopback address, where it needs no token")
+			}
 			out, err := clientcmd.Write(kubeconfigFor(strings.TrimRight(g.Server, "/"), tok, g.Namespace, contextName))
 			if err != nil {
 				return err

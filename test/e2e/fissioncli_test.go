@@ -213,7 +213,7 @@ func TestFissionClientAgainstEmbeddedAPI(t *testing.T) {
 		fissionObject(t, "httptrigger.json"),
 	} {
 		kind := o.GetKind()
-		all, err := dyn.Resource(fissionGV.WithResource(strings.ToLower(kind) + "s")).List(ctx, metav1.ListOptions{})
+		all, err := dyn.Resource(fissionGV.WithResource(strings.ToLower(kind)+"s")).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			t.Fatalf("spec apply: list %s: %v", kind, err)
 		}
