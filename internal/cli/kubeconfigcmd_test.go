@@ -54,3 +54,20 @@ func TestKubeconfigCommand(t *testing.T) {
 }
 
 type clientcmdConfig struct{ server, token, namespace string }
+
+// migrate fission needs a cluster: without --kubeconfig outside a pod it
+// says so; a missing kubeconfig file is named.
+func TestMigrateFissionNeedsACluster(t *testing.T) {
+	t.Setenv("ISOTOPE_KUBECONFIG", "")
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	if _, err := execute("migrate", "fission"); err == nil || !strings.Contains(err.Error(), "--kubeconfig") {
+		t.Errorf("migrate fission without a cluster: %v", err)
+	}
+	missing := filepath.Join(t.TempDir(), "nope")
+	if _, err := execute("--kubeconfig", missing, "migrate", "fission"); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("migrate fission with a missing kubeconfig: %v", err)
+	}
+	if _, err := execute("migrate", "fision"); err == nil || !strings.Contains(err.Error(), `did you mean "fission"`) {
+		t.Errorf("typo: %v", err)
+	}
+}
