@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"fmt"
 	"mime"
 	"net/http"
 	"runtime"
@@ -102,7 +103,13 @@ func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request) bool {
 		if ver == "" {
 			answer = func() any { return apiGroup(g) }
 		} else {
-			answer = func() any { return resourceList(g+"/"+v1.Version, groupResources()) }
+			answer = func() any {
+				rs := groupResources()
+				if g == v1.FissionGroup {
+					rs = append(rs, fissionOnlyResources()...)
+				}
+				return resourceList(g+"/"+v1.Version, rs)
+			}
 		}
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -181,6 +188,15 @@ func groupDiscovery(g string) apidiscoveryv2.APIGroupDiscovery {
 		}
 		rs = append(rs, rd)
 	}
+	if g == v1.FissionGroup {
+		for _, k := range v1.FissionOnlyKinds {
+			rs = append(rs, apidiscoveryv2.APIResourceDiscovery{
+				Resource: k.Plural, SingularResource: k.Singular, Scope: apidiscoveryv2.ScopeNamespace,
+				ResponseKind: &metav1.GroupVersionKind{Group: g, Version: v1.Version, Kind: k.Kind},
+				Verbs:        metav1.Verbs{"get", "list"},
+			})
+		}
+	}
 	return apidiscoveryv2.APIGroupDiscovery{
 		ObjectMeta: metav1.ObjectMeta{Name: g},
 		Versions:   []apidiscoveryv2.APIVersionDiscovery{{Version: v1.Version, Resources: rs, Freshness: apidiscoveryv2.DiscoveryFreshnessCurrent}},
@@ -192,4 +208,40 @@ func aggregated(gs ...apidiscoveryv2.APIGroupDiscovery) *apidiscoveryv2.APIGroup
 		TypeMeta: metav1.TypeMeta{Kind: "APIGroupDiscoveryList", APIVersion: apidiscoveryv2.SchemeGroupVersion.String()},
 		Items:    gs,
 	}
+}
+
+// fissionOnly finds a Fission kind Isotope lacks by its plural, singular
+// or Kind name.
+func fissionOnly(name string) (v1.FissionOnlyKind, bool) {
+	for _, k := range v1.FissionOnlyKinds {
+		if strings.EqualFold(name, k.Kind) || name == k.Plural || name == k.Singular {
+			return k, true
+		}
+	}
+	return v1.FissionOnlyKind{}, false
+}
+
+// serveFissionOnly answers a request for a Fission kind Isotope lacks:
+// a list is empty (so Fission's spec apply, which lists every kind, goes
+// on), a get is 404, and anything else is refused with the reason.
+func serveFissionOnly(w http.ResponseWriter, rt route) {
+	k := rt.fissionOnly
+	switch rt.verb {
+	case "list":
+		writeJSON(w, http.StatusOK, listOut{APIVersion: rt.apiVersion, Kind: k.Kind + "List", Metadata: ListMeta{ResourceVersion: "0"}, Items: []v1.Object{}})
+	case "get":
+		writeError(w, store.Errorf(store.ReasonNotFound, "%s %q not found: Isotope has no %s objects (%s)", k.Kind, rt.name, k.Kind, k.Why), rt)
+	default:
+		writeError(w, &store.Error{Reason: store.ReasonBadRequest, Message: fmt.Sprintf("Isotope does not implement fission.io/v1 %s (%s): it lists none and stores none", k.Kind, k.Why), Causes: []store.Cause{{Field: "kind", Message: k.Why}}}, rt)
+	}
+}
+
+// fissionOnlyResources are the discovery entries of those kinds:
+// readable (always empty), not writable.
+func fissionOnlyResources() []metav1.APIResource {
+	var out []metav1.APIResource
+	for _, k := range v1.FissionOnlyKinds {
+		out = append(out, metav1.APIResource{Name: k.Plural, SingularName: k.Singular, Namespaced: true, Kind: k.Kind, Verbs: metav1.Verbs{"get", "list"}})
+	}
+	return out
 }

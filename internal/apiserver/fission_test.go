@@ -58,7 +58,11 @@ func TestDiscoveryNegotiation(t *testing.T) {
 	var names []string
 	for _, g := range agg.Items {
 		names = append(names, g.Name)
-		if len(g.Versions) != 1 || len(g.Versions[0].Resources) != len(v1.Kinds()) {
+		want := len(v1.Kinds())
+		if g.Name == v1.FissionGroup {
+			want += len(v1.FissionOnlyKinds)
+		}
+		if len(g.Versions) != 1 || len(g.Versions[0].Resources) != want {
 			t.Errorf("aggregated group %s: %+v", g.Name, g.Versions)
 		}
 	}
@@ -99,7 +103,7 @@ func TestDiscoveryNegotiation(t *testing.T) {
 		t.Errorf("/version: %d %s", code, body)
 	}
 
-	for _, p := range []string{"/apis/fission.io/v2", "/apis/fission.io/v2/namespaces/default/functions", "/apis/example.com/v1", "/apis/example.com/v1/namespaces/default/functions", fbase + "canaryconfigs", "/openapi/v2", "/api/v2"} {
+	for _, p := range []string{"/apis/fission.io/v2", "/apis/fission.io/v2/namespaces/default/functions", "/apis/example.com/v1", "/apis/example.com/v1/namespaces/default/functions", base + "canaryconfigs", "/openapi/v2", "/api/v2"} {
 		code, body := f.call(t, "GET", p, "")
 		status(t, code, body, http.StatusNotFound, store.ReasonNotFound)
 	}
@@ -210,5 +214,37 @@ func TestFissionGroupWithClientGoAndToken(t *testing.T) {
 		if _, err := bad.Resource(gvr).Namespace("default").Get(ctx, "e", metav1.GetOptions{}); !apierrors.IsUnauthorized(err) {
 			t.Errorf("token %q: %v, want Unauthorized", tok, err)
 		}
+	}
+}
+
+// Fission's kinds that Isotope lacks list as empty on fission.io/v1
+// (Fission's spec apply lists every kind before writing), are 404 by
+// name, and refuse writes naming what is missing; discovery shows them
+// read-only.
+func TestFissionOnlyKinds(t *testing.T) {
+	f := newFixture(t, boltstore.Options{}, apiserver.Options{Token: token})
+	for _, k := range v1.FissionOnlyKinds {
+		code, _, body := f.get(t, fbase+k.Plural, "")
+		if code != 200 || !strings.Contains(string(body), `"kind":"`+k.Kind+`List"`) || !strings.Contains(string(body), `"items":[]`) {
+			t.Errorf("list %s: %d %s", k.Plural, code, body)
+		}
+		if code, _, body := f.get(t, "/apis/fission.io/v1/"+k.Plural, ""); code != 200 {
+			t.Errorf("list %s in all namespaces: %d %s", k.Plural, code, body)
+		}
+		code, body = f.call(t, "GET", fbase+k.Plural+"/x", "")
+		status(t, code, body, 404, store.ReasonNotFound)
+		code, body = f.call(t, "POST", fbase+k.Plural, `{"apiVersion":"fission.io/v1","kind":"`+k.Kind+`","metadata":{"name":"x"}}`)
+		if st := status(t, code, body, 400, store.ReasonBadRequest); !causeFields(st)["kind"] || !strings.Contains(st.Message, k.Why) {
+			t.Errorf("create %s: %s", k.Plural, body)
+		}
+		code, body = f.call(t, "DELETE", fbase+k.Plural+"/x", "")
+		status(t, code, body, 400, store.ReasonBadRequest)
+	}
+	_, _, body := f.get(t, "/apis/fission.io/v1", "")
+	if !strings.Contains(string(body), `{"name":"messagequeuetriggers","singularName":"messagequeuetrigger","namespaced":true,"kind":"MessageQueueTrigger","verbs":["get","list"]}`) {
+		t.Errorf("discovery of fission-only kinds: %s", body)
+	}
+	if _, _, body := f.get(t, "/apis/isotope.dev/v1", ""); strings.Contains(string(body), "messagequeuetriggers") {
+		t.Errorf("isotope.dev/v1 lists Fission-only kinds: %s", body)
 	}
 }

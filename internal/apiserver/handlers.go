@@ -24,6 +24,10 @@ import (
 
 // serve runs one parsed API request.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route) {
+	if rt.fissionOnly != nil {
+		serveFissionOnly(w, rt)
+		return
+	}
 	ctx := r.Context()
 	q := r.URL.Query()
 	switch rt.verb {

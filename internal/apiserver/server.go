@@ -193,6 +193,8 @@ type route struct {
 	status     bool   // the /status subresource
 	verb       string // list, watch, get, create, update, updatestatus, delete
 	allow      string // methods the path accepts, for 405
+	// fissionOnly is set (and ki not) for a Fission kind Isotope lacks.
+	fissionOnly *v1.FissionOnlyKind
 }
 
 // parseRoute maps a request to a route; the returned error is a
@@ -232,10 +234,14 @@ func parseRoute(r *http.Request) (route, *store.Error) {
 		return rt, &store.Error{Reason: store.ReasonNotFound, Message: "the server could not find the requested resource " + r.URL.Path}
 	}
 	ki, err := v1.LookupKind(plural)
-	if err != nil {
+	switch fo, ok := fissionOnly(plural); {
+	case err == nil:
+		rt.ki, rt.known = ki, true
+	case ok && rt.apiVersion == v1.FissionAPIVersion:
+		rt.fissionOnly = &fo
+	default:
 		return rt, &store.Error{Reason: store.ReasonNotFound, Message: "the server could not find the requested resource: " + err.Error()}
 	}
-	rt.ki, rt.known = ki, true
 
 	method := r.Method
 	if method == http.MethodHead {

@@ -58,14 +58,6 @@ type Result struct {
 	Failed []string
 }
 
-// unsupported are Fission kinds Isotope has no equivalent of: they are
-// counted and named, never copied.
-var unsupported = []struct{ plural, why string }{
-	{"canaryconfigs", "canary deployments are not implemented"},
-	{"messagequeuetriggers", "message queue triggers are not implemented"},
-	{"kuberneteswatchtriggers", "Kubernetes watch triggers are not implemented"},
-}
-
 // Fission migrates from src (a client of the cluster with Fission's
 // CRDs) into dst (Isotope's store on the same or another cluster),
 // writing one line per object to out.
@@ -104,14 +96,14 @@ func Fission(ctx context.Context, src dynamic.Interface, dst store.Store, opts O
 			}
 		}
 	}
-	for _, k := range unsupported {
-		list, err := src.Resource(gvr(k.plural)).Namespace(opts.Namespace).List(ctx, metav1.ListOptions{})
+	for _, k := range v1.FissionOnlyKinds {
+		list, err := src.Resource(gvr(k.Plural)).Namespace(opts.Namespace).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			continue // CRD absent, or not readable: nothing to say
 		}
 		for _, u := range list.Items {
 			res.Counts[Skipped]++
-			fmt.Fprintf(out, "%s %s/%s: skipped: %s in Isotope\n", u.GetKind(), u.GetNamespace(), u.GetName(), k.why)
+			fmt.Fprintf(out, "%s %s/%s: skipped: %s in Isotope\n", u.GetKind(), u.GetNamespace(), u.GetName(), k.Why)
 		}
 	}
 	return res, nil

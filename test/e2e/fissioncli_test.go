@@ -206,8 +206,14 @@ func TestFissionClientAgainstEmbeddedAPI(t *testing.T) {
 	}
 	expectEvent(t, w, watch.Modified, "hello")
 
-	// fission spec apply: list each kind in all namespaces, then update
-	// what exists (with its resourceVersion) and create what does not.
+	// fission spec apply: list each kind in all namespaces (the kinds
+	// Isotope lacks too: empty), then update what exists (with its
+	// resourceVersion) and create what does not.
+	for _, plural := range []string{"kuberneteswatchtriggers", "messagequeuetriggers", "timetriggers", "packages"} {
+		if _, err := dyn.Resource(fissionGV.WithResource(plural)).List(ctx, metav1.ListOptions{}); err != nil {
+			t.Errorf("spec apply: list %s: %v", plural, err)
+		}
+	}
 	for _, o := range []*unstructured.Unstructured{
 		fissionObject(t, "environment.json", "RUNTIME_COMMAND", envserver),
 		fissionObject(t, "httptrigger.json"),
