@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -256,6 +257,31 @@ func TestFissionClientAgainstEmbeddedAPI(t *testing.T) {
 	expectEvent(t, w, watch.Deleted, "hello")
 	if _, err := res("Function").Get(ctx, "hello", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("get after delete: %v", err)
+	}
+
+	// The web guard covers the new paths: a rebinding page's Host and a
+	// cross-origin write are refused.
+	for _, c := range []struct{ method, path, host, origin string }{
+		{"GET", "/apis", "evil.example", ""},
+		{"GET", "/api/v1/namespaces/default", "evil.example", ""},
+		{"POST", "/apis/fission.io/v1/namespaces/default/environments", "", "http://evil.example"},
+	} {
+		req, _ := http.NewRequest(c.method, p.api+c.path, strings.NewReader(`{}`))
+		req.Header.Set("Content-Type", "application/json")
+		if c.host != "" {
+			req.Host = c.host
+		}
+		if c.origin != "" {
+			req.Header.Set("Origin", c.origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s %s (Host %q, Origin %q) answered %d, want 403", c.method, c.path, c.host, c.origin, resp.StatusCode)
+		}
 	}
 
 	// The same objects are Isotope's: the isotope CLI lists them.
