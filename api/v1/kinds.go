@@ -105,3 +105,20 @@ func AddToScheme(s *runtime.Scheme) error {
 	metav1.AddToGroupVersion(s, SchemeGroupVersion)
 	return nil
 }
+
+// FissionOnlyKind is a fission.io/v1 kind Isotope does not implement.
+// +kubebuilder:object:generate=false
+type FissionOnlyKind struct {
+	Kind, Plural, Singular string
+	Why                    string // what is missing, for messages
+}
+
+// FissionOnlyKinds are Fission's kinds without an Isotope equivalent.
+// The API lists them as empty on fission.io/v1 (Fission's spec apply
+// lists every kind before it writes) and refuses writes; the migration
+// names and skips them.
+var FissionOnlyKinds = []FissionOnlyKind{
+	{Kind: "CanaryConfig", Plural: "canaryconfigs", Singular: "canaryconfig", Why: "canary deployments are not implemented"},
+	{Kind: "KubernetesWatchTrigger", Plural: "kuberneteswatchtriggers", Singular: "kuberneteswatchtrigger", Why: "Kubernetes watch triggers are not implemented"},
+	{Kind: "MessageQueueTrigger", Plural: "messagequeuetriggers", Singular: "messagequeuetrigger", Why: "message queue triggers are not implemented"},
+}

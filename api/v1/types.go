@@ -11,7 +11,8 @@ const (
 	Group             = "isotope.dev"
 	Version           = "v1"
 	APIVersion        = Group + "/" + Version
-	FissionAPIVersion = "fission.io/v1"
+	FissionGroup      = "fission.io"
+	FissionAPIVersion = FissionGroup + "/" + Version
 )
 
 // Kinds of resource.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
 
 	v1 "isotope.dev/isotope/api/v1"
@@ -23,6 +24,10 @@ import (
 
 // serve runs one parsed API request.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route) {
+	if rt.fissionOnly != nil {
+		serveFissionOnly(w, rt)
+		return
+	}
 	ctx := r.Context()
 	q := r.URL.Query()
 	switch rt.verb {
@@ -42,7 +47,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route) {
 			writeError(w, err, rt)
 			return
 		}
-		writeJSON(w, http.StatusOK, newList(rt.ki, rv, objs))
+		writeJSON(w, http.StatusOK, newList(rt, rv, objs))
 	case "get":
 		obj, err := s.st.Get(ctx, rt.ki.Kind, rt.namespace, rt.name)
 		respond(w, http.StatusOK, obj, err, rt)
@@ -69,7 +74,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route) {
 		}
 		respond(w, http.StatusOK, out, err, rt)
 	case "delete":
-		if err := s.st.Delete(ctx, rt.ki.Kind, rt.namespace, rt.name, q.Get("resourceVersion")); err != nil {
+		rv, err := s.deletePrecondition(w, r, rt)
+		if err != nil {
+			writeError(w, err, rt)
+			return
+		}
+		if err := s.st.Delete(ctx, rt.ki.Kind, rt.namespace, rt.name, rv); err != nil {
 			writeError(w, err, rt)
 			return
 		}
@@ -86,7 +96,61 @@ func respond(w http.ResponseWriter, code int, obj v1.Object, err error, rt route
 		writeError(w, err, rt)
 		return
 	}
-	writeJSON(w, code, obj)
+	writeJSON(w, code, rt.out(obj))
+}
+
+// out is obj as the route's group shows it: objects are stored as
+// isotope.dev/v1 and answered on /apis/fission.io/v1 with Fission's
+// apiVersion, on a copy (the store may share obj with other readers).
+func (rt route) out(obj v1.Object) v1.Object {
+	if obj == nil || rt.apiVersion == "" || obj.GetObjectKind().GroupVersionKind().GroupVersion().String() == rt.apiVersion {
+		return obj
+	}
+	c := obj.DeepCopyObject().(v1.Object)
+	gv, _ := schema.ParseGroupVersion(rt.apiVersion)
+	c.GetObjectKind().SetGroupVersionKind(gv.WithKind(v1.KindOf(c)))
+	return c
+}
+
+// deletePrecondition is the resourceVersion a delete must match: the
+// ?resourceVersion= query, or the preconditions of a DeleteOptions body
+// as client-go sends them (a uid precondition is checked against the
+// stored object and pins its resourceVersion).
+func (s *Server) deletePrecondition(w http.ResponseWriter, r *http.Request, rt route) (string, error) {
+	rv := r.URL.Query().Get("resourceVersion")
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	if err != nil {
+		return "", store.Errorf(store.ReasonBadRequest, "reading the DeleteOptions body: %v", err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return rv, nil
+	}
+	var opts metav1.DeleteOptions
+	if err := json.Unmarshal(data, &opts); err != nil {
+		return "", jsonError(data, err)
+	}
+	if opts.Preconditions == nil {
+		return rv, nil
+	}
+	if p := opts.Preconditions.ResourceVersion; p != nil && *p != "" {
+		if rv != "" && rv != *p {
+			return "", badField("preconditions.resourceVersion", fmt.Sprintf("%q disagrees with ?resourceVersion=%s", *p, rv))
+		}
+		rv = *p
+	}
+	if p := opts.Preconditions.UID; p != nil && *p != "" {
+		obj, err := s.st.Get(r.Context(), rt.ki.Kind, rt.namespace, rt.name)
+		if err != nil {
+			return "", err
+		}
+		if obj.GetUID() != *p {
+			return "", store.Errorf(store.ReasonConflict, "precondition failed: uid in precondition %s, uid of %s %s/%s is %s", *p, rt.ki.Kind, rt.namespace, rt.name, obj.GetUID())
+		}
+		if rv == "" {
+			rv = obj.GetResourceVersion()
+		}
+	}
+	return rv, nil
 }
 
 // ListMeta carries the store's resourceVersion at the time of a list.
@@ -103,11 +167,12 @@ type listOut struct {
 	Items      []v1.Object `json:"items"`
 }
 
-func newList(ki v1.KindInfo, rv string, objs []v1.Object) listOut {
-	if objs == nil {
-		objs = []v1.Object{}
+func newList(rt route, rv string, objs []v1.Object) listOut {
+	items := make([]v1.Object, len(objs))
+	for i, o := range objs {
+		items[i] = rt.out(o)
 	}
-	return listOut{APIVersion: v1.APIVersion, Kind: ki.Kind + "List", Metadata: ListMeta{ResourceVersion: rv}, Items: objs}
+	return listOut{APIVersion: rt.apiVersion, Kind: rt.ki.Kind + "List", Metadata: ListMeta{ResourceVersion: rv}, Items: items}
 }
 
 // watchEventOut is one line of a watch stream.
@@ -161,7 +226,7 @@ func (s *Server) watch(w http.ResponseWriter, r *http.Request, rt route, opts st
 			if !ok {
 				return
 			}
-			if enc.Encode(watchEventOut{Type: ev.Type, Object: ev.Object}) != nil || rc.Flush() != nil {
+			if enc.Encode(watchEventOut{Type: ev.Type, Object: rt.out(ev.Object)}) != nil || rc.Flush() != nil {
 				return
 			}
 			heartbeat.Reset(s.opts.HeartbeatInterval)
@@ -332,12 +397,16 @@ func position(data []byte, off int64) string {
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
+	writeJSONType(w, code, "application/json", v)
+}
+
+func writeJSONType(w http.ResponseWriter, code int, contentType string, v any) {
 	data, err := json.Marshal(v)
 	if err != nil {
 		writeError(w, fmt.Errorf("encoding response: %w", err), route{})
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Type", contentType)
 	w.WriteHeader(code)
 	_, _ = w.Write(append(data, '\n'))
 }

@@ -3,15 +3,24 @@
 // under /apis/isotope.dev/v1, errors as Kubernetes Status objects,
 // /healthz and /metrics.
 //
-// Server is an http.Handler that claims only /apis/, /healthz and
-// /metrics. The composing server (isotope server) mounts it at "/" of
+// The same objects are served as Fission's group under
+// /apis/fission.io/v1 (answered with apiVersion fission.io/v1), with
+// the discovery a client-go client reads (/version, /api, /api/v1,
+// /apis, /apis/<group>, /apis/<group>/v1, aggregated discovery v2 when
+// asked for) and read-only namespaces under /api/v1, so that Fission's
+// own CLI and other Kubernetes clients work against it through a
+// kubeconfig (docs/fission-cli.md).
+//
+// Server is an http.Handler that claims only /apis/, /api/, /version,
+// /healthz and /metrics. The composing server (isotope server) mounts it at "/" of
 // its API listener next to its other handlers, e.g.
 //
 //	mux := http.NewServeMux()
 //	mux.Handle("/v1/archive", archives) // storage service
 //	mux.Handle("/", apiserver.New(st, opts))
 //
-// Paths (plural may also be any name v1.LookupKind accepts: fn, env …):
+// Paths (plural may also be any name v1.LookupKind accepts: fn, env …;
+// fission.io may replace isotope.dev in each):
 //
 //	GET    /apis/isotope.dev/v1/namespaces/{ns}/{plural}              list (?labelSelector=) or watch (?watch=true&resourceVersion=)
 //	POST   /apis/isotope.dev/v1/namespaces/{ns}/{plural}              create
@@ -45,8 +54,12 @@ import (
 	"isotope.dev/isotope/internal/store"
 )
 
-// PathPrefix is the root of the resource API.
-const PathPrefix = "/apis/" + v1.APIVersion + "/"
+// PathPrefix is the root of the resource API; FissionPathPrefix serves
+// the same objects as Fission's group, fission.io/v1.
+const (
+	PathPrefix        = "/apis/" + v1.APIVersion + "/"
+	FissionPathPrefix = "/apis/" + v1.FissionAPIVersion + "/"
+)
 
 // Options configures a Server. The zero value serves without auth.
 type Options struct {
@@ -141,6 +154,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(rec, err, rt)
 		return
 	}
+	if s.serveDiscovery(rec, r) || s.serveCore(rec, r) {
+		return
+	}
 	if rerr != nil {
 		if rerr.Reason == store.ReasonMethodNotAllowed {
 			rec.Header().Set("Allow", rt.allow)
@@ -169,13 +185,16 @@ func (s *Server) authorize(r *http.Request) error {
 
 // route is a parsed request path.
 type route struct {
-	ki        v1.KindInfo
-	known     bool   // ki is set
-	namespace string // "" for the all-namespaces collection
-	name      string // "" for collections
-	status    bool   // the /status subresource
-	verb      string // list, watch, get, create, update, updatestatus, delete
-	allow     string // methods the path accepts, for 405
+	apiVersion string // of the path: v1.APIVersion or v1.FissionAPIVersion
+	ki         v1.KindInfo
+	known      bool   // ki is set
+	namespace  string // "" for the all-namespaces collection
+	name       string // "" for collections
+	status     bool   // the /status subresource
+	verb       string // list, watch, get, create, update, updatestatus, delete
+	allow      string // methods the path accepts, for 405
+	// fissionOnly is set (and ki not) for a Fission kind Isotope lacks.
+	fissionOnly *v1.FissionOnlyKind
 }
 
 // parseRoute maps a request to a route; the returned error is a
@@ -183,7 +202,12 @@ type route struct {
 // method (rt.allow says which are right) or a BadRequest.
 func parseRoute(r *http.Request) (route, *store.Error) {
 	var rt route
+	rt.apiVersion = v1.APIVersion
 	rest, ok := strings.CutPrefix(r.URL.Path, PathPrefix)
+	if !ok {
+		rest, ok = strings.CutPrefix(r.URL.Path, FissionPathPrefix)
+		rt.apiVersion = v1.FissionAPIVersion
+	}
 	if !ok {
 		return rt, &store.Error{Reason: store.ReasonNotFound, Message: "the server could not find the requested resource " + r.URL.Path}
 	}
@@ -210,10 +234,14 @@ func parseRoute(r *http.Request) (route, *store.Error) {
 		return rt, &store.Error{Reason: store.ReasonNotFound, Message: "the server could not find the requested resource " + r.URL.Path}
 	}
 	ki, err := v1.LookupKind(plural)
-	if err != nil {
+	switch fo, ok := fissionOnly(plural); {
+	case err == nil:
+		rt.ki, rt.known = ki, true
+	case ok && rt.apiVersion == v1.FissionAPIVersion:
+		rt.fissionOnly = &fo
+	default:
 		return rt, &store.Error{Reason: store.ReasonNotFound, Message: "the server could not find the requested resource: " + err.Error()}
 	}
-	rt.ki, rt.known = ki, true
 
 	method := r.Method
 	if method == http.MethodHead {
