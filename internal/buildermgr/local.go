@@ -19,6 +19,7 @@ import (
 	"time"
 
 	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/tracing"
 )
 
 // Fetcher moves archives between the storage service and a builder's
@@ -461,6 +462,7 @@ func buildOverHTTP(ctx context.Context, base, src, command string, live io.Write
 		return "", "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	tracing.Inject(ctx, req.Header)
 	streamCtx, stopStream := context.WithCancel(ctx)
 	streamed := make(chan int64, 1)
 	go func() { streamed <- followBuildLog(streamCtx, base, src, live) }()

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/executor/instance"
 )
@@ -71,7 +73,7 @@ type poolHost interface {
 	// admission is fn's admission policy (strategy, runtime, limits).
 	admission(fn *v1.Function, res instance.Function) limits
 	// provide makes a specialized instance for res.
-	provide(res instance.Function) (instance.Instance, error)
+	provide(res instance.Function, parent trace.SpanContext) (instance.Instance, error)
 	// discard closes ins in the background.
 	discard(ins instance.Instance)
 	// background runs f, tracked so that Close waits for it.
@@ -151,7 +153,7 @@ func (p *fnPool) acquire(ctx context.Context) (*lease, error) {
 	if l.overload && live > 0 {
 		// newdeploy: scale out in the background, serve now.
 		if total < l.maxInstances && p.specializing == 0 {
-			p.startLocked()
+			p.startLockedFor(parentOf(ctx))
 		}
 		in := p.leastBusyLocked()
 		in.active++
@@ -161,7 +163,7 @@ func (p *fnPool) acquire(ctx context.Context) (*lease, error) {
 	}
 	switch {
 	case total < l.maxInstances && (l.onceOnly || p.specializing == 0):
-		p.startLocked()
+		p.startLockedFor(parentOf(ctx))
 	case total >= l.maxInstances && len(p.waiters) >= l.queue:
 		p.mu.Unlock()
 		p.h.rejected(p.fn)
@@ -217,12 +219,16 @@ func (p *fnPool) leastBusyLocked() *inst {
 }
 
 // startLocked begins one specialization in the background.
-func (p *fnPool) startLocked() {
+func (p *fnPool) startLocked() { p.startLockedFor(trace.SpanContext{}) }
+
+// startLockedFor begins one specialization in the background for the
+// request whose span is parent: the specialization's span hangs under it.
+func (p *fnPool) startLockedFor(parent trace.SpanContext) {
 	p.specializing++
 	res := p.res
 	res.Fn = p.fn
 	p.h.background(func() {
-		in, err := p.h.provide(res)
+		in, err := p.h.provide(res, parent)
 		p.finish(in, err)
 	})
 }
