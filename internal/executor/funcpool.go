@@ -58,6 +58,10 @@ type inst struct {
 	active   int
 	uses     int
 	lastUsed time.Time
+	// spec is the span of the specialization that made the instance
+	// (invalid while tracing is off): a request that waited for it links
+	// to it.
+	spec trace.SpanContext
 }
 
 type waiter struct {
@@ -73,7 +77,8 @@ type poolHost interface {
 	// admission is fn's admission policy (strategy, runtime, limits).
 	admission(fn *v1.Function, res instance.Function) limits
 	// provide makes a specialized instance for res.
-	provide(res instance.Function, parent trace.SpanContext) (instance.Instance, error)
+	// Its span (a child of parent) is returned for requests to link to.
+	provide(res instance.Function, parent trace.SpanContext) (instance.Instance, trace.SpanContext, error)
 	// discard closes ins in the background.
 	discard(ins instance.Instance)
 	// background runs f, tracked so that Close waits for it.
@@ -179,6 +184,9 @@ func (p *fnPool) acquire(ctx context.Context) (*lease, error) {
 		if g.err != nil {
 			return nil, g.err
 		}
+		if g.cold {
+			linkSpecialization(ctx, g.in.spec)
+		}
 		return &lease{pool: p, in: g.in, cold: g.cold}, nil
 	case <-ctx.Done():
 		p.mu.Lock()
@@ -228,13 +236,13 @@ func (p *fnPool) startLockedFor(parent trace.SpanContext) {
 	res := p.res
 	res.Fn = p.fn
 	p.h.background(func() {
-		in, err := p.h.provide(res, parent)
-		p.finish(in, err)
+		in, spec, err := p.h.provide(res, parent)
+		p.finish(in, spec, err)
 	})
 }
 
 // finish records the outcome of a specialization and serves waiters.
-func (p *fnPool) finish(ins instance.Instance, err error) {
+func (p *fnPool) finish(ins instance.Instance, spec trace.SpanContext, err error) {
 	p.mu.Lock()
 	p.specializing--
 	if err != nil {
@@ -242,7 +250,7 @@ func (p *fnPool) finish(ins instance.Instance, err error) {
 		p.mu.Unlock()
 		return
 	}
-	in := &inst{ins: ins, lastUsed: time.Now()}
+	in := &inst{ins: ins, lastUsed: time.Now(), spec: spec}
 	if p.h.closing() {
 		p.mu.Unlock()
 		p.h.discard(ins)

@@ -244,10 +244,10 @@ func (p *fnPool) retired0() bool {
 // provide makes a specialized instance for res: an instance from its
 // strategy (poolmgr: the environment's warm pool when the runtime keeps
 // one), specialized.
-func (m *Manager) provide(res instance.Function, parent trace.SpanContext) (instance.Instance, error) {
+func (m *Manager) provide(res instance.Function, parent trace.SpanContext) (instance.Instance, trace.SpanContext, error) {
 	rt, err := m.runtimeFor(res.Env)
 	if err != nil {
-		return nil, err
+		return nil, trace.SpanContext{}, err
 	}
 	et := string(executorType(res.Fn))
 	timeout := time.Duration(max(res.Fn.Spec.InvokeStrategy.ExecutionStrategy.SpecializationTimeout, 120)) * time.Second
@@ -268,15 +268,15 @@ func (m *Manager) provide(res instance.Function, parent trace.SpanContext) (inst
 	}
 	ins, err := strategyOf(res.Fn).instance(ctx, m, rt, res.Env)
 	if err != nil {
-		return nil, fail("function %s/%s: start an instance of environment %s/%s: %v", res.Fn.Namespace, res.Fn.Name, res.Env.Namespace, res.Env.Name, err)
+		return nil, trace.SpanContext{}, fail("function %s/%s: start an instance of environment %s/%s: %v", res.Fn.Namespace, res.Fn.Name, res.Env.Namespace, res.Env.Name, err)
 	}
 	if err := ins.Specialize(ctx, res); err != nil {
 		ins.Close()
-		return nil, fail("function %s/%s: specialize: %v", res.Fn.Namespace, res.Fn.Name, err)
+		return nil, trace.SpanContext{}, fail("function %s/%s: specialize: %v", res.Fn.Namespace, res.Fn.Name, err)
 	}
 	m.metrics.specializations.WithLabelValues(et, rt.Name(), "success").Inc()
 	m.metrics.specSeconds.WithLabelValues(rt.Name()).Observe(time.Since(start).Seconds())
-	return ins, nil
+	return ins, span.SpanContext(), nil
 }
 
 // envPoolFor returns the warm pool of env's current version, replacing

@@ -59,3 +59,18 @@ func traceSpecialize(ctx context.Context, parent trace.SpanContext, res instance
 			tracing.KeyPackageName.String(res.Pkg.Name),
 		))
 }
+
+// linkSpecialization links the acquire span in ctx to spec, the span of
+// a specialization the request waited for but did not start (a preload,
+// or another request's cold start): that specialization's trace is not
+// the request's, so it cannot be a child.
+func linkSpecialization(ctx context.Context, spec trace.SpanContext) {
+	if !tracing.Enabled() || !spec.IsValid() {
+		return
+	}
+	span := trace.SpanFromContext(ctx)
+	if span.SpanContext().TraceID() == spec.TraceID() {
+		return // its own: already a child
+	}
+	span.AddLink(trace.Link{SpanContext: spec})
+}

@@ -39,7 +39,11 @@ type Span struct {
 	Attrs    map[string]any // string, int64, bool or float64 values
 	Error    bool           // status code ERROR
 	Resource map[string]any
+	Links    []Link
 }
+
+// Link is a span's link to another span.
+type Link struct{ TraceID, SpanID string }
 
 // Receiver collects the spans exported to it.
 type Receiver struct {
@@ -154,6 +158,9 @@ func (r *Receiver) add(req *collectortrace.ExportTraceServiceRequest) {
 					Attrs: attrs(s.GetAttributes()), Resource: res,
 					Error: s.GetStatus().GetCode() == tracepb.Status_STATUS_CODE_ERROR,
 				}
+				for _, l := range s.GetLinks() {
+					sp.Links = append(sp.Links, Link{TraceID: hex.EncodeToString(l.GetTraceId()), SpanID: hex.EncodeToString(l.GetSpanId())})
+				}
 				if len(s.GetParentSpanId()) > 0 && !bytes.Equal(s.GetParentSpanId(), make([]byte, 8)) {
 					sp.ParentID = hex.EncodeToString(s.GetParentSpanId())
 				}
@@ -246,6 +253,19 @@ func Parent(spans []Span, s Span) (Span, bool) {
 	return Span{}, false
 }
 
+// Linked returns the spans s links to, among spans.
+func Linked(spans []Span, s Span) []Span {
+	var out []Span
+	for _, l := range s.Links {
+		for _, o := range spans {
+			if o.TraceID == l.TraceID && o.SpanID == l.SpanID {
+				out = append(out, o)
+			}
+		}
+	}
+	return out
+}
+
 // Dump renders spans as an indented tree per trace, for failure
 // messages.
 func Dump(spans []Span) string {
@@ -265,7 +285,7 @@ func Dump(spans []Span) string {
 	}
 	var walk func(s Span, depth int)
 	walk = func(s Span, depth int) {
-		fmt.Fprintf(&b, "%s%s [%s] trace=%s span=%s parent=%s %v\n", strings.Repeat("  ", depth), s.Name, s.Service, s.TraceID[:8], s.SpanID, s.ParentID, s.Attrs)
+		fmt.Fprintf(&b, "%s%s [%s] trace=%s span=%s parent=%s links=%v %v\n", strings.Repeat("  ", depth), s.Name, s.Service, s.TraceID[:8], s.SpanID, s.ParentID, s.Links, s.Attrs)
 		for _, c := range byParent[s.TraceID+s.SpanID] {
 			walk(c, depth+1)
 		}
