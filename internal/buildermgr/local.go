@@ -431,6 +431,7 @@ func (p *localPod) Upload(ctx context.Context, artifact string, zip bool) (strin
 func (p *localPod) Clean(ctx context.Context, src string) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, p.b.baseURL()+"/clean?name="+src, nil)
 	if err == nil {
+		tracing.Inject(ctx, req.Header)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
 		}
@@ -503,6 +504,7 @@ func followBuildLog(ctx context.Context, base, src string, live io.Writer) int64
 		if err != nil {
 			return n
 		}
+		tracing.Inject(ctx, req.Header)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return n

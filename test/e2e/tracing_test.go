@@ -135,7 +135,7 @@ func TestTracing(t *testing.T) {
 		t.Fatalf("function answered %q", body)
 	}
 	spans = rcv.WaitFor(t, 30*time.Second, "the cold request's spans", func(s []otlptest.Span) bool {
-		return otlptest.Has(otlptest.Trace(s, goTrace), "wasm.call") && otlptest.Has(otlptest.Trace(s, goTrace), "executor.specialize")
+		return otlptest.Has(otlptest.Trace(s, goTrace), "wasm.call") && otlptest.Has(s, "executor.specialize")
 	})
 	rt := spanTree{t, otlptest.Trace(spans, goTrace)}
 	root := rt.one("GET /hello")
