@@ -177,6 +177,9 @@ func Inject(ctx context.Context, h http.Header) {
 	if !on.Load() {
 		return
 	}
+	// A caller's tracestate belongs to its traceparent: when that was
+	// invalid (a new trace), it must not ride along with ours.
+	h.Del("Tracestate")
 	prop.Inject(ctx, propagation.HeaderCarrier(h))
 }
 
