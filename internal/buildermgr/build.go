@@ -15,6 +15,8 @@ import (
 
 // build runs one pending package to succeeded or failed.
 func (m *Manager) build(ctx context.Context, pkg *v1.Package) error {
+	ctx, span := traceBuild(ctx, pkg)
+	defer span.End()
 	key := pkg.Namespace + "/" + pkg.Name
 	log := m.log.With("namespace", pkg.Namespace, "package", pkg.Name)
 
@@ -59,10 +61,12 @@ func (m *Manager) build(ctx context.Context, pkg *v1.Package) error {
 		live.Write([]byte(failLog[min(len(buildLog), len(failLog)):]))
 		live.Finish()
 		log.Info("build failed", "took", time.Since(started).Round(time.Millisecond))
+		buildOutcome(span, v1.BuildStatusFailed, err)
 		return m.fail(ctx, key, failLog)
 	}
 	live.Finish()
 	log.Info("build succeeded", "took", time.Since(started).Round(time.Millisecond))
+	buildOutcome(span, v1.BuildStatusSucceeded, nil)
 	return nil
 }
 
@@ -100,17 +104,26 @@ func (m *Manager) runBuild(ctx context.Context, pkg *v1.Package, live *LiveLog) 
 
 	src := pkg.Name + "-" + randSuffix()
 	defer pod.Clean(context.WithoutCancel(ctx), src)
-	if err := pod.FetchSource(ctx, pkg, src); err != nil {
+	if err := step(ctx, "build.fetch", func(ctx context.Context) error { return pod.FetchSource(ctx, pkg, src) }); err != nil {
 		return "", none, "", buildFailure("", "fetching the source archive failed: %v", err)
 	}
-	artifact, blog, err := pod.Build(ctx, src, command, live)
+	var artifact, blog string
+	err = step(ctx, "build.run", func(ctx context.Context) (err error) {
+		artifact, blog, err = pod.Build(ctx, src, command, live)
+		return err
+	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return "", none, blog, ctx.Err()
 		}
 		return "", none, blog, buildFailure(blog, "isotope: build command %q failed: %v", command, err)
 	}
-	url, sum, err := pod.Upload(ctx, artifact, !env.Spec.KeepArchive)
+	var url string
+	var sum v1.Checksum
+	err = step(ctx, "build.upload", func(ctx context.Context) (err error) {
+		url, sum, err = pod.Upload(ctx, artifact, !env.Spec.KeepArchive)
+		return err
+	})
 	if err != nil {
 		return "", none, blog, buildFailure(blog, "isotope: uploading the deploy archive failed: %v", err)
 	}

@@ -25,6 +25,7 @@ import (
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/fetcher"
 	"isotope.dev/isotope/internal/kubepod"
+	"isotope.dev/isotope/internal/tracing"
 )
 
 // Fission's builder labels (pkg/buildermgr/envwatcher.go): the builder
@@ -379,6 +380,7 @@ func (p *kubePod) postJSON(ctx context.Context, url string, in, out any) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	tracing.Inject(ctx, req.Header)
 	resp, err := p.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("builder pod %s unreachable: %w", p.name, err)

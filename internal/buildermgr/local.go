@@ -21,6 +21,7 @@ import (
 
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/netns"
+	"isotope.dev/isotope/internal/tracing"
 )
 
 // Fetcher moves archives between the storage service and a builder's
@@ -502,6 +503,7 @@ func (p *localPod) Upload(ctx context.Context, artifact string, zip bool) (strin
 func (p *localPod) Clean(ctx context.Context, src string) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, p.b.baseURL()+"/clean?name="+src, nil)
 	if err == nil {
+		tracing.Inject(ctx, req.Header)
 		if resp, err := p.b.client().Do(req); err == nil {
 			resp.Body.Close()
 		}
@@ -533,6 +535,7 @@ func buildOverHTTP(ctx context.Context, client *http.Client, base, src, command 
 		return "", "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	tracing.Inject(ctx, req.Header)
 	streamCtx, stopStream := context.WithCancel(ctx)
 	streamed := make(chan int64, 1)
 	go func() { streamed <- followBuildLog(streamCtx, client, base, src, live) }()
@@ -573,6 +576,7 @@ func followBuildLog(ctx context.Context, client *http.Client, base, src string, 
 		if err != nil {
 			return n
 		}
+		tracing.Inject(ctx, req.Header)
 		resp, err := client.Do(req)
 		if err != nil {
 			return n

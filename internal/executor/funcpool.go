@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/executor/instance"
 )
@@ -56,6 +58,10 @@ type inst struct {
 	active   int
 	uses     int
 	lastUsed time.Time
+	// spec is the span of the specialization that made the instance
+	// (invalid while tracing is off): a request that waited for it links
+	// to it.
+	spec trace.SpanContext
 }
 
 type waiter struct {
@@ -71,7 +77,8 @@ type poolHost interface {
 	// admission is fn's admission policy (strategy, runtime, limits).
 	admission(fn *v1.Function, res instance.Function) limits
 	// provide makes a specialized instance for res.
-	provide(res instance.Function) (instance.Instance, error)
+	// Its span (a child of parent) is returned for requests to link to.
+	provide(res instance.Function, parent trace.SpanContext) (instance.Instance, trace.SpanContext, error)
 	// discard closes ins in the background.
 	discard(ins instance.Instance)
 	// background runs f, tracked so that Close waits for it.
@@ -151,7 +158,7 @@ func (p *fnPool) acquire(ctx context.Context) (*lease, error) {
 	if l.overload && live > 0 {
 		// newdeploy: scale out in the background, serve now.
 		if total < l.maxInstances && p.specializing == 0 {
-			p.startLocked()
+			p.startLockedFor(parentOf(ctx))
 		}
 		in := p.leastBusyLocked()
 		in.active++
@@ -161,7 +168,7 @@ func (p *fnPool) acquire(ctx context.Context) (*lease, error) {
 	}
 	switch {
 	case total < l.maxInstances && (l.onceOnly || p.specializing == 0):
-		p.startLocked()
+		p.startLockedFor(parentOf(ctx))
 	case total >= l.maxInstances && len(p.waiters) >= l.queue:
 		p.mu.Unlock()
 		p.h.rejected(p.fn)
@@ -176,6 +183,9 @@ func (p *fnPool) acquire(ctx context.Context) (*lease, error) {
 	case g := <-w.ch:
 		if g.err != nil {
 			return nil, g.err
+		}
+		if g.cold {
+			linkSpecialization(ctx, g.in.spec)
 		}
 		return &lease{pool: p, in: g.in, cold: g.cold}, nil
 	case <-ctx.Done():
@@ -217,18 +227,22 @@ func (p *fnPool) leastBusyLocked() *inst {
 }
 
 // startLocked begins one specialization in the background.
-func (p *fnPool) startLocked() {
+func (p *fnPool) startLocked() { p.startLockedFor(trace.SpanContext{}) }
+
+// startLockedFor begins one specialization in the background for the
+// request whose span is parent: the specialization's span hangs under it.
+func (p *fnPool) startLockedFor(parent trace.SpanContext) {
 	p.specializing++
 	res := p.res
 	res.Fn = p.fn
 	p.h.background(func() {
-		in, err := p.h.provide(res)
-		p.finish(in, err)
+		in, spec, err := p.h.provide(res, parent)
+		p.finish(in, spec, err)
 	})
 }
 
 // finish records the outcome of a specialization and serves waiters.
-func (p *fnPool) finish(ins instance.Instance, err error) {
+func (p *fnPool) finish(ins instance.Instance, spec trace.SpanContext, err error) {
 	p.mu.Lock()
 	p.specializing--
 	if err != nil {
@@ -236,7 +250,7 @@ func (p *fnPool) finish(ins instance.Instance, err error) {
 		p.mu.Unlock()
 		return
 	}
-	in := &inst{ins: ins, lastUsed: time.Now()}
+	in := &inst{ins: ins, lastUsed: time.Now(), spec: spec}
 	if p.h.closing() {
 		p.mu.Unlock()
 		p.h.discard(ins)

@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"go.opentelemetry.io/otel/trace"
+
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/controller"
 	"isotope.dev/isotope/internal/executor/instance"
@@ -21,6 +23,7 @@ import (
 	"isotope.dev/isotope/internal/fnlog"
 	"isotope.dev/isotope/internal/netns"
 	"isotope.dev/isotope/internal/store"
+	"isotope.dev/isotope/internal/tracing"
 	"isotope.dev/isotope/internal/wasm"
 )
 
@@ -172,6 +175,16 @@ func New(cfg Config) (*Manager, error) {
 
 // Acquire implements Executor.
 func (m *Manager) Acquire(ctx context.Context, fn *v1.Function) (Lease, error) {
+	ctx, span := traceAcquire(ctx, fn)
+	l, err := m.acquire(ctx, fn)
+	endAcquire(span, l, err)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (m *Manager) acquire(ctx context.Context, fn *v1.Function) (*lease, error) {
 	for range 10 {
 		p, err := m.poolFor(fn)
 		if err != nil {
@@ -236,19 +249,22 @@ func (p *fnPool) retired0() bool {
 // provide makes a specialized instance for res: an instance from its
 // strategy (poolmgr: the environment's warm pool when the runtime keeps
 // one), specialized.
-func (m *Manager) provide(res instance.Function) (instance.Instance, error) {
+func (m *Manager) provide(res instance.Function, parent trace.SpanContext) (instance.Instance, trace.SpanContext, error) {
 	rt, err := m.runtimeFor(res.Env)
 	if err != nil {
-		return nil, err
+		return nil, trace.SpanContext{}, err
 	}
 	et := string(executorType(res.Fn))
 	timeout := time.Duration(max(res.Fn.Spec.InvokeStrategy.ExecutionStrategy.SpecializationTimeout, 120)) * time.Second
 	ctx, cancel := context.WithTimeout(m.ctx, timeout)
 	defer cancel()
+	ctx, span := traceSpecialize(ctx, parent, res, rt.Name())
+	defer span.End()
 	start := time.Now()
 	fail := func(format string, args ...any) error {
 		m.metrics.specializations.WithLabelValues(et, rt.Name(), "failure").Inc()
 		err := errorf(http.StatusInternalServerError, format, args...)
+		tracing.Fail(span, err)
 		m.log.Warn("specialization failed", "function", res.Fn.Namespace+"/"+res.Fn.Name, "err", err)
 		if m.cfg.Logs != nil {
 			m.cfg.Logs.Append(res.Fn.Namespace, res.Fn.Name, "host", err.Error())
@@ -257,15 +273,15 @@ func (m *Manager) provide(res instance.Function) (instance.Instance, error) {
 	}
 	ins, err := strategyOf(res.Fn).instance(ctx, m, rt, res.Env)
 	if err != nil {
-		return nil, fail("function %s/%s: start an instance of environment %s/%s: %v", res.Fn.Namespace, res.Fn.Name, res.Env.Namespace, res.Env.Name, err)
+		return nil, trace.SpanContext{}, fail("function %s/%s: start an instance of environment %s/%s: %v", res.Fn.Namespace, res.Fn.Name, res.Env.Namespace, res.Env.Name, err)
 	}
 	if err := ins.Specialize(ctx, res); err != nil {
 		ins.Close()
-		return nil, fail("function %s/%s: specialize: %v", res.Fn.Namespace, res.Fn.Name, err)
+		return nil, trace.SpanContext{}, fail("function %s/%s: specialize: %v", res.Fn.Namespace, res.Fn.Name, err)
 	}
 	m.metrics.specializations.WithLabelValues(et, rt.Name(), "success").Inc()
 	m.metrics.specSeconds.WithLabelValues(rt.Name()).Observe(time.Since(start).Seconds())
-	return ins, nil
+	return ins, span.SpanContext(), nil
 }
 
 // envPoolFor returns the warm pool of env's current version, replacing

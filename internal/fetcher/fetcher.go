@@ -44,6 +44,7 @@ import (
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/archive"
 	"isotope.dev/isotope/internal/store"
+	"isotope.dev/isotope/internal/tracing"
 )
 
 // PackageGetter reads Packages; store.Store satisfies it.
@@ -180,6 +181,13 @@ func (f *Fetcher) sharedPath(field, name string) (string, error) {
 // file as is otherwise. A target that already exists is left alone, as
 // in Fission. Then secrets and configmaps are written.
 func (f *Fetcher) Fetch(ctx context.Context, req FunctionFetchRequest) error {
+	ctx, span := traceFetch(ctx, req)
+	err := f.fetch(ctx, req)
+	tracing.End(span, err)
+	return err
+}
+
+func (f *Fetcher) fetch(ctx context.Context, req FunctionFetchRequest) error {
 	start := time.Now()
 	dst, err := f.sharedPath("filename", req.Filename)
 	if err != nil {
@@ -369,6 +377,7 @@ func (f *Fetcher) get(ctx context.Context, s source, storage string, w io.Writer
 	if f.cfg.StorageToken != "" && sameHost(s.url, storage) {
 		hreq.Header.Set("Authorization", "Bearer "+f.cfg.StorageToken)
 	}
+	tracing.Inject(ctx, hreq.Header)
 	resp, err := f.http.Do(hreq)
 	if err != nil {
 		return fmt.Errorf("%s: download: %w", s.what, err)

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"isotope.dev/isotope/internal/tracing"
 )
 
 // specializeAttempts is how often the runtime is tried while it is not
@@ -46,6 +48,7 @@ func (f *Fetcher) Specialize(ctx context.Context, req FunctionSpecializeRequest)
 			return err
 		}
 		hreq.Header.Set("Content-Type", ctype)
+		tracing.Inject(ctx, hreq.Header)
 		resp, err := f.http.Do(hreq)
 		if err == nil {
 			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))

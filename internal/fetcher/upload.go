@@ -10,6 +10,7 @@ import (
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/archive"
 	"isotope.dev/isotope/internal/storagesvc"
+	"isotope.dev/isotope/internal/tracing"
 )
 
 // Upload archives <SharedDir>/<filename> (a build's DEPLOY_PKG), uploads
@@ -19,6 +20,16 @@ import (
 // without it the file is uploaded as is. The checksum is the sha256 of
 // the uploaded bytes.
 func (f *Fetcher) Upload(ctx context.Context, req ArchiveUploadRequest) (ArchiveUploadResponse, error) {
+	ctx, span := tracing.Start(ctx, "fetcher.upload")
+	resp, err := f.upload(ctx, req)
+	if err == nil && span.IsRecording() {
+		span.SetAttributes(tracing.KeyArchiveID.String(resp.ArchiveDownloadURL))
+	}
+	tracing.End(span, err)
+	return resp, err
+}
+
+func (f *Fetcher) upload(ctx context.Context, req ArchiveUploadRequest) (ArchiveUploadResponse, error) {
 	start := time.Now()
 	src, err := f.sharedPath("filename", req.Filename)
 	if err != nil {

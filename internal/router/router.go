@@ -43,6 +43,7 @@ import (
 	"isotope.dev/isotope/internal/executor"
 	"isotope.dev/isotope/internal/mirror"
 	"isotope.dev/isotope/internal/store"
+	"isotope.dev/isotope/internal/tracing"
 )
 
 // DefaultFunctionTimeout is the per-request deadline of a function whose
@@ -271,6 +272,10 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fn := m.fn
 	if fn == nil {
 		fn = rt.pick(m.route)
+	}
+	if tracing.Enabled() {
+		rt.serveTraced(w, r, fn, &m)
+		return
 	}
 	rt.serveFunction(w, r, fn, &m)
 }

@@ -45,6 +45,9 @@ func (rt *Router) serveFunction(w http.ResponseWriter, r *http.Request, fn *v1.F
 		return
 	}
 	cold := lease.ColdStart()
+	if cold {
+		traceCold(r.Context())
+	}
 
 	if r.ContentLength != 0 {
 		// Let the function answer while it still reads the request

@@ -118,6 +118,11 @@ func (o KubeOptions) restConfig() (*rest.Config, error) {
 	return cfg, nil
 }
 
+// startTracing sets up tracing for the role (StartTracing).
+func (r *kubeRole) startTracing(ctx context.Context, role string) (func(), error) {
+	return StartTracing(ctx, r.log, role)
+}
+
 // lead runs run while this process holds the Lease name (when leader
 // election is on); losing the Lease ends the role with an error, so that
 // a restarted replica never acts alongside the new leader.
@@ -146,6 +151,11 @@ func RunBuildermgr(ctx context.Context, o BuildermgrOptions) error {
 	if err != nil {
 		return err
 	}
+	stop, err := r.startTracing(ctx, "buildermgr")
+	if err != nil {
+		return err
+	}
+	defer stop()
 	kb, err := buildermgr.NewKubeBuilders(buildermgr.KubeConfig{
 		Client: r.client, Namespace: o.BuilderNamespace, IsotopeImage: o.Image,
 		StorageURL: o.StorageURL, FetcherEnv: r.fetcherEnv, ServiceAccount: o.ServiceAccount, Logger: r.log,
@@ -171,6 +181,11 @@ func RunExecutor(ctx context.Context, o ExecutorOptions) error {
 	if err != nil {
 		return err
 	}
+	stop, err := r.startTracing(ctx, "executor")
+	if err != nil {
+		return err
+	}
+	defer stop()
 	ctrl, err := kubert.NewController(kubert.Config{
 		Client: r.client, Store: r.store, IsotopeImage: o.Image, StorageURL: o.StorageURL,
 		FetcherEnv: r.fetcherEnv, ServiceAccount: o.ServiceAccount, Logger: r.log,
@@ -203,6 +218,11 @@ func RunRouter(ctx context.Context, o RouterOptions) error {
 	if err != nil {
 		return err
 	}
+	stop, err := r.startTracing(ctx, "router")
+	if err != nil {
+		return err
+	}
+	defer stop()
 	rt, err := kubert.NewRuntime(kubert.Config{Client: r.client, Store: r.store, StorageURL: o.StorageURL, Logger: r.log})
 	if err != nil {
 		return err
@@ -243,6 +263,11 @@ func RunTimer(ctx context.Context, o TimerOptions) error {
 	if err != nil {
 		return err
 	}
+	stop, err := r.startTracing(ctx, "timer")
+	if err != nil {
+		return err
+	}
+	defer stop()
 	tmr := timer.New(timer.Config{Store: r.store, RouterURL: o.RouterURL, Logger: r.log})
 	return r.lead(ctx, "isotope-timer", tmr.Run)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"isotope.dev/isotope/internal/auth/hmac"
+	"isotope.dev/isotope/internal/tracing"
 )
 
 // ServeRole serves h on addr until ctx ends, then shuts down gracefully.
@@ -20,8 +21,22 @@ func ServeRole(ctx context.Context, log *slog.Logger, role, addr string, h http.
 		return fmt.Errorf("--addr: %w", err)
 	}
 	h = VerifyInternal(log, hmac.Service(role), h, hmac.VerifierOptions{})
+	stop, err := StartTracing(ctx, log, role)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stop()
+	h = tracing.Handler(h, roleRoutes[role]...)
 	log.Info(role+" listening", append([]any{"addr", ln.Addr().String()}, kv...)...)
 	return ServeHTTP(ctx, ln, h, func() { log.Info(role + " shutting down") })
+}
+
+// roleRoutes are the paths of the roles ServeRole serves, which name
+// their spans (any other path is traced by method only).
+var roleRoutes = map[string][]string{
+	"builder": {"/", "/logs", "/clean"},
+	"fetcher": {"/fetch", "/upload", "/specialize"},
 }
 
 // ServeHTTP serves h on ln until serving fails or ctx ends; then stopping

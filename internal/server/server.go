@@ -110,6 +110,9 @@ type Server struct {
 	routerAuth *routerauth.Auth
 	guard      *webguard.Guard
 	network    *netns.Policy
+	// stopTracing flushes the spans still queued, after everything else
+	// has stopped.
+	stopTracing func()
 }
 
 // role is a background controller of the server.
@@ -149,6 +152,9 @@ func New(cfg Config) (_ *Server, err error) {
 			s.closeAll()
 		}
 	}()
+	if s.stopTracing, err = StartTracing(context.Background(), s.log, ""); err != nil {
+		return nil, err
+	}
 	for _, d := range []string{"", "archives", "builders", "cache"} {
 		if err := os.MkdirAll(filepath.Join(cfg.DataDir, d), 0o700); err != nil {
 			return nil, fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
@@ -404,6 +410,10 @@ func (s *Server) closeAll() {
 	}
 	if s.store != nil {
 		s.store.Close()
+	}
+	if s.stopTracing != nil {
+		s.stopTracing()
+		s.stopTracing = nil
 	}
 }
 

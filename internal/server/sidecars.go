@@ -16,6 +16,7 @@ import (
 	"isotope.dev/isotope/internal/fetcher"
 	"isotope.dev/isotope/internal/storagesvc"
 	"isotope.dev/isotope/internal/store"
+	"isotope.dev/isotope/internal/tracing"
 	"isotope.dev/isotope/internal/wasm"
 	"isotope.dev/isotope/internal/wasmenv"
 )
@@ -69,6 +70,12 @@ func RunStoragesvc(ctx context.Context, o StoragesvcOptions) error {
 		})
 		go p.Run(ctx)
 	}
+	stop, err := StartTracing(ctx, log, "storagesvc")
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stop()
 	log.Info("storage service listening", "addr", ln.Addr().String(), "dir", backend.Dir(),
 		"maxSize", o.MaxSize, "pruneInterval", o.PruneInterval, "pruneGrace", o.PruneGrace)
 	return ServeHTTP(ctx, ln, h, func() { log.Info("storage service shutting down") })
@@ -182,5 +189,12 @@ func RunWasmEnv(ctx context.Context, o WasmEnvOptions) error {
 	}
 	o.Logger.Info("wasm-env listening", "addr", ln.Addr().String())
 	h := VerifyInternal(o.Logger, hmac.ServiceRuntime, srv, hmac.VerifierOptions{Protect: runtimeControlPaths})
+	stop, err := StartTracing(ctx, o.Logger, "wasm-env")
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stop()
+	h = tracing.Handler(h, "/specialize", "/v2/specialize")
 	return ServeHTTP(ctx, ln, h, nil)
 }

@@ -21,6 +21,7 @@ import (
 
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/auth/hmac"
+	"isotope.dev/isotope/internal/tracing"
 )
 
 // Client talks to a storage service (Isotope's or Fission's) over
@@ -358,6 +359,7 @@ func (c *Client) do(req *http.Request) (*http.Response, error) {
 			req.Header.Set("Authorization", "Bearer "+c.token)
 		}
 	}
+	tracing.Inject(req.Context(), req.Header)
 	return c.HTTP.Do(req)
 }
 

@@ -15,8 +15,11 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/archive"
+	"isotope.dev/isotope/internal/tracing"
 )
 
 // DefaultMaxSize is the default cap on one archive: 256 MiB, the limit
@@ -100,8 +103,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("id")
 	switch {
 	case r.Method == http.MethodPost:
+		if tracing.Enabled() {
+			tracing.Serve(w, r, "storagesvc.upload", []attribute.KeyValue{
+				tracing.KeyHTTPRoute.String(ArchivePath), tracing.KeyRequestBodyLen.Int64(r.ContentLength),
+			}, s.upload)
+			return
+		}
 		s.upload(w, r)
 	case (r.Method == http.MethodGet || r.Method == http.MethodHead) && id != "":
+		if tracing.Enabled() {
+			tracing.Serve(w, r, "storagesvc.download", []attribute.KeyValue{
+				tracing.KeyHTTPRoute.String(ArchivePath), tracing.KeyArchiveID.String(id),
+			}, func(w http.ResponseWriter, r *http.Request) { s.download(w, r, id) })
+			return
+		}
 		s.download(w, r, id)
 	case r.Method == http.MethodGet:
 		s.list(w, r)

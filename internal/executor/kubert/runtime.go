@@ -37,6 +37,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -46,6 +48,7 @@ import (
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/executor/instance"
 	"isotope.dev/isotope/internal/kubepod"
+	"isotope.dev/isotope/internal/tracing"
 )
 
 // Runtime makes instances of functions out of pods. Start is cheap (an
@@ -220,6 +223,7 @@ func (r *Runtime) specializePod(ctx context.Context, pod *corev1.Pod, fn instanc
 			return err
 		}
 		req.Header.Set("Content-Type", "application/json")
+		tracing.Inject(ctx, req.Header)
 		resp, err := r.cfg.HTTPClient.Do(req)
 		if err == nil {
 			msg := readSome(resp)
@@ -345,6 +349,12 @@ func (p *podInstance) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	p.mu.Unlock()
 	if proxy == nil {
 		http.Error(w, "instance not specialized", http.StatusServiceUnavailable)
+		return
+	}
+	if tracing.Enabled() {
+		tracing.Call(w, req, "pod.call", trace.SpanKindClient, []attribute.KeyValue{
+			tracing.KeyRuntime.String("kubernetes"), tracing.KeyServerAddress.String(p.Addr()),
+		}, proxy.ServeHTTP)
 		return
 	}
 	proxy.ServeHTTP(w, req)

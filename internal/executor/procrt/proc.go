@@ -16,10 +16,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/executor/instance"
+	"isotope.dev/isotope/internal/tracing"
 )
 
 // proc is one local process instance.
@@ -108,6 +111,7 @@ func (p *proc) Specialize(ctx context.Context, f instance.Function) error {
 			return err
 		}
 		req.Header.Set("Content-Type", ctype)
+		tracing.Inject(ctx, req.Header)
 		res, err := client.Do(req)
 		if err == nil {
 			msg, _ := io.ReadAll(io.LimitReader(res.Body, 4<<10))
@@ -177,6 +181,12 @@ func (p *proc) setupProxy() {
 func (p *proc) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p.proxy == nil {
 		http.Error(w, "instance is not specialized", http.StatusInternalServerError)
+		return
+	}
+	if tracing.Enabled() {
+		tracing.Call(w, r, "process.call", trace.SpanKindClient, []attribute.KeyValue{
+			tracing.KeyRuntime.String("process"), tracing.KeyServerAddress.String(p.addr),
+		}, p.proxy.ServeHTTP)
 		return
 	}
 	p.proxy.ServeHTTP(w, r)

@@ -27,9 +27,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/executor/instance"
 	"isotope.dev/isotope/internal/fnlog"
+	"isotope.dev/isotope/internal/tracing"
 	"isotope.dev/isotope/internal/wasm"
 )
 
@@ -367,6 +371,11 @@ func (w *wasmInstance) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	if route, ok := instance.RouteFrom(r.Context()); ok {
 		r = r.WithContext(wasm.WithRouteInfo(r.Context(), route.Pattern, route.FullURL))
+	}
+	if tracing.Enabled() {
+		// The guest sees the call's traceparent: WAGI as HTTP_TRACEPARENT.
+		tracing.Call(rw, r, "wasm.call", trace.SpanKindInternal, []attribute.KeyValue{tracing.KeyRuntime.String("wasm")}, m.ServeHTTP)
+		return
 	}
 	m.ServeHTTP(rw, r)
 }
