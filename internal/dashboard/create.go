@@ -36,11 +36,13 @@ const defaultCode = `package main
 
 import (
 	"fmt"
+	"log"
 	"net/http"
 )
 
-// Handler answers every request to the function.
+// Handler answers every request to the function; its log shows each one.
 func Handler(w http.ResponseWriter, r *http.Request) {
+	log.Printf("%s %s", r.Method, r.URL.Path)
 	fmt.Fprintf(w, "Hello from Isotope! You asked for %s\n", r.URL.Path)
 }
 `
@@ -157,7 +159,8 @@ func (d *Dashboard) create(w http.ResponseWriter, r *http.Request, p *page) {
 			p.Error = "the function was created, but its route was refused: " + err.Error()
 		}
 	}
-	target := Prefix + "functions/" + ns + "/" + f.Name
+	// The package page follows the build live and links to the function.
+	target := Prefix + "packages/" + ns + "/" + created.Name
 	if p.Error != "" {
 		d.renderFunction(w, r, p, nil, invokeForm{Method: http.MethodGet, Path: "/"}, http.StatusOK)
 		return
