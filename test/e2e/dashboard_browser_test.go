@@ -137,7 +137,7 @@ func (b *browser) waitText(d time.Duration, what, sel string, ok func(string) bo
 func (b *browser) shot(name string) string {
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100) // 100: PNG, not JPEG)
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG, not JPEG
 	if err != nil {
 		b.t.Logf("screenshot %s: %v", name, err)
 		return ""
