@@ -387,6 +387,9 @@ func newFnList(k kindCommands[*v1.Function]) *cobra.Command {
 			}
 			return func(fn *v1.Function) bool { return fn.Spec.Environment.Name == env }, nil
 		},
+		wide: func(ctx context.Context, out io.Writer, kept []*v1.Function, all bool) error {
+			return printWide(ctx, k.g, out, kept, all)
+		},
 	})
 	cmd.Flags().StringVar(&env, "env", "", "only functions of this environment")
 	return cmd

@@ -96,6 +96,9 @@ type listing[T v1.Object] struct {
 	// of them to show (nil: all). It may read the store with opts, the
 	// list's own namespace options.
 	filter func(ctx context.Context, st store.Store, opts store.ListOptions) (func(T) bool, error)
+	// wide, when set, prints -o wide: a table of the objects kept with
+	// more facts than the default one.
+	wide func(ctx context.Context, out io.Writer, kept []T, allNamespaces bool) error
 }
 
 // list is `list [-o json|yaml] [-A]`: a table, or a v1 List document. A
@@ -104,7 +107,11 @@ func (k kindCommands[T]) list(l listing[T]) *cobra.Command {
 	var output string
 	var all bool
 	cmd := command(k.g, "list", l.short, func(ctx context.Context, cmd *cobra.Command, st store.Store) error {
-		if err := checkFormat(output); err != nil {
+		wide := output == formatWide && l.wide != nil
+		if err := checkFormat(output); err != nil && !wide {
+			if l.wide != nil {
+				return fmt.Errorf("--output: unknown format %q (want json, yaml or wide)", output)
+			}
 			return err
 		}
 		if l.check != nil {
@@ -130,6 +137,9 @@ func (k kindCommands[T]) list(l listing[T]) *cobra.Command {
 			}
 		}
 		out := cmd.OutOrStdout()
+		if wide {
+			return l.wide(ctx, out, kept, all)
+		}
 		if output != "" {
 			items := make([]v1.Object, len(kept))
 			for i, o := range kept {
@@ -143,7 +153,11 @@ func (k kindCommands[T]) list(l listing[T]) *cobra.Command {
 		}
 		return t.flush()
 	})
-	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: json or yaml (default: a table)")
+	formats := "json or yaml"
+	if l.wide != nil {
+		formats = "json, yaml or wide (more columns)"
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: "+formats+" (default: a table)")
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "list every namespace")
 	return cmd
 }

@@ -19,6 +19,7 @@ const (
 	formatDefault = ""
 	formatJSON    = "json"
 	formatYAML    = "yaml"
+	formatWide    = "wide"
 )
 
 // checkFormat refuses an -o value other than json or yaml.

@@ -148,6 +148,11 @@ func New(cfg Config) (*Manager, error) {
 		prepared:     map[string]bool{},
 		prepSem:      make(chan struct{}, 1),
 	}
+	if cfg.Registry != nil {
+		if err := cfg.Registry.Register(newInstanceCollector(m)); err != nil {
+			return nil, fmt.Errorf("executor: register metrics: %w", err)
+		}
+	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	sweepWorkDir(cfg.WorkDir, cfg.Logger)
 	if cfg.RuntimeFor == nil {

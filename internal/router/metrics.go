@@ -33,7 +33,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "isotope_router_request_duration_seconds",
 			Help:    "Time from the router receiving a request for a function to the end of the response.",
-			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+			Buckets: latencyBuckets,
 		}, fnLabels),
 		coldStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "isotope_router_cold_starts_total",
@@ -60,7 +60,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 func (m *metrics) observe(ns, name string, code int, d time.Duration, cold bool) {
 	c := strconv.Itoa(code)
 	m.requests.WithLabelValues(ns, name, c).Inc()
-	if code >= 500 || code == http429 || code == statusClientClosed {
+	if isError(code) {
 		m.errors.WithLabelValues(ns, name, c).Inc()
 	}
 	m.latency.WithLabelValues(ns, name).Observe(d.Seconds())
@@ -70,3 +70,11 @@ func (m *metrics) observe(ns, name string, code int, d time.Duration, cold bool)
 }
 
 const http429 = 429
+
+// latencyBuckets are the upper bounds, in seconds, of the request latency
+// histogram: the Prometheus one and the router's windowed stats (stats.go).
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+
+// isError reports whether a function request with this status counts as
+// an error: 5xx, 429 and 499 (client gone).
+func isError(code int) bool { return code >= 500 || code == http429 || code == statusClientClosed }

@@ -65,7 +65,9 @@ const (
 // about the platform (metrics, version) rather than with a function:
 // these are the paths a web page must not read through DNS rebinding
 // (package webguard). The health check stays open for probes.
-func AdminPath(path string) bool { return path == MetricsPath || path == VersionPath }
+func AdminPath(path string) bool {
+	return path == MetricsPath || path == VersionPath || path == StatsPath
+}
 
 // Config configures a Router.
 type Config struct {
@@ -103,6 +105,7 @@ type Router struct {
 	exec     executor.Executor
 	table    atomic.Pointer[table]
 	metrics  *metrics
+	stats    *stats
 	registry *prometheus.Registry
 	metricsH http.Handler
 	randMu   sync.Mutex
@@ -129,6 +132,7 @@ func New(cfg Config) *Router {
 		exec:     cfg.Executor,
 		registry: cfg.Registry,
 		metrics:  newMetrics(cfg.Registry),
+		stats:    newStats(),
 		metricsH: promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}),
 	}
 	r.table.Store(buildTable(nil, nil))
@@ -247,6 +251,9 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case MetricsPath:
 		rt.metricsH.ServeHTTP(w, r)
+		return
+	case StatsPath:
+		rt.serveStats(w, r)
 		return
 	}
 	if path == "" || path[0] != '/' {

@@ -130,6 +130,7 @@ func (rt *Router) ctxCode(r *http.Request) int {
 func (rt *Router) finish(r *http.Request, fn *v1.Function, code int, start time.Time, cold bool) {
 	d := time.Since(start)
 	rt.metrics.observe(fn.Namespace, fn.Name, code, d, cold)
+	rt.stats.observe(fn.Namespace, fn.Name, r.URL.Path, code, d, cold)
 	if rt.cfg.AccessLog {
 		rt.log.Info("request", "method", r.Method, "uri", r.RequestURI, "host", r.Host,
 			"function", fn.Namespace+"/"+fn.Name, "code", code, "duration", d, "cold", cold)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -232,15 +233,18 @@ func RunRouter(ctx context.Context, o RouterOptions) error {
 		return err
 	}
 	defer os.RemoveAll(work)
+	// One registry for the router's and the executor's series (per
+	// function instance counts included), served at /metrics.
+	reg := prometheus.NewRegistry()
 	exec, err := executor.New(executor.Config{
-		Store: r.store, WorkDir: work, Logger: r.log.With("role", "executor"),
+		Store: r.store, WorkDir: work, Logger: r.log.With("role", "executor"), Registry: reg,
 		RuntimeFor: func(*v1.Environment) (instance.Runtime, error) { return rt, nil },
 	})
 	if err != nil {
 		return err
 	}
 	defer exec.Close()
-	rtr := router.New(router.Config{Store: r.store, Executor: exec, Logger: r.log.With("role", "router")})
+	rtr := router.New(router.Config{Store: r.store, Executor: exec, Logger: r.log.With("role", "router"), Registry: reg})
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go exec.Run(ctx)

@@ -320,10 +320,14 @@ func (s *Server) assemble() error {
 	// Open watch streams would otherwise hold Shutdown until its timeout.
 	s.apiSrv.RegisterOnShutdown(api.StopWatches)
 
-	routerHandler, routerRoles, err := s.assembleServing(reg, logs, fetch)
+	rtr, routerRoles, err := s.assembleServing(reg, logs, fetch)
 	if err != nil {
 		return err
 	}
+	if err := s.mountStatus(mux, rtr, logs.Handler(), bm.Handler(), apiURL); err != nil {
+		return err
+	}
+	var routerHandler http.Handler = rtr
 	if s.routerAuth != nil {
 		routerHandler = s.routerAuth.Middleware(routerHandler)
 	}

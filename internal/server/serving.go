@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,7 +18,7 @@ import (
 // assembleServing wires the request path: the wazero runtime, the
 // executor over it (and over local processes), the router, and the timer
 // that calls the router.
-func (s *Server) assembleServing(reg *prometheus.Registry, logs *fnlog.Store, fetch *fetcher.InProcess) (http.Handler, []role, error) {
+func (s *Server) assembleServing(reg *prometheus.Registry, logs *fnlog.Store, fetch *fetcher.InProcess) (*router.Router, []role, error) {
 	rt, err := wasm.NewRuntime(context.Background(), wasm.Config{
 		CacheDir:   filepath.Join(s.cfg.DataDir, "cache", "wasm"),
 		GuestSlots: s.cfg.GuestSlots,
