@@ -31,7 +31,7 @@ func (s *Server) assembleServing(reg *prometheus.Registry, logs *fnlog.Store, fe
 	s.closers = append(s.closers, func() { rt.Close(context.Background()) })
 
 	exec, err := executor.New(executor.Config{
-		Store:    s.store,
+		Store:    s.kv,
 		Wasm:     rt,
 		Fetcher:  fetch,
 		Logs:     logs,
