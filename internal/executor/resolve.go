@@ -53,14 +53,14 @@ func (m *Manager) resolve(ctx context.Context, fn *v1.Function) (instance.Functi
 	for _, r := range fn.Spec.Secrets {
 		sec, err := store.GetAs[*v1.Secret](ctx, m.cfg.Store, orDefault(r.Namespace, fn.Namespace), r.Name)
 		if err != nil {
-			return instance.Function{}, configErr(err, "secret", orDefault(r.Namespace, fn.Namespace), r.Name, fn)
+			return instance.Function{}, m.configErr(err, "secret", orDefault(r.Namespace, fn.Namespace), r.Name, fn)
 		}
 		f.Secrets = append(f.Secrets, sec)
 	}
 	for _, r := range fn.Spec.ConfigMaps {
 		cm, err := store.GetAs[*v1.ConfigMap](ctx, m.cfg.Store, orDefault(r.Namespace, fn.Namespace), r.Name)
 		if err != nil {
-			return instance.Function{}, configErr(err, "configmap", orDefault(r.Namespace, fn.Namespace), r.Name, fn)
+			return instance.Function{}, m.configErr(err, "configmap", orDefault(r.Namespace, fn.Namespace), r.Name, fn)
 		}
 		f.ConfigMaps = append(f.ConfigMaps, cm)
 	}
@@ -95,12 +95,17 @@ func servable(pkg *v1.Package) (note string, err error) {
 }
 
 // configErr is a secret or config map fn names that cannot be read: the
-// function cannot start (503) until it exists.
-func configErr(err error, kind, ns, name string, fn *v1.Function) error {
+// function cannot start (503) until it exists. Callers get the router's
+// short answer; the function's log (isotope fn logs) says which.
+func (m *Manager) configErr(err error, kind, ns, name string, fn *v1.Function) error {
+	e := errorf(http.StatusInternalServerError, "read %s %s/%s of function %s/%s: %v", kind, ns, name, fn.Namespace, fn.Name, err)
 	if store.IsNotFound(err) {
-		return errorf(http.StatusServiceUnavailable, "%s %s/%s of function %s/%s not found: create it (isotope %s create --name %s)", kind, ns, name, fn.Namespace, fn.Name, kind, name)
+		e = errorf(http.StatusServiceUnavailable, "%s %s/%s of function %s/%s not found: create it (isotope %s create --name %s)", kind, ns, name, fn.Namespace, fn.Name, kind, name)
 	}
-	return errorf(http.StatusInternalServerError, "read %s %s/%s of function %s/%s: %v", kind, ns, name, fn.Namespace, fn.Name, err)
+	if m.cfg.Logs != nil {
+		m.cfg.Logs.Append(fn.Namespace, fn.Name, "host", e.Message)
+	}
+	return e
 }
 
 // storeErr maps a store read failure to an executor error naming what.
