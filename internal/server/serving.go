@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"isotope.dev/isotope/internal/canary"
 	"isotope.dev/isotope/internal/executor"
 	"isotope.dev/isotope/internal/fetcher"
 	"isotope.dev/isotope/internal/fnlog"
@@ -59,10 +60,13 @@ func (s *Server) assembleServing(reg *prometheus.Registry, logs *fnlog.Store, fe
 		HTTPClient: s.timerClient(),
 		Logger:     s.log.With("role", "timer"),
 	})
+	// Canaries move route weights by the router's own counts.
+	can := canary.New(canary.Config{Store: s.store, Stats: rtr, Logger: s.log.With("role", "canary")})
 	return rtr, []role{
 		{"executor", exec.Run},
 		{"router", rtr.Run},
 		{"timer", tmr.Run},
+		{"canary", can.Run},
 	}, nil
 }
 
