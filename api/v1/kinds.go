@@ -30,12 +30,15 @@ type KindInfo struct {
 	// HasStatus reports whether the kind has a status written separately
 	// from its spec (a status subresource).
 	HasStatus bool
-	New       func() Object
+	// Core marks the kinds that are core/v1 objects on Kubernetes
+	// (Secret, ConfigMap): they have no CRD.
+	Core bool
+	New  func() Object
 }
 
 var kinds = []KindInfo{
-	{Kind: KindSecret, Plural: "secrets", Singular: "secret", New: func() Object { return &Secret{} }},
-	{Kind: KindConfigMap, Plural: "configmaps", Singular: "configmap", Aliases: []string{"cm"}, New: func() Object { return &ConfigMap{} }},
+	{Kind: KindSecret, Plural: "secrets", Singular: "secret", Core: true, New: func() Object { return &Secret{} }},
+	{Kind: KindConfigMap, Plural: "configmaps", Singular: "configmap", Aliases: []string{"cm"}, Core: true, New: func() Object { return &ConfigMap{} }},
 	{Kind: KindEnvironment, Plural: "environments", Singular: "environment", Aliases: []string{"env", "envs"}, New: func() Object { return &Environment{} }},
 	{Kind: KindPackage, Plural: "packages", Singular: "package", Aliases: []string{"pkg", "pkgs"}, HasStatus: true, New: func() Object { return &Package{} }},
 	{Kind: KindFunction, Plural: "functions", Singular: "function", Aliases: []string{"fn", "fns"}, HasStatus: true, New: func() Object { return &Function{} }},
