@@ -30,19 +30,26 @@ type KindInfo struct {
 	// HasStatus reports whether the kind has a status written separately
 	// from its spec (a status subresource).
 	HasStatus bool
-	New       func() Object
+	// Core marks the kinds that are core/v1 objects on Kubernetes
+	// (Secret, ConfigMap): they have no CRD.
+	Core bool
+	New  func() Object
 }
 
 var kinds = []KindInfo{
+	{Kind: KindSecret, Plural: "secrets", Singular: "secret", Core: true, New: func() Object { return &Secret{} }},
+	{Kind: KindConfigMap, Plural: "configmaps", Singular: "configmap", Aliases: []string{"cm"}, Core: true, New: func() Object { return &ConfigMap{} }},
 	{Kind: KindEnvironment, Plural: "environments", Singular: "environment", Aliases: []string{"env", "envs"}, New: func() Object { return &Environment{} }},
 	{Kind: KindPackage, Plural: "packages", Singular: "package", Aliases: []string{"pkg", "pkgs"}, HasStatus: true, New: func() Object { return &Package{} }},
 	{Kind: KindFunction, Plural: "functions", Singular: "function", Aliases: []string{"fn", "fns"}, HasStatus: true, New: func() Object { return &Function{} }},
 	{Kind: KindHTTPTrigger, Plural: "httptriggers", Singular: "httptrigger", Aliases: []string{"ht", "route", "routes"}, New: func() Object { return &HTTPTrigger{} }},
 	{Kind: KindTimeTrigger, Plural: "timetriggers", Singular: "timetrigger", Aliases: []string{"tt", "timer", "timers"}, New: func() Object { return &TimeTrigger{} }},
+	{Kind: KindCanaryConfig, Plural: "canaryconfigs", Singular: "canaryconfig", Aliases: []string{"canary", "canary-config"}, HasStatus: true, New: func() Object { return &CanaryConfig{} }},
 }
 
-// Kinds returns every kind, in dependency order (environments first, so
-// applying in this order satisfies references).
+// Kinds returns every kind, in dependency order (secrets, config maps
+// and environments first, so applying in this order satisfies
+// references).
 func Kinds() []KindInfo { return append([]KindInfo(nil), kinds...) }
 
 // LookupKind finds a kind by its Kind, plural, singular or alias name,
@@ -80,6 +87,12 @@ func KindOf(obj Object) string {
 		return KindHTTPTrigger
 	case *TimeTrigger:
 		return KindTimeTrigger
+	case *Secret:
+		return KindSecret
+	case *ConfigMap:
+		return KindConfigMap
+	case *CanaryConfig:
+		return KindCanaryConfig
 	}
 	return ""
 }
@@ -101,6 +114,7 @@ func AddToScheme(s *runtime.Scheme) error {
 		&Function{}, &FunctionList{},
 		&HTTPTrigger{}, &HTTPTriggerList{},
 		&TimeTrigger{}, &TimeTriggerList{},
+		&CanaryConfig{}, &CanaryConfigList{},
 	)
 	metav1.AddToGroupVersion(s, SchemeGroupVersion)
 	return nil

@@ -50,6 +50,12 @@ func ValidateWith(obj Object, opts ValidateOptions) field.ErrorList {
 		errs = append(errs, validateHTTPTriggerSpec(&o.Spec, spec)...)
 	case *TimeTrigger:
 		errs = append(errs, validateTimeTriggerSpec(&o.Spec, spec)...)
+	case *Secret:
+		errs = append(errs, validateSecret(o)...)
+	case *ConfigMap:
+		errs = append(errs, validateConfigMap(o)...)
+	case *CanaryConfig:
+		errs = append(errs, validateCanaryConfig(o)...)
 	default:
 		errs = append(errs, field.InternalError(nil, fmt.Errorf("unknown object type %T", obj)))
 	}

@@ -209,6 +209,7 @@ func newFnCreate(g *Globals) *cobra.Command {
 			createdPkg = obj.(*v1.Package)
 			fn.Spec.Package.PackageRef.ResourceVersion = createdPkg.ResourceVersion
 		}
+		warnMissingConfig(ctx, st, cmd.ErrOrStderr(), fn)
 		if _, err := st.Create(ctx, fn); err != nil {
 			if createdPkg != nil {
 				// Leave nothing behind for a function that was refused.
@@ -348,6 +349,7 @@ func newFnUpdate(g *Globals) *cobra.Command {
 		}
 		assign(changed(cmd, "env"), &fn.Spec.Environment, v1.EnvironmentReference{Namespace: ns, Name: o.env})
 		o.apply(cmd, fn, ns, false)
+		warnMissingConfig(ctx, st, cmd.ErrOrStderr(), fn)
 		updated, err := st.Update(ctx, fn)
 		if err != nil {
 			return err

@@ -49,7 +49,22 @@ func (m *Manager) resolve(ctx context.Context, fn *v1.Function) (instance.Functi
 			m.cfg.Logs.Append(fn.Namespace, fn.Name, "host", note)
 		}
 	}
-	return instance.Function{Fn: fn, Env: env, Pkg: pkg}, nil
+	f := instance.Function{Fn: fn, Env: env, Pkg: pkg}
+	for _, r := range fn.Spec.Secrets {
+		sec, err := store.GetAs[*v1.Secret](ctx, m.cfg.Store, orDefault(r.Namespace, fn.Namespace), r.Name)
+		if err != nil {
+			return instance.Function{}, m.configErr(err, "secret", orDefault(r.Namespace, fn.Namespace), r.Name, fn)
+		}
+		f.Secrets = append(f.Secrets, sec)
+	}
+	for _, r := range fn.Spec.ConfigMaps {
+		cm, err := store.GetAs[*v1.ConfigMap](ctx, m.cfg.Store, orDefault(r.Namespace, fn.Namespace), r.Name)
+		if err != nil {
+			return instance.Function{}, m.configErr(err, "configmap", orDefault(r.Namespace, fn.Namespace), r.Name, fn)
+		}
+		f.ConfigMaps = append(f.ConfigMaps, cm)
+	}
+	return f, nil
 }
 
 // servable checks that a package has a deploy archive to serve. A package
@@ -77,6 +92,20 @@ func servable(pkg *v1.Package) (note string, err error) {
 		return fmt.Sprintf("the latest build of package %s/%s failed (see `isotope pkg info --name %s`); serving its last successful build", pkg.Namespace, pkg.Name, pkg.Name), nil
 	}
 	return "", nil
+}
+
+// configErr is a secret or config map fn names that cannot be read: the
+// function cannot start (503) until it exists. Callers get the router's
+// short answer; the function's log (isotope fn logs) says which.
+func (m *Manager) configErr(err error, kind, ns, name string, fn *v1.Function) error {
+	e := errorf(http.StatusInternalServerError, "read %s %s/%s of function %s/%s: %v", kind, ns, name, fn.Namespace, fn.Name, err)
+	if store.IsNotFound(err) {
+		e = errorf(http.StatusServiceUnavailable, "%s %s/%s of function %s/%s not found: create it (isotope %s create --name %s)", kind, ns, name, fn.Namespace, fn.Name, kind, name)
+	}
+	if m.cfg.Logs != nil {
+		m.cfg.Logs.Append(fn.Namespace, fn.Name, "host", e.Message)
+	}
+	return e
 }
 
 // storeErr maps a store read failure to an executor error naming what.

@@ -38,6 +38,7 @@ import (
 	"isotope.dev/isotope/internal/storagesvc"
 	"isotope.dev/isotope/internal/store"
 	"isotope.dev/isotope/internal/store/boltstore"
+	"isotope.dev/isotope/internal/store/sealed"
 )
 
 // Config configures the embedded server.
@@ -99,7 +100,10 @@ type Server struct {
 	apiLn    net.Listener
 	routerLn net.Listener
 
-	store    *boltstore.Store
+	store *boltstore.Store
+	// kv is the store every role reads and writes: the bbolt store with
+	// secrets sealed (package sealed).
+	kv       store.Store
 	archives *storagesvc.LocalBackend
 	builders *buildermgr.LocalBuilders
 	roles    []role
@@ -162,6 +166,14 @@ func New(cfg Config) (_ *Server, err error) {
 	}
 	if s.store, err = boltstore.Open(filepath.Join(cfg.DataDir, "isotope.db"), boltstore.Options{}); err != nil {
 		return nil, fmt.Errorf("open the store in %s (is another isotope server using this data dir?): %w", cfg.DataDir, err)
+	}
+	keyPath := filepath.Join(cfg.DataDir, sealed.KeyFileName)
+	key, _, err := sealed.LoadOrCreateKey(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	if s.kv, err = sealed.New(s.store, key, keyPath); err != nil {
+		return nil, err
 	}
 	if s.archives, err = storagesvc.NewLocalBackend(filepath.Join(cfg.DataDir, "archives"), storagesvc.LocalOptions{}); err != nil {
 		return nil, fmt.Errorf("open the archive store: %w", err)
@@ -274,7 +286,7 @@ func (s *Server) assemble() error {
 	if err := s.setupNetwork(); err != nil {
 		return err
 	}
-	api := apiserver.New(store.Limited(s.store, cfg.Limits), apiserver.Options{Token: cfg.Token, Registry: reg, Logger: s.log.With("role", "api")})
+	api := apiserver.New(store.Limited(s.kv, cfg.Limits), apiserver.Options{Token: cfg.Token, Registry: reg, Logger: s.log.With("role", "api")})
 	archives := storagesvc.NewServer(s.archives, storagesvc.Options{MaxSize: cfg.MaxArchiveSize, Token: cfg.Token, Logger: s.log.With("role", "storagesvc")})
 	pruner := storagesvc.NewPruner(s.archives, storagesvc.RefsFromStore(s.store), storagesvc.PrunerOptions{
 		Interval: cfg.PruneInterval, Grace: cfg.PruneGrace, Logger: s.log.With("role", "pruner"),

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"isotope.dev/isotope/internal/canary"
 	"isotope.dev/isotope/internal/executor"
 	"isotope.dev/isotope/internal/fetcher"
 	"isotope.dev/isotope/internal/fnlog"
@@ -30,7 +31,7 @@ func (s *Server) assembleServing(reg *prometheus.Registry, logs *fnlog.Store, fe
 	s.closers = append(s.closers, func() { rt.Close(context.Background()) })
 
 	exec, err := executor.New(executor.Config{
-		Store:        s.store,
+		Store:        s.kv,
 		Wasm:         rt,
 		Fetcher:      fetch,
 		Logs:         logs,
@@ -60,10 +61,13 @@ func (s *Server) assembleServing(reg *prometheus.Registry, logs *fnlog.Store, fe
 		HTTPClient: s.timerClient(),
 		Logger:     s.log.With("role", "timer"),
 	})
+	// Canaries move route weights by the router's own counts.
+	can := canary.New(canary.Config{Store: s.store, Stats: rtr, Logger: s.log.With("role", "canary")})
 	return rtr, []role{
 		{"executor", exec.Run},
 		{"router", rtr.Run},
 		{"timer", tmr.Run},
+		{"canary", can.Run},
 	}, nil
 }
 

@@ -307,7 +307,7 @@ func TestApplyRefusesBadInput(t *testing.T) {
 		{"bad YAML", "bad.yaml", "apiVersion: isotope.dev/v1\nkind: Function\nmetadata:\n  name: [oops\n",
 			[]string{"bad.yaml: document 1: invalid YAML: yaml: line 4"}},
 		{"unknown kind", "bad.yaml", "apiVersion: isotope.dev/v1\nkind: Lambda\nmetadata: {name: x}\n",
-			[]string{`bad.yaml: document 1: unknown kind "Lambda" (known kinds: Environment, Package`}},
+			[]string{`bad.yaml: document 1: unknown kind "Lambda" (known kinds: Secret, ConfigMap, Environment, Package`}},
 		{"missing required field", "bad.yaml", "apiVersion: isotope.dev/v1\nkind: Environment\nmetadata: {name: e2}\nspec: {version: 3}\n",
 			[]string{`bad.yaml: document 1 (Environment "e2"): spec.runtime.image: Required value`}},
 		{"bad cron", "bad.yaml", "---\n" + strings.Replace(timerSpec, "@every 5s", "61 * * * *", 1),

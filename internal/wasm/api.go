@@ -172,8 +172,13 @@ type LoadRequest struct {
 	// Env is the function's environment; nothing of the host's is inherited.
 	Env map[string]string
 	// ArchiveDir, if not "", is mounted read-only as the guest's "/"
-	// directory. It is the only host directory the guest can see.
+	// directory. With Mounts, it is the only host directory the guest
+	// can see.
 	ArchiveDir string
+	// Mounts are more host directories mounted read-only, by guest path
+	// ("/secrets" → a host directory). A guest path must be absolute and
+	// not "/".
+	Mounts map[string]string
 	// Limits bound each request; zero fields take defaults.
 	Limits Limits
 	// Log receives the guest's stderr and the host's lines about the

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"sync/atomic"
@@ -84,8 +86,15 @@ func newModule(ctx context.Context, rt *Runtime, c *compiled, name string, req L
 		WithRandSource(rand.Reader)
 	// Nanosleep is set per instance (sleeper): it must end with the
 	// request's deadline.
-	if req.ArchiveDir != "" {
-		cfg = cfg.WithFSConfig(wazero.NewFSConfig().WithReadOnlyDirMount(req.ArchiveDir, "/"))
+	if req.ArchiveDir != "" || len(req.Mounts) > 0 {
+		fs := wazero.NewFSConfig()
+		if req.ArchiveDir != "" {
+			fs = fs.WithReadOnlyDirMount(req.ArchiveDir, "/")
+		}
+		for _, guest := range slices.Sorted(maps.Keys(req.Mounts)) {
+			fs = fs.WithReadOnlyDirMount(req.Mounts[guest], guest)
+		}
+		cfg = cfg.WithFSConfig(fs)
 	}
 	m.baseCfg = cfg
 

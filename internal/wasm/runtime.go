@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
@@ -291,6 +292,17 @@ func (r *Runtime) Load(ctx context.Context, req LoadRequest) (*Module, error) {
 		}
 		if err := checkConfined(req.ArchiveDir); err != nil {
 			return nil, fmt.Errorf("wasm: load %s: ArchiveDir: %w", name, err)
+		}
+	}
+	for guest, host := range req.Mounts {
+		if !strings.HasPrefix(guest, "/") || guest == "/" || path.Clean(guest) != guest {
+			return nil, fmt.Errorf("wasm: load %s: mount %q: the guest path must be absolute, clean and not /", name, guest)
+		}
+		if st, err := os.Stat(host); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("wasm: load %s: mount %s: %s is not a directory (%v)", name, guest, host, err)
+		}
+		if err := checkConfined(host); err != nil {
+			return nil, fmt.Errorf("wasm: load %s: mount %s: %w", name, guest, err)
 		}
 	}
 	c, err := r.compile(ctx, req.Key, keyIsSum, read)

@@ -23,6 +23,10 @@ type Function struct {
 	Fn  *v1.Function
 	Env *v1.Environment
 	Pkg *v1.Package
+	// Secrets and ConfigMaps are those fn names, in its order, which
+	// the runtime shows to the function as files (package fnconfig).
+	Secrets    []*v1.Secret
+	ConfigMaps []*v1.ConfigMap
 }
 
 // Runtime makes instances of environments.

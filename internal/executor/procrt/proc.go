@@ -21,11 +21,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/executor/fnconfig"
 	"isotope.dev/isotope/internal/executor/instance"
 	"isotope.dev/isotope/internal/tracing"
 )
 
 // proc is one local process instance.
+// configDir holds the instance's secrets and configs trees.
+func (p *proc) configDir() string { return filepath.Join(p.dir, "config") }
+
 type proc struct {
 	rt       *Runtime
 	id       string
@@ -76,6 +80,11 @@ func (p *proc) Specialize(ctx context.Context, f instance.Function) error {
 	}
 	if err := p.rt.cfg.Fetcher.FetchDeployment(ctx, f.Pkg, p.userfunc, filename, env.Spec.KeepArchive); err != nil {
 		return fmt.Errorf("fetch deploy archive of package %s/%s: %w", f.Pkg.Namespace, f.Pkg.Name, err)
+	}
+	// As Fission's fetcher does before specializing: the secrets and
+	// config maps as files (SECRETS_DIR, CONFIGS_DIR).
+	if err := fnconfig.Write(p.configDir(), f.Secrets, f.ConfigMaps); err != nil {
+		return fmt.Errorf("write the secrets and config maps of function %s/%s: %w", fn.Namespace, fn.Name, err)
 	}
 	// From now on the program's output is the function's.
 	if p.rt.cfg.Logs != nil {

@@ -24,6 +24,10 @@
 //     The deploy archive is fetched into USERFUNC_DIR/deployarchive for
 //     version 2 and 3 environments (a directory when the archive is a zip,
 //     unless keeparchive), USERFUNC_DIR/user for version 1.
+//   - SECRETS_DIR and CONFIGS_DIR: the directories that stand for
+//     Fission's /secrets and /configs. Before specialization the
+//     function's secrets and config maps are written there, one file per
+//     key: $SECRETS_DIR/<namespace>/<name>/<key> (read-only).
 //   - every container.env entry with a literal value.
 //
 // "$(VAR)" in the command and args is replaced by the value of VAR among
@@ -59,6 +63,7 @@ import (
 	"time"
 
 	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/executor/fnconfig"
 	"isotope.dev/isotope/internal/executor/instance"
 	"isotope.dev/isotope/internal/fnlog"
 	"isotope.dev/isotope/internal/netns"
@@ -205,6 +210,8 @@ func (p *proc) start(port int) error {
 	vars["PORT"] = strconv.Itoa(port)
 	vars["RUNTIME_PORT"] = vars["PORT"]
 	vars["USERFUNC_DIR"] = p.userfunc
+	vars["SECRETS_DIR"] = filepath.Join(p.configDir(), fnconfig.SecretsDir)
+	vars["CONFIGS_DIR"] = filepath.Join(p.configDir(), fnconfig.ConfigsDir)
 	for k, v := range vars {
 		environ = append(environ, k+"="+v)
 	}
@@ -345,7 +352,7 @@ func (p *proc) Close() error {
 		if p.sock != "" {
 			os.Remove(p.sock)
 		}
-		if err := os.RemoveAll(p.dir); err != nil {
+		if err := fnconfig.Remove(p.dir); err != nil {
 			p.rt.log.Warn("remove instance directory", "dir", p.dir, "err", err)
 		}
 		p.rt.log.Debug("instance stopped", "env", p.env.Namespace+"/"+p.env.Name, "instance", p.id)

@@ -31,6 +31,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/executor/fnconfig"
 	"isotope.dev/isotope/internal/executor/instance"
 	"isotope.dev/isotope/internal/fnlog"
 	"isotope.dev/isotope/internal/tracing"
@@ -121,6 +122,36 @@ type wasmInstance struct {
 
 	mu  sync.Mutex
 	dir string // the archive dir held, released at Close; "" if none
+	// cfgDir holds the function's secrets and configs trees, mounted
+	// read-only at /secrets and /configs; removed at Close. "" if none.
+	cfgDir string
+}
+
+// writeConfig lays out f's secrets and config maps in a directory of
+// the instance's own and returns the guest mounts of its two trees (nil
+// when the function names none).
+func (w *wasmInstance) writeConfig(f instance.Function) (map[string]string, error) {
+	if len(f.Secrets)+len(f.ConfigMaps) == 0 {
+		return nil, nil
+	}
+	base := filepath.Join(w.rt.cfg.WorkDir, "_config")
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp(base, f.Fn.Namespace+"_"+f.Fn.Name+"_")
+	if err != nil {
+		return nil, err
+	}
+	w.mu.Lock()
+	w.cfgDir = dir
+	w.mu.Unlock()
+	if err := fnconfig.Write(dir, f.Secrets, f.ConfigMaps); err != nil {
+		return nil, fmt.Errorf("write the secrets and config maps of function %s/%s: %w", f.Fn.Namespace, f.Fn.Name, err)
+	}
+	return map[string]string{
+		"/" + fnconfig.SecretsDir: filepath.Join(dir, fnconfig.SecretsDir),
+		"/" + fnconfig.ConfigsDir: filepath.Join(dir, fnconfig.ConfigsDir),
+	}, nil
 }
 
 // Specialize implements instance.Instance: fetch, then load.
@@ -152,6 +183,10 @@ func (w *wasmInstance) Specialize(ctx context.Context, f instance.Function) erro
 		return err
 	}
 	lim.MaxInstances = w.rt.Slots(fn)
+	mounts, err := w.writeConfig(f)
+	if err != nil {
+		return err
+	}
 	var log *logAdapter
 	if w.rt.cfg.Logs != nil {
 		log = &logAdapter{logs: w.rt.cfg.Logs, ns: fn.Namespace, name: fn.Name}
@@ -163,6 +198,7 @@ func (w *wasmInstance) Specialize(ctx context.Context, f instance.Function) erro
 		Entrypoint: fn.Spec.Package.FunctionName,
 		Env:        Env(f.Env),
 		ArchiveDir: archiveDir,
+		Mounts:     mounts,
 		Limits:     lim,
 	}
 	if log != nil {
@@ -395,11 +431,14 @@ func (w *wasmInstance) Close() error {
 		err = m.Close()
 	}
 	w.mu.Lock()
-	dir := w.dir
-	w.dir = ""
+	dir, cfgDir := w.dir, w.cfgDir
+	w.dir, w.cfgDir = "", ""
 	w.mu.Unlock()
 	if dir != "" {
 		w.rt.releaseDir(dir)
+	}
+	if cfgDir != "" {
+		_ = fnconfig.Remove(cfgDir)
 	}
 	return err
 }

@@ -119,6 +119,9 @@ func New(cfg *rest.Config, opts Options) (*Store, error) {
 func restMapper() meta.RESTMapper {
 	m := meta.NewDefaultRESTMapper(nil)
 	for _, k := range v1.Kinds() {
+		if k.Core {
+			continue
+		}
 		gvk := v1.SchemeGroupVersion.WithKind(k.Kind)
 		m.AddSpecific(gvk, v1.SchemeGroupVersion.WithResource(k.Plural), v1.SchemeGroupVersion.WithResource(k.Singular), meta.RESTScopeNamespace)
 	}
@@ -131,6 +134,11 @@ func kindInfo(kind string) (v1.KindInfo, error) {
 	ki, err := v1.LookupKind(kind)
 	if err != nil {
 		return ki, &store.Error{Reason: store.ReasonBadRequest, Message: err.Error()}
+	}
+	if ki.Core {
+		// Decision 0021: on Kubernetes these are core/v1 objects, which
+		// this store does not map yet.
+		return ki, store.Errorf(store.ReasonBadRequest, "%s: on Kubernetes these are core/v1 objects; manage them with kubectl (kubectl create %s …)", ki.Plural, ki.Singular)
 	}
 	return ki, nil
 }

@@ -12,7 +12,8 @@ import (
 	v1 "isotope.dev/isotope/api/v1"
 )
 
-// Samples returns one valid object of every kind, in v1.Kinds order, in
+// Samples returns one valid object of every kind with a CRD, in
+// v1.Kinds order, in
 // namespace ns; they reference each other (function → package →
 // environment) by name. The trigger's route includes ns, so samples in
 // several namespaces do not collide (stores refuse duplicate routes).
@@ -43,6 +44,21 @@ func Samples(ns string) []v1.Object {
 			Cron:              "@every 1m",
 			FunctionReference: v1.FunctionReference{Type: v1.FunctionReferenceTypeFunctionName, Name: "hello"},
 		}},
+		&v1.CanaryConfig{ObjectMeta: meta("hello-canary"), Spec: v1.CanaryConfigSpec{
+			Trigger: "hello-route", NewFunction: "hello", OldFunction: "hello-old",
+			WeightIncrement: 20, WeightIncrementDuration: "1m", FailureThreshold: 10,
+		}},
+	}
+}
+
+// CoreSamples are samples of the kinds that are core/v1 objects on
+// Kubernetes (v1.KindInfo.Core): Samples leaves them out, so that the
+// suite runs alike on stores that do not keep them.
+func CoreSamples(ns string) []v1.Object {
+	meta := metav1.ObjectMeta{Name: "hello-config", Namespace: ns, Labels: map[string]string{"app": "hello"}}
+	return []v1.Object{
+		&v1.Secret{ObjectMeta: meta, Data: map[string][]byte{"password": []byte("pw")}},
+		&v1.ConfigMap{ObjectMeta: meta, Data: map[string]string{"mode": "fast"}},
 	}
 }
 
@@ -58,7 +74,7 @@ func routeFor(ns, name string) string {
 // Sample returns the sample of one kind, named name, in namespace ns. A
 // trigger's route is unique to its namespace and name.
 func Sample(kind, ns, name string) v1.Object {
-	for _, o := range Samples(ns) {
+	for _, o := range append(Samples(ns), CoreSamples(ns)...) {
 		if v1.KindOf(o) == kind {
 			o.SetName(name)
 			if tr, ok := o.(*v1.HTTPTrigger); ok {
@@ -84,6 +100,12 @@ func ChangeSpec(obj v1.Object, n int) {
 		o.Spec.RelativeURL = fmt.Sprintf("%s/%d", routeFor(o.Namespace, o.Name), n)
 	case *v1.TimeTrigger:
 		o.Spec.Cron = fmt.Sprintf("@every %ds", 1+n)
+	case *v1.CanaryConfig:
+		o.Spec.WeightIncrement = 1 + n%100
+	case *v1.Secret:
+		o.Data = map[string][]byte{"n": []byte(fmt.Sprint(n))}
+	case *v1.ConfigMap:
+		o.Data = map[string]string{"n": fmt.Sprint(n)}
 	default:
 		panic(fmt.Sprintf("storetest: cannot change %T", obj))
 	}

@@ -5,6 +5,7 @@ package wasmtest
 // must not be able to do, and reports what happened. ?op= selects:
 //
 //	read&path=P     os.ReadFile(P): 200 and the content, or 403 "ERR <error>"
+//	write&path=P    os.WriteFile(P): 200 "wrote", or 403 "ERR <error>"
 //	dial&addr=A     net.Dial("tcp", A): 200 "connected", or 403 "ERR <error>"
 //	listeners       net.FileListener on every fd 0..63: 200 and one line per
 //	                fd that became a listener (none expected), then "done"
@@ -42,6 +43,12 @@ func main() {
 				return
 			}
 			w.Write(b)
+		case "write":
+			if err := os.WriteFile(q.Get("path"), []byte("overwritten"), 0o644); err != nil {
+				fail(err)
+				return
+			}
+			fmt.Fprintln(w, "wrote")
 		case "dial":
 			c, err := net.Dial("tcp", q.Get("addr"))
 			if err != nil {

@@ -4,7 +4,8 @@
 //
 // Query parameters after specialization: pid (answer the process id),
 // stderr=MSG (print MSG on stderr first), echo (answer the request body),
-// header=NAME (answer that request header), env=NAME (answer that
+// header=NAME (answer that request header), file=PATH (answer that
+// file, $VARS expanded), env=NAME (answer that
 // environment variable), sleep=DURATION (take that
 // long before answering the content: a slow function for overload tests).
 package main
@@ -100,6 +101,14 @@ func main() {
 			fmt.Fprint(w, r.Header.Get(q.Get("header")))
 		case q.Has("env"):
 			fmt.Fprint(w, os.Getenv(q.Get("env")))
+		case q.Has("file"):
+			// A path with $VARS expanded: file=$SECRETS_DIR/ns/name/key.
+			b, err := os.ReadFile(os.ExpandEnv(q.Get("file")))
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusNotFound)
+				return
+			}
+			w.Write(b)
 		case q.Has("sleep"):
 			d, err := time.ParseDuration(q.Get("sleep"))
 			if err != nil {
