@@ -39,6 +39,7 @@ var kinds = []KindInfo{
 	{Kind: KindFunction, Plural: "functions", Singular: "function", Aliases: []string{"fn", "fns"}, HasStatus: true, New: func() Object { return &Function{} }},
 	{Kind: KindHTTPTrigger, Plural: "httptriggers", Singular: "httptrigger", Aliases: []string{"ht", "route", "routes"}, New: func() Object { return &HTTPTrigger{} }},
 	{Kind: KindTimeTrigger, Plural: "timetriggers", Singular: "timetrigger", Aliases: []string{"tt", "timer", "timers"}, New: func() Object { return &TimeTrigger{} }},
+	{Kind: KindMessageQueueTrigger, Plural: "messagequeuetriggers", Singular: "messagequeuetrigger", Aliases: []string{"mqt", "mqtrigger", "mqtriggers"}, New: func() Object { return &MessageQueueTrigger{} }},
 }
 
 // Kinds returns every kind, in dependency order (environments first, so
@@ -80,6 +81,8 @@ func KindOf(obj Object) string {
 		return KindHTTPTrigger
 	case *TimeTrigger:
 		return KindTimeTrigger
+	case *MessageQueueTrigger:
+		return KindMessageQueueTrigger
 	}
 	return ""
 }
@@ -101,6 +104,7 @@ func AddToScheme(s *runtime.Scheme) error {
 		&Function{}, &FunctionList{},
 		&HTTPTrigger{}, &HTTPTriggerList{},
 		&TimeTrigger{}, &TimeTriggerList{},
+		&MessageQueueTrigger{}, &MessageQueueTriggerList{},
 	)
 	metav1.AddToGroupVersion(s, SchemeGroupVersion)
 	return nil

@@ -78,6 +78,8 @@ type Config struct {
 	Executable string
 	// ShutdownTimeout bounds the drain of in-flight requests (default 15s).
 	ShutdownTimeout time.Duration
+	// MQ configures message queue triggers and the embedded NATS server.
+	MQ MQOptions
 	Logger          *slog.Logger
 }
 
@@ -98,6 +100,7 @@ type Server struct {
 
 	routerAuth *routerauth.Auth
 	guard      *webguard.Guard
+	natsURL    string
 }
 
 // role is a background controller of the server.
@@ -288,6 +291,11 @@ func (s *Server) assemble() error {
 		role{"pruner", func(ctx context.Context) error { pruner.Run(ctx); return nil }},
 	)
 	s.roles = append(s.roles, routerRoles...)
+	mq, err := s.assembleMQ()
+	if err != nil {
+		return err
+	}
+	s.roles = append(s.roles, mq)
 	return nil
 }
 
@@ -301,6 +309,9 @@ func (s *Server) Run(ctx context.Context) error {
 		"api", "http://"+s.apiLn.Addr().String(),
 		"router", "http://"+s.routerLn.Addr().String(),
 		"data_dir", s.cfg.DataDir)
+	if s.natsURL != "" {
+		s.log.Info("embedded NATS server started", "nats", s.natsURL)
+	}
 
 	var wg sync.WaitGroup
 	errc := make(chan error, len(s.roles)+2)

@@ -43,6 +43,14 @@ func Samples(ns string) []v1.Object {
 			Cron:              "@every 1m",
 			FunctionReference: v1.FunctionReference{Type: v1.FunctionReferenceTypeFunctionName, Name: "hello"},
 		}},
+		&v1.MessageQueueTrigger{ObjectMeta: meta("orders"), Spec: v1.MessageQueueTriggerSpec{
+			FunctionReference: v1.FunctionReference{Type: v1.FunctionReferenceTypeFunctionName, Name: "hello"},
+			MessageQueueType:  v1.MessageQueueTypeNATSJetStream,
+			Topic:             "orders.created",
+			ResponseTopic:     "orders.done",
+			MaxRetries:        3,
+			Metadata:          map[string]string{"stream": "orders"},
+		}},
 	}
 }
 
@@ -84,6 +92,8 @@ func ChangeSpec(obj v1.Object, n int) {
 		o.Spec.RelativeURL = fmt.Sprintf("%s/%d", routeFor(o.Namespace, o.Name), n)
 	case *v1.TimeTrigger:
 		o.Spec.Cron = fmt.Sprintf("@every %ds", 1+n)
+	case *v1.MessageQueueTrigger:
+		o.Spec.ContentType = fmt.Sprintf("application/x-change-%d", n)
 	default:
 		panic(fmt.Sprintf("storetest: cannot change %T", obj))
 	}
