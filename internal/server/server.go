@@ -79,8 +79,8 @@ type Config struct {
 	// ShutdownTimeout bounds the drain of in-flight requests (default 15s).
 	ShutdownTimeout time.Duration
 	// MQ configures message queue triggers and the embedded NATS server.
-	MQ MQOptions
-	Logger          *slog.Logger
+	MQ     MQOptions
+	Logger *slog.Logger
 }
 
 // Server is a running embedded platform.
