@@ -35,6 +35,8 @@ func Default(obj Object) {
 		defaultHTTPTrigger(o)
 	case *TimeTrigger:
 		defaultFunctionReference(&o.Spec.FunctionReference)
+	case *MessageQueueTrigger:
+		defaultMessageQueueTrigger(o)
 	case *CanaryConfig:
 		defaultCanaryConfig(o)
 	}

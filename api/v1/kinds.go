@@ -44,6 +44,7 @@ var kinds = []KindInfo{
 	{Kind: KindFunction, Plural: "functions", Singular: "function", Aliases: []string{"fn", "fns"}, HasStatus: true, New: func() Object { return &Function{} }},
 	{Kind: KindHTTPTrigger, Plural: "httptriggers", Singular: "httptrigger", Aliases: []string{"ht", "route", "routes"}, New: func() Object { return &HTTPTrigger{} }},
 	{Kind: KindTimeTrigger, Plural: "timetriggers", Singular: "timetrigger", Aliases: []string{"tt", "timer", "timers"}, New: func() Object { return &TimeTrigger{} }},
+	{Kind: KindMessageQueueTrigger, Plural: "messagequeuetriggers", Singular: "messagequeuetrigger", Aliases: []string{"mqt", "mqtrigger", "mqtriggers"}, New: func() Object { return &MessageQueueTrigger{} }},
 	{Kind: KindCanaryConfig, Plural: "canaryconfigs", Singular: "canaryconfig", Aliases: []string{"canary", "canary-config"}, HasStatus: true, New: func() Object { return &CanaryConfig{} }},
 }
 
@@ -93,6 +94,8 @@ func KindOf(obj Object) string {
 		return KindConfigMap
 	case *CanaryConfig:
 		return KindCanaryConfig
+	case *MessageQueueTrigger:
+		return KindMessageQueueTrigger
 	}
 	return ""
 }
@@ -114,6 +117,7 @@ func AddToScheme(s *runtime.Scheme) error {
 		&Function{}, &FunctionList{},
 		&HTTPTrigger{}, &HTTPTriggerList{},
 		&TimeTrigger{}, &TimeTriggerList{},
+		&MessageQueueTrigger{}, &MessageQueueTriggerList{},
 		&CanaryConfig{}, &CanaryConfigList{},
 	)
 	metav1.AddToGroupVersion(s, SchemeGroupVersion)

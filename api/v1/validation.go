@@ -50,6 +50,8 @@ func ValidateWith(obj Object, opts ValidateOptions) field.ErrorList {
 		errs = append(errs, validateHTTPTriggerSpec(&o.Spec, spec)...)
 	case *TimeTrigger:
 		errs = append(errs, validateTimeTriggerSpec(&o.Spec, spec)...)
+	case *MessageQueueTrigger:
+		errs = append(errs, validateMessageQueueTriggerSpec(&o.Spec, spec)...)
 	case *Secret:
 		errs = append(errs, validateSecret(o)...)
 	case *ConfigMap:

@@ -73,3 +73,15 @@ func TestEditDistance(t *testing.T) {
 		}
 	}
 }
+
+func TestMQTTypos(t *testing.T) {
+	if _, err := execute("mqt", "craete"); err == nil || !strings.Contains(err.Error(), `did you mean "create"?`) {
+		t.Errorf("mqt craete: %v", err)
+	}
+	if _, err := execute("mqt", "create", "--topc", "x"); err == nil || !strings.Contains(err.Error(), "did you mean --topic?") {
+		t.Errorf("mqt create --topc: %v", err)
+	}
+	if _, err := execute("mqt", "create", "--name", "q", "--function", "f", "--mqtype", "kafka", "--topic", "t", "--metadata", "novalue"); err == nil || !strings.Contains(err.Error(), "--metadata") {
+		t.Errorf("mqt create --metadata novalue: %v", err)
+	}
+}

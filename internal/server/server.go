@@ -90,7 +90,9 @@ type Config struct {
 	Executable string
 	// ShutdownTimeout bounds the drain of in-flight requests (default 15s).
 	ShutdownTimeout time.Duration
-	Logger          *slog.Logger
+	// MQ configures message queue triggers and the embedded NATS server.
+	MQ     MQOptions
+	Logger *slog.Logger
 }
 
 // Server is a running embedded platform.
@@ -117,6 +119,7 @@ type Server struct {
 	// stopTracing flushes the spans still queued, after everything else
 	// has stopped.
 	stopTracing func()
+	natsURL    string
 }
 
 // role is a background controller of the server.
@@ -353,6 +356,11 @@ func (s *Server) assemble() error {
 		role{"pruner", func(ctx context.Context) error { pruner.Run(ctx); return nil }},
 	)
 	s.roles = append(s.roles, routerRoles...)
+	mq, err := s.assembleMQ()
+	if err != nil {
+		return err
+	}
+	s.roles = append(s.roles, mq)
 	return nil
 }
 
@@ -366,6 +374,9 @@ func (s *Server) Run(ctx context.Context) error {
 		"api", "http://"+s.apiLn.Addr().String(),
 		"router", "http://"+s.routerLn.Addr().String(),
 		"data_dir", s.cfg.DataDir)
+	if s.natsURL != "" {
+		s.log.Info("embedded NATS server started", "nats", s.natsURL)
+	}
 
 	var wg sync.WaitGroup
 	errc := make(chan error, len(s.roles)+2)

@@ -283,6 +283,8 @@ func specOf(obj v1.Object) any {
 		return &o.Spec
 	case *v1.TimeTrigger:
 		return &o.Spec
+	case *v1.MessageQueueTrigger:
+		return &o.Spec
 	}
 	return obj
 }

@@ -130,7 +130,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"duplicate field", fnDoc + "  functionTimeout: 1\n  functionTimeout: 2\n",
 			[]string{"document 1", "functionTimeout"}},
 		{"unknown kind", "apiVersion: isotope.dev/v1\nkind: Lambda\nmetadata: {name: x}\n",
-			[]string{`document 1: unknown kind "Lambda" (known kinds: Secret, ConfigMap, Environment, Package, Function, HTTPTrigger, TimeTrigger, CanaryConfig, DeploymentConfig, ArchiveUploadSpec)`}},
+			[]string{`document 1: unknown kind "Lambda" (known kinds: Secret, ConfigMap, Environment, Package, Function, HTTPTrigger, TimeTrigger, MessageQueueTrigger, CanaryConfig, DeploymentConfig, ArchiveUploadSpec)`}},
 		{"kind case", "apiVersion: isotope.dev/v1\nkind: function\nmetadata: {name: x}\n", []string{`unknown kind "function"`}},
 		{"no kind", "apiVersion: isotope.dev/v1\nmetadata: {name: x}\n", []string{"kind is missing", "known kinds: Secret, ConfigMap, Environment"}},
 		{"no apiVersion", "kind: Function\nmetadata: {name: x}\n", []string{"(Function): apiVersion is missing"}},

@@ -139,6 +139,8 @@ func prepare(set *Set, namespace string) ([]item, []string, error) {
 			}
 		case *v1.TimeTrigger:
 			external(it, v1.KindFunction, o.Namespace, o.Spec.FunctionReference.Name)
+		case *v1.MessageQueueTrigger:
+			external(it, v1.KindFunction, o.Namespace, o.Spec.FunctionReference.Name)
 		}
 	}
 	if len(errs) > 0 {

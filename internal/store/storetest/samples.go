@@ -48,6 +48,14 @@ func Samples(ns string) []v1.Object {
 			Trigger: "hello-route", NewFunction: "hello", OldFunction: "hello-old",
 			WeightIncrement: 20, WeightIncrementDuration: "1m", FailureThreshold: 10,
 		}},
+		&v1.MessageQueueTrigger{ObjectMeta: meta("orders"), Spec: v1.MessageQueueTriggerSpec{
+			FunctionReference: v1.FunctionReference{Type: v1.FunctionReferenceTypeFunctionName, Name: "hello"},
+			MessageQueueType:  v1.MessageQueueTypeNATSJetStream,
+			Topic:             "orders.created",
+			ResponseTopic:     "orders.done",
+			MaxRetries:        3,
+			Metadata:          map[string]string{"stream": "orders"},
+		}},
 	}
 }
 
@@ -106,6 +114,8 @@ func ChangeSpec(obj v1.Object, n int) {
 		o.Data = map[string][]byte{"n": []byte(fmt.Sprint(n))}
 	case *v1.ConfigMap:
 		o.Data = map[string]string{"n": fmt.Sprint(n)}
+	case *v1.MessageQueueTrigger:
+		o.Spec.ContentType = fmt.Sprintf("application/x-change-%d", n)
 	default:
 		panic(fmt.Sprintf("storetest: cannot change %T", obj))
 	}
