@@ -119,7 +119,7 @@ type Server struct {
 	// stopTracing flushes the spans still queued, after everything else
 	// has stopped.
 	stopTracing func()
-	natsURL    string
+	natsURL     string
 }
 
 // role is a background controller of the server.
