@@ -136,7 +136,5 @@ type FissionOnlyKind struct {
 // lists every kind before it writes) and refuses writes; the migration
 // names and skips them.
 var FissionOnlyKinds = []FissionOnlyKind{
-	{Kind: "CanaryConfig", Plural: "canaryconfigs", Singular: "canaryconfig", Why: "canary deployments are not implemented"},
 	{Kind: "KubernetesWatchTrigger", Plural: "kuberneteswatchtriggers", Singular: "kuberneteswatchtrigger", Why: "Kubernetes watch triggers are not implemented"},
-	{Kind: "MessageQueueTrigger", Plural: "messagequeuetriggers", Singular: "messagequeuetrigger", Why: "message queue triggers are not implemented"},
 }

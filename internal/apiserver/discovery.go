@@ -104,7 +104,7 @@ func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request) bool {
 			answer = func() any { return apiGroup(g) }
 		} else {
 			answer = func() any {
-				rs := groupResources()
+				rs := groupResources(g)
 				if g == v1.FissionGroup {
 					rs = append(rs, fissionOnlyResources()...)
 				}
@@ -146,9 +146,9 @@ var (
 // groupResources lists the kinds of v1 as discovery resources: the
 // plural is the resource name, the aliases are short names (kubectl get
 // fn, env, pkg …), and kinds with a status have a status subresource.
-func groupResources() []metav1.APIResource {
+func groupResources(g string) []metav1.APIResource {
 	var out []metav1.APIResource
-	for _, k := range v1.Kinds() {
+	for _, k := range groupKinds(g) {
 		short := shortNames(k)
 		out = append(out, metav1.APIResource{Name: k.Plural, SingularName: k.Singular, Namespaced: true, Kind: k.Kind, Verbs: resourceVerbs, ShortNames: short})
 		if k.HasStatus {
@@ -156,6 +156,17 @@ func groupResources() []metav1.APIResource {
 		}
 	}
 	return out
+}
+
+// groupKinds are the kinds group g serves: all of them on isotope.dev;
+// on fission.io, not Secret and ConfigMap, which Fission's clients read
+// as core/v1 objects.
+func groupKinds(g string) []v1.KindInfo {
+	ks := v1.Kinds()
+	if g == v1.FissionGroup {
+		ks = slices.DeleteFunc(ks, func(k v1.KindInfo) bool { return k.Core })
+	}
+	return ks
 }
 
 // shortNames are a kind's aliases but its plural forms (env, not envs).
@@ -172,7 +183,7 @@ func shortNames(k v1.KindInfo) []string {
 // groupDiscovery is groupResources in the aggregated form.
 func groupDiscovery(g string) apidiscoveryv2.APIGroupDiscovery {
 	var rs []apidiscoveryv2.APIResourceDiscovery
-	for _, k := range v1.Kinds() {
+	for _, k := range groupKinds(g) {
 		short := shortNames(k)
 		rd := apidiscoveryv2.APIResourceDiscovery{
 			Resource: k.Plural, SingularResource: k.Singular, Scope: apidiscoveryv2.ScopeNamespace,

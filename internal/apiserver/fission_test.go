@@ -60,7 +60,7 @@ func TestDiscoveryNegotiation(t *testing.T) {
 		names = append(names, g.Name)
 		want := len(v1.Kinds())
 		if g.Name == v1.FissionGroup {
-			want += len(v1.FissionOnlyKinds)
+			want += len(v1.FissionOnlyKinds) - 2 // no secrets, configmaps
 		}
 		if len(g.Versions) != 1 || len(g.Versions[0].Resources) != want {
 			t.Errorf("aggregated group %s: %+v", g.Name, g.Versions)
@@ -103,7 +103,7 @@ func TestDiscoveryNegotiation(t *testing.T) {
 		t.Errorf("/version: %d %s", code, body)
 	}
 
-	for _, p := range []string{"/apis/fission.io/v2", "/apis/fission.io/v2/namespaces/default/functions", "/apis/example.com/v1", "/apis/example.com/v1/namespaces/default/functions", base + "canaryconfigs", "/openapi/v2", "/api/v2"} {
+	for _, p := range []string{"/apis/fission.io/v2", "/apis/fission.io/v2/namespaces/default/functions", "/apis/example.com/v1", "/apis/example.com/v1/namespaces/default/functions", base + "kuberneteswatchtriggers", "/openapi/v2", "/api/v2"} {
 		code, body := f.call(t, "GET", p, "")
 		status(t, code, body, http.StatusNotFound, store.ReasonNotFound)
 	}
@@ -241,10 +241,10 @@ func TestFissionOnlyKinds(t *testing.T) {
 		status(t, code, body, 400, store.ReasonBadRequest)
 	}
 	_, _, body := f.get(t, "/apis/fission.io/v1", "")
-	if !strings.Contains(string(body), `{"name":"messagequeuetriggers","singularName":"messagequeuetrigger","namespaced":true,"kind":"MessageQueueTrigger","verbs":["get","list"]}`) {
+	if !strings.Contains(string(body), `{"name":"kuberneteswatchtriggers","singularName":"kuberneteswatchtrigger","namespaced":true,"kind":"KubernetesWatchTrigger","verbs":["get","list"]}`) {
 		t.Errorf("discovery of fission-only kinds: %s", body)
 	}
-	if _, _, body := f.get(t, "/apis/isotope.dev/v1", ""); strings.Contains(string(body), "messagequeuetriggers") {
+	if _, _, body := f.get(t, "/apis/isotope.dev/v1", ""); strings.Contains(string(body), "kuberneteswatchtriggers") {
 		t.Errorf("isotope.dev/v1 lists Fission-only kinds: %s", body)
 	}
 }

@@ -69,6 +69,9 @@ func Fission(ctx context.Context, src dynamic.Interface, dst store.Store, opts O
 	}
 	pkgRV := map[string]string{} // ns/name of a migrated Package -> its isotope resourceVersion
 	for _, ki := range v1.Kinds() {
+		if ki.Core {
+			continue // Secrets and ConfigMaps are core/v1 on both sides
+		}
 		list, err := src.Resource(gvr(ki.Plural)).Namespace(opts.Namespace).List(ctx, metav1.ListOptions{})
 		if apierrors.IsNotFound(err) {
 			fmt.Fprintf(out, "%s: no fission.io/v1 %s in this cluster (CRD absent)\n", ki.Kind, ki.Plural)

@@ -90,7 +90,7 @@ func TestMigrateFission(t *testing.T) {
 	}
 
 	res, out := run(false)
-	if res.Counts[migrate.Create] != 5 || res.Counts[migrate.Skipped] != 1 || len(res.Failed) != 0 || !strings.Contains(out, "would create") {
+	if res.Counts[migrate.Create] != 6 || len(res.Failed) != 0 || !strings.Contains(out, "would create") {
 		t.Fatalf("dry run: %+v\n%s", res, out)
 	}
 	if objs, _, err := st.List(ctx, v1.KindEnvironment, store.ListOptions{Namespace: ns}); err != nil || len(objs) != 0 {
@@ -98,7 +98,7 @@ func TestMigrateFission(t *testing.T) {
 	}
 
 	res, out = run(true)
-	if res.Counts[migrate.Create] != 5 || len(res.Failed) != 0 || !strings.Contains(out, "CanaryConfig "+ns+"/c: skipped") {
+	if res.Counts[migrate.Create] != 6 || len(res.Failed) != 0 || !strings.Contains(out, "CanaryConfig "+ns+"/c: created") {
 		t.Fatalf("apply: %+v\n%s", res, out)
 	}
 	e, err := st.Get(ctx, v1.KindEnvironment, ns, "nodejs")
@@ -113,6 +113,9 @@ func TestMigrateFission(t *testing.T) {
 	if err != nil || fn.(*v1.Function).Spec.Package.PackageRef.ResourceVersion != p.GetResourceVersion() {
 		t.Errorf("migrated function's packageref: %+v %v (package at %s)", fn, err, p.GetResourceVersion())
 	}
+	if c, err := st.Get(ctx, v1.KindCanaryConfig, ns, "c"); err != nil || c.(*v1.CanaryConfig).Spec.WeightIncrement != 10 || c.(*v1.CanaryConfig).Spec.WeightIncrementDuration != "1m" {
+		t.Errorf("migrated canary config: %+v %v", c, err)
+	}
 	for _, k := range []string{v1.KindHTTPTrigger, v1.KindTimeTrigger} {
 		if _, err := st.Get(ctx, k, ns, map[string]string{v1.KindHTTPTrigger: "hello", v1.KindTimeTrigger: "tick"}[k]); err != nil {
 			t.Errorf("migrated %s: %v", k, err)
@@ -120,7 +123,7 @@ func TestMigrateFission(t *testing.T) {
 	}
 
 	// Idempotent: nothing changes on a second run.
-	if res, out = run(true); res.Counts[migrate.Unchanged] != 5 || res.Counts[migrate.Create]+res.Counts[migrate.Update] != 0 {
+	if res, out = run(true); res.Counts[migrate.Unchanged] != 6 || res.Counts[migrate.Create]+res.Counts[migrate.Update] != 0 {
 		t.Errorf("second run: %+v\n%s", res, out)
 	}
 	// A changed Fission object is updated, the rest left alone.
@@ -128,7 +131,7 @@ func TestMigrateFission(t *testing.T) {
 	if _, err := dyn.Resource(fgvr("environments")).Namespace(ns).Update(ctx, fissionEnv, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if res, out = run(true); res.Counts[migrate.Update] != 1 || res.Counts[migrate.Unchanged] != 4 {
+	if res, out = run(true); res.Counts[migrate.Update] != 1 || res.Counts[migrate.Unchanged] != 5 {
 		t.Errorf("run after a change: %+v\n%s", res, out)
 	}
 	if e, err := st.Get(ctx, v1.KindEnvironment, ns, "nodejs"); err != nil || e.(*v1.Environment).Spec.Runtime.Image != "fission/node-env:2" {
