@@ -185,8 +185,8 @@ func TestChartDefaults(t *testing.T) {
 	if !slices.Contains(byKind["ClusterRole"], "isotope-fetcher") {
 		t.Errorf("no ClusterRole isotope-fetcher")
 	}
-	if got := len(byKind["CustomResourceDefinition"]); got != 6 {
-		t.Errorf("%d CRDs, want 6: %v", got, byKind["CustomResourceDefinition"])
+	if got := len(byKind["CustomResourceDefinition"]); got != 7 {
+		t.Errorf("%d CRDs, want 7: %v", got, byKind["CustomResourceDefinition"])
 	}
 	for _, r := range roles {
 		name := "isotope-" + r
