@@ -304,8 +304,8 @@ func (c *Config) specializeRequest(fn *v1.Function, env *v1.Environment, pkg *v1
 			Package:       metav1.ObjectMeta{Name: fn.Spec.Package.PackageRef.Name, Namespace: pkgNs, ResourceVersion: rv},
 			StorageSvcURL: c.StorageURL,
 			Filename:      deployArchive,
-			Secrets:       fn.Spec.Secrets,
-			ConfigMaps:    fn.Spec.ConfigMaps,
+			Secrets:       secretRefs(fn),
+			ConfigMaps:    configMapRefs(fn),
 			KeepArchive:   env.Spec.KeepArchive,
 		},
 		LoadReq: fetcher.FunctionLoadRequest{
@@ -319,6 +319,32 @@ func (c *Config) specializeRequest(fn *v1.Function, env *v1.Environment, pkg *v1
 			EnvVersion: env.Spec.Version,
 		},
 	}
+}
+
+// secretRefs are fn's spec.secrets with the namespace filled in: an
+// empty one is the function's (the fetcher, which knows no function,
+// would otherwise write /secrets//<name>).
+func secretRefs(fn *v1.Function) []v1.SecretReference {
+	out := make([]v1.SecretReference, len(fn.Spec.Secrets))
+	for i, r := range fn.Spec.Secrets {
+		if r.Namespace == "" {
+			r.Namespace = fn.Namespace
+		}
+		out[i] = r
+	}
+	return out
+}
+
+// configMapRefs is secretRefs for spec.configmaps.
+func configMapRefs(fn *v1.Function) []v1.ConfigMapReference {
+	out := make([]v1.ConfigMapReference, len(fn.Spec.ConfigMaps))
+	for i, r := range fn.Spec.ConfigMaps {
+		if r.Namespace == "" {
+			r.Namespace = fn.Namespace
+		}
+		out[i] = r
+	}
+	return out
 }
 
 // newdeployReplicas is the replica count at creation: max(MinScale, 1).
