@@ -185,6 +185,10 @@ func TestChartDefaults(t *testing.T) {
 	if !slices.Contains(byKind["ClusterRole"], "isotope-fetcher") {
 		t.Errorf("no ClusterRole isotope-fetcher")
 	}
+	if slices.Contains(byKind["ClusterRoleBinding"], "isotope-fetcher") {
+		// It may get secrets: only in the namespaces functions run in.
+		t.Errorf("ClusterRole isotope-fetcher is bound cluster-wide")
+	}
 	if got := len(byKind["CustomResourceDefinition"]); got != 7 {
 		t.Errorf("%d CRDs, want 7: %v", got, byKind["CustomResourceDefinition"])
 	}
@@ -278,10 +282,17 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment) {
 }
 
 // checkLeastPrivilege refuses wildcards, secrets and RBAC objects: no
-// role may read credentials or grant itself more.
+// role may read credentials or grant itself more. The one exception is
+// the fetcher, which gets (never lists or watches) the secrets a function
+// names; its ClusterRole is bound only by RoleBindings in function
+// namespaces (TestChartDefaults checks).
 func checkLeastPrivilege(t *testing.T, name string, rules []rbacv1.PolicyRule) {
 	t.Helper()
 	for _, r := range rules {
+		if name == "isotope-fetcher" && slices.Equal(r.APIGroups, []string{""}) && slices.Equal(r.Verbs, []string{"get"}) &&
+			slices.Equal(r.Resources, []string{"secrets", "configmaps"}) {
+			continue
+		}
 		for _, list := range [][]string{r.APIGroups, r.Resources, r.Verbs} {
 			if slices.Contains(list, "*") {
 				t.Errorf("%s: wildcard in rule %+v", name, r)
@@ -306,7 +317,7 @@ func TestChartRBACPerRole(t *testing.T) {
 		"isotope-router":     {{"isotope.dev", "httptriggers", "watch"}, {"isotope.dev", "functions", "get"}, {"", "pods", "patch"}, {"", "pods", "delete"}},
 		"isotope-timer":      {{"isotope.dev", "timetriggers", "watch"}},
 		"isotope-buildermgr": {{"apps", "deployments", "create"}, {"", "services", "delete"}, {"isotope.dev", "packages", "update"}, {"isotope.dev", "packages/status", "update"}, {"isotope.dev", "environments", "watch"}, {"isotope.dev", "functions", "list"}, {"isotope.dev", "functions", "update"}},
-		"isotope-fetcher":    {{"isotope.dev", "packages", "get"}},
+		"isotope-fetcher":    {{"isotope.dev", "packages", "get"}, {"", "secrets", "get"}, {"", "configmaps", "get"}},
 		"isotope-executor":   {{"", "pods", "list"}, {"apps", "deployments", "create"}, {"", "services", "create"}, {"autoscaling", "horizontalpodautoscalers", "create"}, {"isotope.dev", "functions", "watch"}, {"isotope.dev", "packages", "get"}, {"isotope.dev", "environments", "get"}},
 	}
 	deny := map[string][]grant{
@@ -314,7 +325,7 @@ func TestChartRBACPerRole(t *testing.T) {
 		"isotope-router":     {{"isotope.dev", "functions", "update"}, {"apps", "deployments", "create"}, {"", "services", "create"}, {"", "pods", "create"}},
 		"isotope-timer":      {{"isotope.dev", "functions", "get"}, {"isotope.dev", "timetriggers", "update"}},
 		"isotope-buildermgr": {{"", "pods", "delete"}, {"autoscaling", "horizontalpodautoscalers", "create"}, {"isotope.dev", "functions", "delete"}, {"isotope.dev", "functions", "create"}},
-		"isotope-fetcher":    {{"isotope.dev", "packages", "list"}, {"isotope.dev", "packages", "update"}, {"isotope.dev", "functions", "get"}},
+		"isotope-fetcher":    {{"isotope.dev", "packages", "list"}, {"isotope.dev", "packages", "update"}, {"isotope.dev", "functions", "get"}, {"", "secrets", "list"}, {"", "secrets", "watch"}, {"", "configmaps", "list"}},
 		"isotope-executor":   {{"isotope.dev", "functions", "update"}, {"isotope.dev", "packages", "update"}, {"", "pods", "delete"}},
 	}
 	allows := func(rules []rbacv1.PolicyRule, g grant) bool {
