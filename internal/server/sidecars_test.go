@@ -21,8 +21,6 @@ import (
 	"isotope.dev/isotope/internal/testing/kubetest"
 )
 
-func TestMain(m *testing.M) { kubetest.Main(m) }
-
 // On Kubernetes the fetcher role reads a function's secrets and config
 // maps as core/v1 objects through its store (storeConfig, as RunFetcher
 // wires it) and writes them as <dir>/<ns>/<name>/<key> files; a secret
