@@ -63,11 +63,25 @@ func callCounts(t *testing.T, log string) (int, map[string]int) {
 	return calls, seen
 }
 
-// checkAfterKill asserts every message was handled at least once and at
-// most bound calls were repeats.
+// checkAfterKill asserts every message was handled at least once, at
+// most bound calls were repeats, and the messages (all of one subject or
+// stream: one key) were first handled in the order they were published.
 func checkAfterKill(t *testing.T, log string, callsAtKill, bound int) {
 	t.Helper()
 	calls, seen := callCounts(t, log)
+	b, _ := os.ReadFile(log)
+	first := map[string]bool{}
+	last := ""
+	for _, id := range strings.Fields(string(b)) {
+		if first[id] {
+			continue // a repeat after the kill
+		}
+		first[id] = true
+		if id < last {
+			t.Errorf("%s was first handled after %s: one key's messages out of order", id, last)
+		}
+		last = id
+	}
 	var missing []string
 	for i := range killN {
 		if id := fmt.Sprintf("m-%03d", i); seen[id] == 0 {
