@@ -129,7 +129,7 @@ func run(bin string, n, runs, conc int, names []string) error {
 
 	// Runs interleave the plain consumer and the functions, so a load
 	// change on the machine touches every figure alike.
-	var base []float64
+	var base, floor []float64
 	rates := map[string][]float64{}
 	for r := range runs {
 		for _, f := range fs {
@@ -141,16 +141,23 @@ func run(bin string, n, runs, conc int, names []string) error {
 			if err != nil {
 				return fmt.Errorf("plain consumer: %w", err)
 			}
+			fl, err := serialRate(js, stream, n)
+			if err != nil {
+				return fmt.Errorf("one-at-a-time consumer: %w", err)
+			}
 			t, err := triggerRate(s, js, stream, f.name, n)
 			if err != nil {
 				return fmt.Errorf("trigger to %s: %w", f.name, err)
 			}
-			fmt.Printf("run %d %s: plain consumer %.0f msg/s, trigger %.0f msg/s (%.0f us a message)\n", r+1, f.name, b, t, 1e6/t)
+			fmt.Printf("run %d %s: plain consumer %.0f msg/s, one at a time %.0f msg/s, trigger %.0f msg/s (%.0f us a message)\n", r+1, f.name, b, fl, t, 1e6/t)
 			base = append(base, b)
+			floor = append(floor, fl)
 			rates[f.name] = append(rates[f.name], t)
 		}
 	}
-	b := median(base)
+	b, fl := median(base), median(floor)
+	fmt.Printf("BENCH | mq one-at-a-time JetStream consumer, no function (%d msgs) | %.0f msg/s | %.0f msg/s plain consumer | %.3f | info (the trigger's protocol alone)\n",
+		n, fl, b, fl/b)
 	for _, f := range fs {
 		t := median(rates[f.name])
 		fmt.Printf("BENCH | mq nats-jetstream trigger -> %s (%d msgs, one subject) | %.0f msg/s | %.0f msg/s plain consumer | %.3f | info (one call at a time per subject)\n",
@@ -245,6 +252,46 @@ func plainRate(js jetstream.JetStream, stream string, n int) (float64, error) {
 		return 0, err
 	}
 	return float64(n-1) / last.Sub(first).Seconds(), nil
+}
+
+// serialRate reads the n messages of <stream>.in as a trigger on one
+// subject does, without a function: fetch one message, publish an
+// answer, acknowledge it with a confirmed (double) ack, then the next.
+// It is the most a trigger on one subject can reach.
+func serialRate(js jetstream.JetStream, stream string, n int) (float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cons, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+		Durable: "serial", FilterSubject: stream + ".in", AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return 0, err
+	}
+	var first time.Time
+	for count := 0; count < n; {
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return 0, err
+		}
+		for m := range batch.Messages() {
+			if _, err := js.Publish(ctx, stream+".floor", m.Data()); err != nil {
+				return 0, err
+			}
+			if err := m.DoubleAck(ctx); err != nil {
+				return 0, err
+			}
+			if count++; count == 1 {
+				first = time.Now()
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return 0, err
+		}
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("%d of %d messages within 5 minutes", count, n)
+		}
+	}
+	return float64(n-1) / time.Since(first).Seconds(), nil
 }
 
 // triggerRate makes a trigger from <stream>.in (holding n messages) to
