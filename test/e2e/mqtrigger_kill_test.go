@@ -27,6 +27,7 @@ import (
 const (
 	killN       = 200
 	killDelay   = "20ms"
+	killDelayD  = 20 * time.Millisecond
 	killWorkers = 4
 )
 
@@ -65,22 +66,30 @@ func callCounts(t *testing.T, log string) (int, map[string]int) {
 
 // checkAfterKill asserts every message was handled at least once, at
 // most bound calls were repeats, and the messages (all of one subject or
-// stream: one key) were first handled in the order they were published.
-func checkAfterKill(t *testing.T, log string, callsAtKill, bound int) {
+// stream: one key) were first handled in the order they were published,
+// but for at most late of them: those in flight at the kill, which the
+// broker delivers again behind the later ones.
+func checkAfterKill(t *testing.T, log string, callsAtKill, bound, late int) {
 	t.Helper()
 	calls, seen := callCounts(t, log)
 	b, _ := os.ReadFile(log)
 	first := map[string]bool{}
 	last := ""
+	var overtaken []string
 	for _, id := range strings.Fields(string(b)) {
 		if first[id] {
 			continue // a repeat after the kill
 		}
 		first[id] = true
 		if id < last {
-			t.Errorf("%s was first handled after %s: one key's messages out of order", id, last)
+			overtaken = append(overtaken, id)
+			continue
 		}
 		last = id
+	}
+	t.Logf("first handled out of publish order: %d %v (bound %d)", len(overtaken), overtaken, late)
+	if len(overtaken) > late {
+		t.Errorf("%d messages first handled after later ones, more than the %d in flight: %v", len(overtaken), late, overtaken)
 	}
 	var missing []string
 	for i := range killN {
@@ -166,8 +175,13 @@ func TestMQTriggerNATSKill9(t *testing.T) {
 		}
 		return nil
 	})
-	// The consumer's MaxAckPending is what the trigger may have in flight.
-	checkAfterKill(t, log, atKill, mqtrigger.InFlight(killWorkers, 0))
+	// The consumer's MaxAckPending is what the trigger may have in
+	// flight. JetStream also writes a consumer's acks to disk at most
+	// every 100 ms: the kill -9 of the embedded server loses up to 100 ms
+	// of acknowledged calls (one at a time, killDelay each), and those
+	// come again too.
+	lostAcks := int(100*time.Millisecond/killDelayD) + 1
+	checkAfterKill(t, log, atKill, mqtrigger.InFlight(killWorkers, 0)+lostAcks, mqtrigger.InFlight(killWorkers, 0))
 	if got := len(readSubjectE2E(t, js, "kill", "kill.out", killN)); got < killN {
 		t.Errorf("%d answers on kill.out, want %d", got, killN)
 	}
@@ -214,7 +228,7 @@ func TestMQTriggerRedisKill9(t *testing.T) {
 		return nil
 	})
 	// A read takes up to one entry per worker besides those the workers hold.
-	checkAfterKill(t, log, atKill, mqtrigger.InFlight(killWorkers, killWorkers))
+	checkAfterKill(t, log, atKill, mqtrigger.InFlight(killWorkers, killWorkers), mqtrigger.InFlight(killWorkers, killWorkers))
 	if n, err := rdb.XLen(ctx, "kill-out").Result(); err != nil || n < killN {
 		t.Errorf("kill-out holds %d answers (%v), want %d", n, err, killN)
 	}
