@@ -50,10 +50,11 @@ type coldResult struct {
 //     may also have preloaded the function in the background as soon as
 //     it was stored. The router's cold-start counter tells which.
 //  3. e2e more functions are timed to their first 200, polling the new
-//     route, twice: from the moment the route is stored (its package and
-//     function already are: the store's watch, the route table's rebuild
-//     and the cold start; the goal row) and from the first of the three
-//     store writes (each an fsynced bbolt commit). The goal is the change on
+//     route, twice: from the moment the route is stored, its write
+//     returned (its package and function already were: the store's
+//     watch, the route table's rebuild and the cold start; the goal row),
+//     and from the start of the first of the three store writes (each an
+//     fsynced bbolt commit). The goal is the change on
 //     an idle platform (a user deploying), so each starts after a pause
 //     long enough for the router's rebuild pacing to have refilled
 //     (router.burstRebuilds tokens at one per Debounce: 80 ms); right
@@ -145,10 +146,10 @@ func coldStart(h *harness, base string, kind coldKind, n, e2e int) (coldResult, 
 			return res, err
 		}
 		created = append(created, name)
-		tr := time.Now()
 		if err := h.addRoute(name+"-route", name, "/"+name); err != nil {
 			return res, err
 		}
+		tr := time.Now() // the route is stored: the write (an fsynced commit) has returned
 		deadline := t0.Add(30 * time.Second)
 		for {
 			resp, err := client.Get(base + "/" + name)
