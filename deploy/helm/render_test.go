@@ -185,6 +185,10 @@ func TestChartDefaults(t *testing.T) {
 	if !slices.Contains(byKind["ClusterRole"], "isotope-fetcher") {
 		t.Errorf("no ClusterRole isotope-fetcher")
 	}
+	if slices.Contains(byKind["ClusterRoleBinding"], "isotope-fetcher") {
+		// It may get secrets: only in the namespaces functions run in.
+		t.Errorf("ClusterRole isotope-fetcher is bound cluster-wide")
+	}
 	if got := len(byKind["CustomResourceDefinition"]); got != 7 {
 		t.Errorf("%d CRDs, want 7: %v", got, byKind["CustomResourceDefinition"])
 	}
@@ -278,10 +282,17 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment) {
 }
 
 // checkLeastPrivilege refuses wildcards, secrets and RBAC objects: no
-// role may read credentials or grant itself more.
+// role may read credentials or grant itself more. The one exception is
+// the fetcher, which gets (never lists or watches) the secrets a function
+// names; its ClusterRole is bound only by RoleBindings in function
+// namespaces (TestChartDefaults checks).
 func checkLeastPrivilege(t *testing.T, name string, rules []rbacv1.PolicyRule) {
 	t.Helper()
 	for _, r := range rules {
+		if name == "isotope-fetcher" && slices.Equal(r.APIGroups, []string{""}) && slices.Equal(r.Verbs, []string{"get"}) &&
+			slices.Equal(r.Resources, []string{"secrets", "configmaps"}) {
+			continue
+		}
 		for _, list := range [][]string{r.APIGroups, r.Resources, r.Verbs} {
 			if slices.Contains(list, "*") {
 				t.Errorf("%s: wildcard in rule %+v", name, r)
@@ -306,7 +317,7 @@ func TestChartRBACPerRole(t *testing.T) {
 		"isotope-router":     {{"isotope.dev", "httptriggers", "watch"}, {"isotope.dev", "functions", "get"}, {"", "pods", "patch"}, {"", "pods", "delete"}},
 		"isotope-timer":      {{"isotope.dev", "timetriggers", "watch"}},
 		"isotope-buildermgr": {{"apps", "deployments", "create"}, {"", "services", "delete"}, {"isotope.dev", "packages", "update"}, {"isotope.dev", "packages/status", "update"}, {"isotope.dev", "environments", "watch"}, {"isotope.dev", "functions", "list"}, {"isotope.dev", "functions", "update"}},
-		"isotope-fetcher":    {{"isotope.dev", "packages", "get"}},
+		"isotope-fetcher":    {{"isotope.dev", "packages", "get"}, {"", "secrets", "get"}, {"", "configmaps", "get"}},
 		"isotope-executor":   {{"", "pods", "list"}, {"apps", "deployments", "create"}, {"", "services", "create"}, {"autoscaling", "horizontalpodautoscalers", "create"}, {"isotope.dev", "functions", "watch"}, {"isotope.dev", "packages", "get"}, {"isotope.dev", "environments", "get"}},
 	}
 	deny := map[string][]grant{
@@ -314,7 +325,7 @@ func TestChartRBACPerRole(t *testing.T) {
 		"isotope-router":     {{"isotope.dev", "functions", "update"}, {"apps", "deployments", "create"}, {"", "services", "create"}, {"", "pods", "create"}},
 		"isotope-timer":      {{"isotope.dev", "functions", "get"}, {"isotope.dev", "timetriggers", "update"}},
 		"isotope-buildermgr": {{"", "pods", "delete"}, {"autoscaling", "horizontalpodautoscalers", "create"}, {"isotope.dev", "functions", "delete"}, {"isotope.dev", "functions", "create"}},
-		"isotope-fetcher":    {{"isotope.dev", "packages", "list"}, {"isotope.dev", "packages", "update"}, {"isotope.dev", "functions", "get"}},
+		"isotope-fetcher":    {{"isotope.dev", "packages", "list"}, {"isotope.dev", "packages", "update"}, {"isotope.dev", "functions", "get"}, {"", "secrets", "list"}, {"", "secrets", "watch"}, {"", "configmaps", "list"}},
 		"isotope-executor":   {{"isotope.dev", "functions", "update"}, {"isotope.dev", "packages", "update"}, {"", "pods", "delete"}},
 	}
 	allows := func(rules []rbacv1.PolicyRule, g grant) bool {
@@ -362,6 +373,103 @@ func TestChartRBACPerRole(t *testing.T) {
 	slices.Sort(fetcherNS)
 	if want := []string{"default", "isotope-builder", "team-a"}; !slices.Equal(fetcherNS, want) {
 		t.Errorf("isotope-fetcher ServiceAccounts in %v, want %v", fetcherNS, want)
+	}
+}
+
+// dashboard.enabled adds the dashboard role (off by default, so the
+// default render has none): its ServiceAccount, a ClusterRole that reads
+// and writes only the Isotope objects its pages show and its forms make,
+// a Deployment taking its token from the Secret (optional: without it the
+// role runs locked) and a Service on the router's and storage service's
+// in-cluster URLs' pattern.
+func TestChartDashboard(t *testing.T) {
+	for _, u := range render(t, "isotope-system") {
+		if strings.Contains(u.GetName(), "dashboard") {
+			t.Errorf("default values render %s %s; the dashboard is off by default", u.GetKind(), u.GetName())
+		}
+	}
+	objs := render(t, "isotope-system", "dashboard.enabled=true", "dashboard.hosts={dash.example.com}",
+		"dashboard.tokenSecret.name=my-dash", "dashboard.service.port=8080")
+	kinds := map[string]bool{}
+	type grant struct{ group, resource, verb string }
+	allow := []grant{
+		{"isotope.dev", "functions", "list"}, {"isotope.dev", "functions", "watch"}, {"isotope.dev", "functions", "create"},
+		{"isotope.dev", "packages", "create"}, {"isotope.dev", "packages", "delete"}, {"isotope.dev", "packages/status", "update"},
+		{"isotope.dev", "httptriggers", "create"}, {"isotope.dev", "environments", "list"}, {"isotope.dev", "timetriggers", "list"},
+	}
+	deny := []grant{
+		{"isotope.dev", "functions", "delete"}, {"isotope.dev", "functions", "update"}, {"isotope.dev", "environments", "create"},
+		{"isotope.dev", "timetriggers", "create"}, {"", "pods", "get"}, {"", "secrets", "get"}, {"apps", "deployments", "create"},
+	}
+	allows := func(rules []rbacv1.PolicyRule, g grant) bool {
+		for _, r := range rules {
+			if slices.Contains(r.APIGroups, g.group) && slices.Contains(r.Resources, g.resource) && slices.Contains(r.Verbs, g.verb) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, o := range decodeStrict(t, objs) {
+		switch o := o.(type) {
+		case *corev1.ServiceAccount:
+			kinds["ServiceAccount/"+o.Name] = true
+		case *rbacv1.ClusterRoleBinding:
+			if o.Name == "isotope-dashboard" && o.Subjects[0].Name == "isotope-dashboard" {
+				kinds["ClusterRoleBinding"] = true
+			}
+		case *rbacv1.ClusterRole:
+			if o.Name != "isotope-dashboard" {
+				continue
+			}
+			kinds["ClusterRole"] = true
+			checkLeastPrivilege(t, o.Name, o.Rules)
+			for _, g := range allow {
+				if !allows(o.Rules, g) {
+					t.Errorf("the dashboard may not %s %s.%s", g.verb, g.resource, g.group)
+				}
+			}
+			for _, g := range deny {
+				if allows(o.Rules, g) {
+					t.Errorf("the dashboard may %s %s.%s, which it does not need", g.verb, g.resource, g.group)
+				}
+			}
+		case *corev1.Service:
+			if o.Name == "isotope-dashboard" {
+				kinds["Service"] = true
+				if o.Spec.Type != corev1.ServiceTypeClusterIP || o.Spec.Ports[0].Port != 8080 {
+					t.Errorf("dashboard Service %s %+v, want ClusterIP on 8080", o.Spec.Type, o.Spec.Ports)
+				}
+			}
+		case *appsv1.Deployment:
+			if o.Name != "isotope-dashboard" {
+				continue
+			}
+			kinds["Deployment"] = true
+			checkDeployment(t, o)
+			c := o.Spec.Template.Spec.Containers[0]
+			for _, a := range []string{"--addr=:8889", "--router=http://isotope-router.isotope-system.svc",
+				"--storage-url=http://isotope-storagesvc.isotope-system.svc", "--api-host=isotope-dashboard",
+				"--api-host=isotope-dashboard.isotope-system.svc", "--api-host=dash.example.com"} {
+				if !slices.Contains(c.Args, a) {
+					t.Errorf("dashboard args %v, want %s", c.Args, a)
+				}
+			}
+			token := false
+			for _, e := range c.Env {
+				if e.Name == "ISOTOPE_DASHBOARD_TOKEN" && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+					r := e.ValueFrom.SecretKeyRef
+					token = r.Name == "my-dash" && r.Key == "token" && r.Optional != nil && *r.Optional
+				}
+			}
+			if !token {
+				t.Errorf("dashboard env %+v, want ISOTOPE_DASHBOARD_TOKEN from Secret my-dash key token, optional", c.Env)
+			}
+		}
+	}
+	for _, k := range []string{"ServiceAccount/isotope-dashboard", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service"} {
+		if !kinds[k] {
+			t.Errorf("dashboard.enabled rendered no %s", k)
+		}
 	}
 }
 
@@ -448,7 +556,8 @@ func TestChartAppliesToAPIServer(t *testing.T) {
 	builderNS := env.Namespace(t, "isotope-builder")
 	variants := [][]string{
 		nil,
-		{"builderNamespace=" + builderNS, "router.service.type=LoadBalancer", "storage.storageClassName=standard", "internalAuth.secretName=isotope-internal"},
+		{"builderNamespace=" + builderNS, "router.service.type=LoadBalancer", "storage.storageClassName=standard", "internalAuth.secretName=isotope-internal",
+			"dashboard.enabled=true", "dashboard.hosts={dash.example.com}"},
 	}
 	for i, set := range variants {
 		objs := render(t, ns, set...)

@@ -34,8 +34,10 @@ ISOTOPE_TOKEN, also sent to the storage service). Archives are checked against t
 With -specialize-on-startup the fetcher specializes the runtime at
 --runtime-url with -specialize-request (a FunctionSpecializeRequest) at
 start, and /readiness-healthz answers 503 until that succeeded. Secrets and
-ConfigMaps named in a fetch are not written: Isotope has no Secret source
-yet. Flags may be written with one dash, as Fission's fetcher takes them.`,
+ConfigMaps named in a fetch (the function's spec.secrets and
+spec.configmaps) are read from the same place as Packages and written as
+<dir>/<namespace>/<name>/<key> files under -secret-dir and -cfgmap-dir.
+Flags may be written with one dash, as Fission's fetcher takes them.`,
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, ok, err := parseSharedDir(cmd, args, "fetcher", "/userfunc")

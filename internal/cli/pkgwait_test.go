@@ -33,7 +33,11 @@ func zipNames(t *testing.T, b []byte) []string {
 // Isotope): it watches packages and takes each pending one through
 // running to succeeded, or to failed when its build command is "fail",
 // writing a build log that grows line by line.
-func fakeBuilder(t *testing.T, st store.Store) {
+func fakeBuilder(t *testing.T, st store.Store) { fakeBuilderGated(t, st, nil) }
+
+// fakeBuilderGated is fakeBuilder that leaves a package whose build
+// command is "gated" pending until gate is closed.
+func fakeBuilderGated(t *testing.T, st store.Store, gate <-chan struct{}) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
@@ -49,6 +53,13 @@ func fakeBuilder(t *testing.T, st store.Store) {
 			p, ok := ev.Object.(*v1.Package)
 			if !ok || ev.Type == store.Deleted || p.Status.BuildStatus != v1.BuildStatusPending {
 				continue
+			}
+			if p.Spec.BuildCommand == "gated" && gate != nil {
+				select {
+				case <-gate:
+				case <-ctx.Done():
+					return
+				}
 			}
 			steps := []v1.PackageStatus{
 				{BuildStatus: v1.BuildStatusRunning},
@@ -77,7 +88,8 @@ func fakeBuilder(t *testing.T, st store.Store) {
 
 func TestPkgCreateWaitsForTheBuildAndStreamsTheLog(t *testing.T) {
 	a := newTestAPI(t)
-	fakeBuilder(t, a.Store)
+	gate := make(chan struct{})
+	fakeBuilderGated(t, a.Store, gate)
 	a.ok("env", "create", "--name", "go", "--image", "isotope/wasm-env", "--builder", "isotope/go-wasm-builder")
 	src := writeFile(t, "hello.go", "package main\n")
 
@@ -111,7 +123,14 @@ func TestPkgCreateWaitsForTheBuildAndStreamsTheLog(t *testing.T) {
 	// rebuild: a succeeded package needs --force; a failed one is rebuilt.
 	a.fails([]string{"pkg", "rebuild", "--name", "good"}, "--force")
 	a.ok("pkg", "rebuild", "--name", "good", "--force")
-	a.ok("pkg", "update", "--name", "bad", "--buildcmd", "ok", "--no-wait")
+	// The build stays pending until the rebuild has started to wait: its
+	// first try at the live build log (404 here) opens the gate.
+	var once sync.Once
+	a.handle("/v1/buildlogs", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { close(gate) })
+		http.NotFound(w, r)
+	}))
+	a.ok("pkg", "update", "--name", "bad", "--buildcmd", "gated", "--no-wait")
 	r = a.ok("pkg", "rebuild", "--name", "bad") // pending already: waits for it
 	if getPkg(t, a, "bad").Status.BuildStatus != v1.BuildStatusSucceeded {
 		t.Errorf("bad after rebuild: %+v\n%s", getPkg(t, a, "bad").Status, r.Stderr)

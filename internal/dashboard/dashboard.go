@@ -50,6 +50,9 @@ type Config struct {
 	Stats status.Source
 	// Token, when set, is asked for on the login page; "" needs no login.
 	Token string
+	// TokenHelp says on the login page where the token comes from; ""
+	// names the API's (ISOTOPE_TOKEN, or the token file of the data dir).
+	TokenHelp string
 	// Logs serves function logs as the API's /v1/logs does (fnlog).
 	Logs http.Handler
 	// BuildLogs serves build logs as the API's /v1/buildlogs does.
@@ -153,6 +156,7 @@ type page struct {
 	Active string
 	Data   any
 	Error  string
+	Help   string // the login page's word on where the token comes from
 }
 
 // authed serves h to a browser with a session: an authenticated one
@@ -221,7 +225,7 @@ func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
 		return
 	}
-	d.render(w, r, http.StatusOK, "login", &page{Title: "Log in", CSRF: d.sess.csrf(id), Data: safeNext(r.URL.Query().Get("next"))})
+	d.render(w, r, http.StatusOK, "login", &page{Title: "Log in", CSRF: d.sess.csrf(id), Data: safeNext(r.URL.Query().Get("next")), Help: d.cfg.TokenHelp})
 }
 
 func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
@@ -241,8 +245,12 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 	}
 	tok := strings.TrimSpace(r.PostFormValue("token"))
 	if !equalToken(tok, d.cfg.Token) {
-		d.render(w, r, http.StatusUnauthorized, "login", &page{Title: "Log in", CSRF: d.sess.csrf(id), Data: next,
-			Error: "wrong token: give the API token (ISOTOPE_TOKEN, or the token file in the server's data dir)"})
+		help := d.cfg.TokenHelp
+		if help == "" {
+			help = "give the API token (ISOTOPE_TOKEN, or the token file in the server's data dir)"
+		}
+		d.render(w, r, http.StatusUnauthorized, "login", &page{Title: "Log in", CSRF: d.sess.csrf(id), Data: next, Help: d.cfg.TokenHelp,
+			Error: "wrong token: " + help})
 		return
 	}
 	d.sess.end(w, r, id)

@@ -32,7 +32,8 @@ func (m *Manager) resolve(ctx context.Context, fn *v1.Function) (instance.Functi
 	if err != nil {
 		return instance.Function{}, storeErr(err, "environment %s/%s of function %s/%s", envNs, envRef.Name, fn.Namespace, fn.Name)
 	}
-	if _, err := m.runtimeFor(env); err != nil {
+	rt, err := m.runtimeFor(env)
+	if err != nil {
 		return instance.Function{}, err
 	}
 	pkg, err := store.GetAs[*v1.Package](ctx, m.cfg.Store, pkgNs, pkgRef.Name)
@@ -50,6 +51,9 @@ func (m *Manager) resolve(ctx context.Context, fn *v1.Function) (instance.Functi
 		}
 	}
 	f := instance.Function{Fn: fn, Env: env, Pkg: pkg}
+	if cr, ok := rt.(instance.ConfigReader); ok && cr.ReadsConfig() {
+		return f, nil
+	}
 	for _, r := range fn.Spec.Secrets {
 		sec, err := store.GetAs[*v1.Secret](ctx, m.cfg.Store, orDefault(r.Namespace, fn.Namespace), r.Name)
 		if err != nil {

@@ -17,10 +17,10 @@
 //
 // Secrets and ConfigMaps: a request's secretList and configMapList are
 // always accepted. Their keys are written as files
-// (<SecretDir>/<ns>/<name>/<key>, <ConfigDir>/<ns>/<name>/<key>) only
-// when Config.Secrets provides their data; the embedded mode has no
-// Secret or ConfigMap kinds yet, so there the lists are logged and
-// otherwise ignored.
+// (<SecretDir>/<ns>/<name>/<key>, <ConfigDir>/<ns>/<name>/<key>) when
+// Config.Secrets provides their data (the isotope fetcher role reads
+// them where it reads Packages: on Kubernetes the core/v1 objects);
+// without it the lists are logged and otherwise ignored.
 package fetcher
 
 import (
@@ -422,19 +422,19 @@ func (f *Fetcher) writeSecrets(ctx context.Context, req FunctionFetchRequest) er
 			"secrets", len(req.Secrets), "configmaps", len(req.ConfigMaps))
 		return nil
 	}
-	for _, s := range req.Secrets {
+	for i, s := range req.Secrets {
 		data, err := f.cfg.Secrets.Secret(ctx, s.Namespace, s.Name)
 		if err != nil {
-			return fmt.Errorf("secret %s/%s: %w", s.Namespace, s.Name, err)
+			return configError(err, "spec.secrets[%d]: secret %s/%s named by the function: %w", i, s.Namespace, s.Name, err)
 		}
 		if err := writeKeys(f.cfg.SecretDir, "secret", s.Namespace, s.Name, data); err != nil {
 			return err
 		}
 	}
-	for _, c := range req.ConfigMaps {
+	for i, c := range req.ConfigMaps {
 		data, err := f.cfg.Secrets.ConfigMap(ctx, c.Namespace, c.Name)
 		if err != nil {
-			return fmt.Errorf("configmap %s/%s: %w", c.Namespace, c.Name, err)
+			return configError(err, "spec.configmaps[%d]: configmap %s/%s named by the function: %w", i, c.Namespace, c.Name, err)
 		}
 		b := make(map[string][]byte, len(data))
 		for k, v := range data {
@@ -445,6 +445,17 @@ func (f *Fetcher) writeSecrets(ctx context.Context, req FunctionFetchRequest) er
 		}
 	}
 	return nil
+}
+
+// configError is a secret or config map that could not be read: 404
+// when it does not exist (the function cannot start until it does), the
+// error as it is otherwise.
+func configError(err error, format string, args ...any) error {
+	e := fmt.Errorf(format, args...)
+	if store.IsNotFound(err) {
+		return &Error{Code: http.StatusNotFound, Err: e}
+	}
+	return e
 }
 
 // writeKeys writes one file per key under dir/ns/name, as Fission does

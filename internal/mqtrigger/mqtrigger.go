@@ -95,7 +95,11 @@ type Options struct {
 	// ConsumerName names this process among a consumer group's members
 	// (Redis streams); default "isotope".
 	ConsumerName string
-	Logger       *slog.Logger
+	// NATSAckWait is how long JetStream waits for a message's
+	// acknowledgement before it delivers the message again
+	// (DefaultNATSAckWait when 0).
+	NATSAckWait time.Duration
+	Logger      *slog.Logger
 }
 
 // Open connects to the trigger's broker.

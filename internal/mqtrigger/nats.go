@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -26,6 +27,13 @@ const (
 // natsBatch is how many messages one pull asks for.
 const natsBatch = 1
 
+// DefaultNATSAckWait is the consumer's AckWait: JetStream's own default.
+// A message taken by a process that died is delivered again after it,
+// and until then it holds one of the trigger's MaxAckPending places, so
+// it is how long a trigger may stall after a crash. A call that takes
+// longer keeps its message with a progress ack every third of it.
+const DefaultNATSAckWait = 30 * time.Second
+
 // natsQueue reads a JetStream stream through a durable pull consumer
 // with explicit acks. The server never has more than MaxAckPending
 // messages of the trigger unacknowledged, which bounds what is in flight
@@ -37,6 +45,7 @@ type natsQueue struct {
 	stream  string
 	durable string
 	n       int
+	ackWait time.Duration
 }
 
 // NATSURL is the server a trigger connects to.
@@ -83,7 +92,10 @@ func openNATS(ctx context.Context, t *v1.MessageQueueTrigger, o Options) (Queue,
 		nc.Close()
 		return nil, err
 	}
-	q := &natsQueue{t: t, nc: nc, js: js, n: t.Spec.MQConcurrency(o.Concurrency)}
+	q := &natsQueue{t: t, nc: nc, js: js, n: t.Spec.MQConcurrency(o.Concurrency), ackWait: o.NATSAckWait}
+	if q.ackWait <= 0 {
+		q.ackWait = DefaultNATSAckWait
+	}
 	if q.n <= 0 {
 		q.n = DefaultConcurrency
 	}
@@ -134,7 +146,7 @@ func (q *natsQueue) Consume(ctx context.Context, deliver func(context.Context, M
 		// The server holds back the rest: at most one message per worker
 		// plus the one being delivered is out.
 		MaxAckPending: q.n + 1,
-		AckWait:       2 * time.Minute,
+		AckWait:       q.ackWait,
 		MaxDeliver:    -1,
 	})
 	if err != nil {
@@ -156,13 +168,39 @@ func (q *natsQueue) Consume(ctx context.Context, deliver func(context.Context, M
 		}
 		for msg := range batch.Messages() {
 			m := Message{Key: msg.Subject(), Body: msg.Data(), Header: http.Header(msg.Headers())}
-			m.Ack = func(ctx context.Context) error { return msg.DoubleAck(ctx) }
+			acked := make(chan struct{})
+			go keepInProgress(ctx, msg, q.ackWait/3, acked)
+			var once sync.Once
+			m.Ack = func(ctx context.Context) error {
+				// After the first try, progress acks stop: if no ack gets
+				// through, AckWait delivers the message again.
+				defer once.Do(func() { close(acked) })
+				return msg.DoubleAck(ctx)
+			}
 			if err := deliver(ctx, m); err != nil {
 				return nil // ctx ended; the message is delivered again
 			}
 		}
 	}
 	return nil
+}
+
+// keepInProgress tells JetStream every period that msg is still being
+// handled, so a call longer than AckWait is not delivered a second time,
+// until the message is acknowledged or the trigger stops.
+func keepInProgress(ctx context.Context, msg jetstream.Msg, every time.Duration, acked <-chan struct{}) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-acked:
+			return
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			msg.InProgress()
+		}
+	}
 }
 
 func (q *natsQueue) Publish(ctx context.Context, topic string, body []byte, header http.Header) error {

@@ -3,9 +3,6 @@ package mqtrigger
 import (
 	"context"
 	"fmt"
-	"net"
-	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,40 +10,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/mqtrigger/mqtest"
 )
 
-// startRedis runs Debian's redis-server on a free port in a temp dir,
-// or skips the test naming the package.
-func startRedis(t *testing.T) (string, *redis.Client) {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server not found: install Debian's redis-server package (apt-get install redis-server) to run the Redis streams tests")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", t.TempDir(),
-		"--save", "", "--appendonly", "no", "--daemonize", "no")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	t.Cleanup(func() { rdb.Close() })
-	deadline := time.Now().Add(30 * time.Second)
-	for rdb.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("redis-server did not answer within 30s")
-		}
-		time.Sleep(20 * time.Millisecond) // polling for the server to listen
-	}
-	return addr, rdb
-}
+// startRedis runs Debian's redis-server, or skips the test.
+func startRedis(t *testing.T) (string, *redis.Client) { return mqtest.StartRedis(t) }
 
 func TestRedisTriggerAnswersErrorsAndAcks(t *testing.T) {
 	addr, rdb := startRedis(t)

@@ -44,12 +44,30 @@ func sysProcAttr(userns bool) *syscall.SysProcAttr {
 // started: root needs only a network namespace, anyone else a user
 // namespace too (root in a container without CAP_SYS_ADMIN falls back to
 // one as well). It returns whether the user namespace is needed.
+// probeEnv marks the probe's process, so a program that does not act as
+// the shim cannot probe (and so start itself) again.
+const probeEnv = "ISOTOPE_NETNS_PROBE"
+
+// probeTimeout bounds one probe run.
+const probeTimeout = 10 * time.Second
+
 func probe(exe string) (userns bool, err error) {
 	if os.Getenv(UnavailableEnv) != "" {
 		return false, fmt.Errorf("%w: this machine allows neither user nor network namespaces (simulated: %s is set)", ErrUnavailable, UnavailableEnv)
 	}
+	if os.Getenv(probeEnv) != "" {
+		// This process was started as a probe's shim but did not act as
+		// one (a program without ShimMain, such as a test binary whose
+		// TestMain lacks it): probing again would start itself again.
+		return false, fmt.Errorf("%w: %s was run as the network shim's probe (%s is set) but did not act as the shim; it must call netns.ShimMain for %q", ErrUnavailable, exe, probeEnv, ShimCommand)
+	}
 	try := func(userns bool) error {
-		cmd := exec.Command(exe, ShimCommand, "--probe")
+		// A real probe takes milliseconds; the bound keeps a program
+		// that is not the shim from holding the server's start.
+		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, exe, ShimCommand, "--probe")
+		cmd.Env = append(os.Environ(), probeEnv+"=1")
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		cmd.SysProcAttr = sysProcAttr(userns)

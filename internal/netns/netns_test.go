@@ -199,3 +199,16 @@ func TestUnprivilegedUserNamespace(t *testing.T) {
 		t.Fatalf("as nobody:\n%s", out)
 	}
 }
+
+// A program started as the probe's shim that does not act as one (a
+// test binary without ShimMain in its TestMain) runs its own code, which
+// may start a server that probes again: the probe refuses in such a
+// process instead of starting itself once more.
+func TestProbeRefusesInsideAProbe(t *testing.T) {
+	t.Setenv("ISOTOPE_NETNS_PROBE", "1")
+	p := &netns.Policy{Default: netns.Auto}
+	err := p.Available()
+	if !errors.Is(err, netns.ErrUnavailable) || !strings.Contains(err.Error(), "did not act as the shim") {
+		t.Fatalf("Available inside a probe: %v", err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"time"
 
+	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/auth/hmac"
 	"isotope.dev/isotope/internal/auth/webguard"
 	"isotope.dev/isotope/internal/builder"
@@ -95,9 +96,13 @@ type FetcherOptions struct {
 
 // RunFetcher serves Fission's fetcher API over a shared directory.
 func RunFetcher(ctx context.Context, o FetcherOptions) error {
+	var secrets fetcher.SecretSource
+	if o.Packages != nil {
+		secrets = storeConfig{o.Packages}
+	}
 	f := fetcher.New(fetcher.Config{
 		SharedDir: o.SharedDir, SecretDir: o.SecretDir, ConfigDir: o.ConfigDir,
-		Packages: o.Packages, StorageToken: o.StorageToken,
+		Packages: o.Packages, Secrets: secrets, StorageToken: o.StorageToken,
 		RuntimeURL: o.RuntimeURL, Logger: o.Logger,
 		HTTPClient: &http.Client{Transport: fetcherTransport(o.RuntimeURL)},
 	})
@@ -119,6 +124,28 @@ func RunFetcher(ctx context.Context, o FetcherOptions) error {
 	default:
 	}
 	return err
+}
+
+// storeConfig is the fetcher's source of secrets and config maps: the
+// store it reads Packages from. On Kubernetes that is the pod's
+// ServiceAccount reading the core/v1 objects of the function's
+// namespace, as Fission's fetcher does (decision 0021).
+type storeConfig struct{ s store.Store }
+
+func (c storeConfig) Secret(ctx context.Context, ns, name string) (map[string][]byte, error) {
+	sec, err := store.GetAs[*v1.Secret](ctx, c.s, ns, name)
+	if err != nil {
+		return nil, err
+	}
+	return sec.Data, nil
+}
+
+func (c storeConfig) ConfigMap(ctx context.Context, ns, name string) (map[string]string, error) {
+	cm, err := store.GetAs[*v1.ConfigMap](ctx, c.s, ns, name)
+	if err != nil {
+		return nil, err
+	}
+	return cm.Data, nil
 }
 
 // fetcherTransport signs the fetcher's outgoing calls when internal auth

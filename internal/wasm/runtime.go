@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -271,6 +272,23 @@ func (r *Runtime) Load(ctx context.Context, req LoadRequest) (*Module, error) {
 		}
 		return os.ReadFile(p)
 	}
+	// sum hashes the module as it streams from disk: a module already
+	// compiled under another key (a new deploy archive of known code)
+	// is found by its sha256 without holding its megabytes in memory,
+	// which costs page faults on every first touch (decision 0010).
+	sum := func() (string, error) {
+		if req.Wasm != nil {
+			return sha256Hex(req.Wasm), nil
+		}
+		if req.Path == "" {
+			return "", errors.New("neither Wasm nor Path is set")
+		}
+		p, err := FindModule(req.Path)
+		if err != nil {
+			return "", err
+		}
+		return sha256FileHex(p)
+	}
 	// The sha256 keys the disk cache; it is computed only when the key
 	// does not say it all (a 5 MB Go module takes milliseconds to hash,
 	// and the fetcher has already checked the archive's checksum).
@@ -305,7 +323,7 @@ func (r *Runtime) Load(ctx context.Context, req LoadRequest) (*Module, error) {
 			return nil, fmt.Errorf("wasm: load %s: mount %s: %w", name, guest, err)
 		}
 	}
-	c, err := r.compile(ctx, req.Key, keyIsSum, read)
+	c, err := r.compile(ctx, req.Key, keyIsSum, sum, read)
 	if err != nil {
 		return nil, fmt.Errorf("wasm: load %s: %w", name, err)
 	}
@@ -320,8 +338,9 @@ func (r *Runtime) Load(ctx context.Context, req LoadRequest) (*Module, error) {
 // compile returns the compiled module for key, compiling the bytes read
 // returns if no other caller has; concurrent callers wait for the one
 // compile.
-// keyIsSum says key is already the sha256 of those bytes.
-func (r *Runtime) compile(ctx context.Context, key string, keyIsSum bool, read func() ([]byte, error)) (*compiled, error) {
+// keyIsSum says key is already the sha256 of those bytes; otherwise sum
+// gives it, and the bytes are read only when no compiled module has it.
+func (r *Runtime) compile(ctx context.Context, key string, keyIsSum bool, sum func() (string, error), read func() ([]byte, error)) (*compiled, error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -350,13 +369,12 @@ func (r *Runtime) compile(ctx context.Context, key string, keyIsSum bool, read f
 	c := &compiled{key: key, ready: make(chan struct{}), refs: 1}
 	r.compiled[key] = c
 	r.mu.Unlock()
-	wasmBytes, err := read()
-	if err != nil {
-		return nil, r.compileFailed(c, err)
-	}
 	sumHex := key
 	if !keyIsSum {
-		sumHex = sha256Hex(wasmBytes)
+		var err error
+		if sumHex, err = sum(); err != nil {
+			return nil, r.compileFailed(c, err)
+		}
 	}
 	// The same module under another key (a new deploy archive of code
 	// already loaded, as a rebuild of unchanged source makes) shares the
@@ -393,6 +411,13 @@ func (r *Runtime) compile(ctx context.Context, key string, keyIsSum bool, read f
 		return c, nil
 	}
 
+	wasmBytes, err := read()
+	if err != nil {
+		return nil, r.compileFailed(c, err)
+	}
+	if !keyIsSum && sha256Hex(wasmBytes) != sumHex {
+		return nil, r.compileFailed(c, errors.New("the module changed on disk while it was being loaded"))
+	}
 	// The compile must not be cut short by one caller's context: others
 	// may be waiting on it.
 	cctx := experimental.WithCompilationWorkers(context.WithoutCancel(ctx), r.workers)
@@ -506,6 +531,20 @@ func removeStaleTemps(dir string) {
 	for _, t := range tmps {
 		os.Remove(t)
 	}
+}
+
+// sha256FileHex hashes the file at p as it streams.
+func sha256FileHex(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func sha256Hex(b []byte) string {

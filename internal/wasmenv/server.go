@@ -41,7 +41,18 @@ type Config struct {
 	// Kubernetes tests runs pods as plain processes and says where their
 	// volumes are in MountsEnv. Empty in a real pod.
 	Mounts map[string]string
+	// GuestDirs are the pod's directories shown to the function as
+	// read-only preopens, by guest path: DefaultGuestDirs, Fission's
+	// /secrets and /configs that the fetcher fills, as the embedded
+	// runtime shows them. A directory that does not exist is left out.
+	// nil means DefaultGuestDirs; an empty map, none.
+	GuestDirs map[string]string
 }
+
+// DefaultGuestDirs are the function pod's secret and config map volumes
+// (the fetcher writes <ns>/<name>/<key> files into them), at the same
+// paths for the guest.
+var DefaultGuestDirs = map[string]string{"/secrets": "/secrets", "/configs": "/configs"}
 
 // MountsEnv is the environment variable holding Config.Mounts as a JSON
 // object; internal/testing/nodeagent sets it.
@@ -93,6 +104,9 @@ type Server struct {
 func New(cfg Config) *Server {
 	if cfg.UserfuncDir == "" {
 		cfg.UserfuncDir = "/userfunc"
+	}
+	if cfg.GuestDirs == nil {
+		cfg.GuestDirs = DefaultGuestDirs
 	}
 	return &Server{cfg: cfg}
 }
@@ -189,12 +203,23 @@ func (s *Server) load(ctx context.Context, req FunctionLoadRequest) (*wasm.Modul
 			name = md.Namespace + "/" + md.Name
 		}
 	}
+	var mounts map[string]string
+	for guest, dir := range s.cfg.GuestDirs {
+		host := s.hostPath(dir)
+		if st, err := os.Stat(host); err == nil && st.IsDir() {
+			if mounts == nil {
+				mounts = map[string]string{}
+			}
+			mounts[guest] = host
+		}
+	}
 	return s.cfg.Runtime.Load(ctx, wasm.LoadRequest{
 		Path:       path,
 		Name:       name,
 		Entrypoint: req.FunctionName,
 		Env:        s.cfg.Env,
 		ArchiveDir: archiveDir,
+		Mounts:     mounts,
 		Limits:     s.cfg.Limits,
 		Log:        s.cfg.Log,
 	})

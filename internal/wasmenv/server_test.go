@@ -198,3 +198,49 @@ func TestFailuresAreMarkedForTheRouter(t *testing.T) {
 		}
 	}
 }
+
+// The pod's /secrets and /configs (filled by the fetcher) are the
+// guest's /secrets and /configs, read-only preopens as in the embedded
+// runtime; found through Config.Mounts under the node agent. A
+// directory that is not there is not mounted.
+func TestGuestSeesSecretsAndConfigs(t *testing.T) {
+	p, err := wasmtest.BuildReactor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wasmBytes, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	userfunc, secrets := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(userfunc, "deployarchive"), wasmBytes, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(secrets, "default", "db"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(secrets, "default", "db", "password"), []byte("s3cret"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	rt, err := wasm.NewRuntime(context.Background(), wasm.Config{CacheDir: wasmtest.CompileCacheDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(context.Background())
+	srv := New(Config{Runtime: rt, Mounts: map[string]string{"/userfunc": userfunc, "/secrets": secrets, "/configs": filepath.Join(secrets, "absent")}})
+	defer srv.Close()
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	if code, body := call(t, "POST", hs.URL+"/v2/specialize", "application/json", `{"filepath":"/userfunc/deployarchive","functionName":"Files"}`); code != 200 {
+		t.Fatalf("specialize: %d %q", code, body)
+	}
+	if code, body := call(t, "GET", hs.URL+"/?f=/secrets/default/db/password", "", ""); code != 200 || body != "s3cret" {
+		t.Errorf("the guest read /secrets/default/db/password: %d %q, want s3cret", code, body)
+	}
+	if code, body := call(t, "GET", hs.URL+"/?f=/configs/default/app/mode", "", ""); code != 404 {
+		t.Errorf("a config map directory that is not there: %d %q, want 404", code, body)
+	}
+	if code, body := call(t, "GET", hs.URL+"/?f=/secrets/../../etc/passwd", "", ""); code != 404 {
+		t.Errorf("escaping /secrets: %d %q", code, body)
+	}
+}

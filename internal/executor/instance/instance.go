@@ -41,6 +41,15 @@ type Runtime interface {
 	Pooled() bool
 }
 
+// ConfigReader is implemented by runtimes whose instances read their
+// function's secrets and config maps themselves: Kubernetes pods, whose
+// fetcher reads them as the pod's ServiceAccount (Fission's design). The
+// executor then leaves Function.Secrets and ConfigMaps empty and needs no
+// right to read them.
+type ConfigReader interface {
+	ReadsConfig() bool
+}
+
 // Instance is one instance of an environment, specialized at most once.
 type Instance interface {
 	// Specialize loads fn into the instance; ctx bounds the whole step

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -170,6 +171,7 @@ func TestPoolDeployment(t *testing.T) {
 	if ports["go/http-env"] != 8888 || ports["fetcher/http-fetcher"] != 8000 {
 		t.Errorf("container ports = %v, want go/http-env 8888 and fetcher/http-fetcher 8000", ports)
 	}
+	checkConfigVolumes(t, dep.Spec.Template.Spec)
 
 	env.Spec.Poolsize = 1
 	obj, err := f.st.Update(kubetest.Context(t), env)
@@ -276,6 +278,7 @@ func TestNewdeployObjects(t *testing.T) {
 	if *dep.Spec.Replicas != 2 {
 		t.Errorf("replicas = %d, want MinScale 2", *dep.Spec.Replicas)
 	}
+	checkConfigVolumes(t, dep.Spec.Template.Spec)
 	if hpa.Spec.MinReplicas == nil || *hpa.Spec.MinReplicas != 2 || hpa.Spec.MaxReplicas != 5 {
 		t.Errorf("hpa min %v max %d, want 2 and 5", hpa.Spec.MinReplicas, hpa.Spec.MaxReplicas)
 	}
@@ -307,6 +310,9 @@ func TestNewdeployObjects(t *testing.T) {
 	}
 
 	fn.Spec.InvokeStrategy.ExecutionStrategy.MaxScale = 7
+	// A secret named without a namespace is the function's: the pod's
+	// fetcher is told the namespace.
+	fn.Spec.Secrets = []v1.SecretReference{{Name: "db"}}
 	if _, err := f.st.Update(kubetest.Context(t), fn); err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +321,20 @@ func TestNewdeployObjects(t *testing.T) {
 		if h.Spec.MaxReplicas != 7 {
 			return fmt.Sprintf("hpa max = %d after the update, want 7", h.Spec.MaxReplicas)
 		}
-		return ""
+		d, _ := get(t, c, f.ns, name, &appsv1.Deployment{})
+		for _, ctr := range d.Spec.Template.Spec.Containers {
+			if i := indexOf(ctr.Command, "-specialize-request"); ctr.Name == "fetcher" && i >= 0 && i+1 < len(ctr.Command) {
+				var sr fetcher.FunctionSpecializeRequest
+				if err := json.Unmarshal([]byte(ctr.Command[i+1]), &sr); err != nil {
+					return err.Error()
+				}
+				if want := []v1.SecretReference{{Namespace: f.ns, Name: "db"}}; !slices.Equal(sr.FetchReq.Secrets, want) {
+					return fmt.Sprintf("fetch request secrets %v after the update, want %v", sr.FetchReq.Secrets, want)
+				}
+				return ""
+			}
+		}
+		return "no fetcher -specialize-request"
 	})
 
 	if err := f.st.Delete(kubetest.Context(t), v1.KindFunction, f.ns, "hello", ""); err != nil {
@@ -594,5 +613,51 @@ func TestNewdeployInstanceServesAndScalesDown(t *testing.T) {
 	d, _ := get(t, c, f.ns, name, &appsv1.Deployment{})
 	if *d.Spec.Replicas != 0 {
 		t.Errorf("replicas after the last instance closed = %d, want MinScale 0", *d.Spec.Replicas)
+	}
+}
+
+// checkConfigVolumes: the pod's /secrets and /configs are emptyDirs the
+// fetcher writes (it reads the function's core/v1 Secrets and ConfigMaps
+// once it knows the function) and the runtime reads, read-only, with
+// SECRETS_DIR and CONFIGS_DIR pointing at them as in the embedded mode.
+func checkConfigVolumes(t *testing.T, spec corev1.PodSpec) {
+	t.Helper()
+	vols := map[string]corev1.Volume{}
+	for _, v := range spec.Volumes {
+		vols[v.Name] = v
+	}
+	for _, name := range []string{"secrets", "configmaps"} {
+		if v, ok := vols[name]; !ok || v.EmptyDir == nil {
+			t.Errorf("volume %s: %+v, want an emptyDir", name, v)
+		}
+	}
+	for _, ctr := range spec.Containers {
+		mounts := map[string]corev1.VolumeMount{}
+		for _, m := range ctr.VolumeMounts {
+			mounts[m.MountPath] = m
+		}
+		fetcher := ctr.Name == "fetcher"
+		for path, vol := range map[string]string{kubert.SecretsDir: "secrets", kubert.ConfigsDir: "configmaps"} {
+			m, ok := mounts[path]
+			if !ok || m.Name != vol || m.ReadOnly == fetcher {
+				t.Errorf("container %s mount %s: %+v (present %v), want volume %s, read-only for the runtime only", ctr.Name, path, m, ok, vol)
+			}
+		}
+		if fetcher {
+			if i := indexOf(ctr.Command, "-secret-dir"); i < 0 || ctr.Command[i+1] != kubert.SecretsDir {
+				t.Errorf("fetcher command %v, want -secret-dir %s", ctr.Command, kubert.SecretsDir)
+			}
+			if i := indexOf(ctr.Command, "-cfgmap-dir"); i < 0 || ctr.Command[i+1] != kubert.ConfigsDir {
+				t.Errorf("fetcher command %v, want -cfgmap-dir %s", ctr.Command, kubert.ConfigsDir)
+			}
+			continue
+		}
+		env := map[string]string{}
+		for _, e := range ctr.Env {
+			env[e.Name] = e.Value
+		}
+		if env["SECRETS_DIR"] != kubert.SecretsDir || env["CONFIGS_DIR"] != kubert.ConfigsDir {
+			t.Errorf("runtime %s env %v, want SECRETS_DIR=%s CONFIGS_DIR=%s", ctr.Name, env, kubert.SecretsDir, kubert.ConfigsDir)
+		}
 	}
 }

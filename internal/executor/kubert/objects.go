@@ -57,6 +57,16 @@ const (
 	deployArchive = "deployarchive"
 )
 
+// The function pod's secret and config map volumes, at Fission's paths:
+// the fetcher writes <namespace>/<name>/<key> files into them (it reads
+// the objects as the pod's ServiceAccount), the runtime container reads
+// them. They are emptyDirs, not secret volumes, because a pool pod exists
+// before it knows its function (decision 0021).
+const (
+	SecretsDir = "/secrets"
+	ConfigsDir = "/configs"
+)
+
 // PoolName is Fission's pool Deployment name:
 // poolmgr-<env>-<envNs>-<envRV>, name and namespace cut to 18
 // characters each when together they reach 37, lowercased.
@@ -182,12 +192,21 @@ func isWasmEnv(image string) bool {
 // (newdeploy's -specialize-on-startup).
 func (c *Config) podSpec(env *v1.Environment, res corev1.ResourceRequirements, fetcherArgs ...string) corev1.PodSpec {
 	mounts := []corev1.VolumeMount{{Name: "userfunc", MountPath: userfuncDir}}
+	fetcherMounts := append(mounts,
+		corev1.VolumeMount{Name: "secrets", MountPath: SecretsDir},
+		corev1.VolumeMount{Name: "configmaps", MountPath: ConfigsDir})
+	runtimeMounts := append(mounts,
+		corev1.VolumeMount{Name: "secrets", MountPath: SecretsDir, ReadOnly: true},
+		corev1.VolumeMount{Name: "configmaps", MountPath: ConfigsDir, ReadOnly: true})
 	runtime := corev1.Container{
-		Name:         env.Name,
-		Image:        env.Spec.Runtime.Image,
-		Ports:        []corev1.ContainerPort{{Name: "http-env", ContainerPort: RuntimePort, Protocol: corev1.ProtocolTCP}},
-		Resources:    res,
-		VolumeMounts: mounts,
+		Name:      env.Name,
+		Image:     env.Spec.Runtime.Image,
+		Ports:     []corev1.ContainerPort{{Name: "http-env", ContainerPort: RuntimePort, Protocol: corev1.ProtocolTCP}},
+		Resources: res,
+		// Programs written for the embedded mode find the files through
+		// these, as there (docs/secrets-and-configmaps.md).
+		Env:          []corev1.EnvVar{{Name: "SECRETS_DIR", Value: SecretsDir}, {Name: "CONFIGS_DIR", Value: ConfigsDir}},
+		VolumeMounts: runtimeMounts,
 	}
 	if isWasmEnv(env.Spec.Runtime.Image) {
 		runtime.Command = []string{"isotope", "wasm-env", "--addr", ":8888"}
@@ -201,7 +220,7 @@ func (c *Config) podSpec(env *v1.Environment, res corev1.ResourceRequirements, f
 		}
 		runtime.Env = append(runtime.Env, rc.Env...)
 	}
-	cmd := []string{"isotope", "fetcher", "-secret-dir", "/secrets", "-cfgmap-dir", "/configs"}
+	cmd := []string{"isotope", "fetcher", "-secret-dir", SecretsDir, "-cfgmap-dir", ConfigsDir}
 	cmd = append(append(cmd, fetcherArgs...), userfuncDir)
 	probe := &corev1.Probe{
 		ProbeHandler:        corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readiness-healthz", Port: intstr.FromInt32(FetcherPort)}},
@@ -218,14 +237,18 @@ func (c *Config) podSpec(env *v1.Environment, res corev1.ResourceRequirements, f
 			ProbeHandler:        corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(FetcherPort)}},
 			InitialDelaySeconds: 1, PeriodSeconds: 5,
 		},
-		VolumeMounts: mounts,
+		VolumeMounts: fetcherMounts,
 	}
 	grace := env.Spec.TerminationGracePeriod
 	spec := corev1.PodSpec{
 		Containers:                    []corev1.Container{runtime, fetch},
 		ServiceAccountName:            c.ServiceAccount,
 		TerminationGracePeriodSeconds: &grace,
-		Volumes:                       []corev1.Volume{{Name: "userfunc", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+		Volumes: []corev1.Volume{
+			{Name: "userfunc", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+			{Name: "secrets", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+			{Name: "configmaps", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+		},
 	}
 	if env.Spec.ImagePullSecret != "" {
 		spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: env.Spec.ImagePullSecret}}
@@ -281,8 +304,8 @@ func (c *Config) specializeRequest(fn *v1.Function, env *v1.Environment, pkg *v1
 			Package:       metav1.ObjectMeta{Name: fn.Spec.Package.PackageRef.Name, Namespace: pkgNs, ResourceVersion: rv},
 			StorageSvcURL: c.StorageURL,
 			Filename:      deployArchive,
-			Secrets:       fn.Spec.Secrets,
-			ConfigMaps:    fn.Spec.ConfigMaps,
+			Secrets:       secretRefs(fn),
+			ConfigMaps:    configMapRefs(fn),
 			KeepArchive:   env.Spec.KeepArchive,
 		},
 		LoadReq: fetcher.FunctionLoadRequest{
@@ -296,6 +319,32 @@ func (c *Config) specializeRequest(fn *v1.Function, env *v1.Environment, pkg *v1
 			EnvVersion: env.Spec.Version,
 		},
 	}
+}
+
+// secretRefs are fn's spec.secrets with the namespace filled in: an
+// empty one is the function's (the fetcher, which knows no function,
+// would otherwise write /secrets//<name>).
+func secretRefs(fn *v1.Function) []v1.SecretReference {
+	out := make([]v1.SecretReference, len(fn.Spec.Secrets))
+	for i, r := range fn.Spec.Secrets {
+		if r.Namespace == "" {
+			r.Namespace = fn.Namespace
+		}
+		out[i] = r
+	}
+	return out
+}
+
+// configMapRefs is secretRefs for spec.configmaps.
+func configMapRefs(fn *v1.Function) []v1.ConfigMapReference {
+	out := make([]v1.ConfigMapReference, len(fn.Spec.ConfigMaps))
+	for i, r := range fn.Spec.ConfigMaps {
+		if r.Namespace == "" {
+			r.Namespace = fn.Namespace
+		}
+		out[i] = r
+	}
+	return out
 }
 
 // newdeployReplicas is the replica count at creation: max(MinScale, 1).

@@ -80,6 +80,12 @@ func NewRuntime(cfg Config) (*Runtime, error) {
 // Name implements instance.Runtime.
 func (r *Runtime) Name() string { return "kubernetes" }
 
+// ReadsConfig implements instance.ConfigReader: a pod's fetcher reads
+// the function's secrets and config maps into the pod's /secrets and
+// /configs volumes, so the router (which runs this runtime) needs no
+// access to them.
+func (r *Runtime) ReadsConfig() bool { return true }
+
 // Pooled implements instance.Runtime: false, because the warm pool is
 // the pool Deployment itself; the executor must not keep a second pool
 // of pods it took out of it.

@@ -277,3 +277,8 @@ func TestConcurrentDuplicateRoutesOneWins(t *testing.T) {
 		t.Fatalf("%d creates won, %d triggers stored (%v); want exactly 1", won, len(all), err)
 	}
 }
+
+func TestCoreConformance(t *testing.T) {
+	s, _ := openTemp(t, Options{})
+	storetest.RunCore(t, s, "default")
+}

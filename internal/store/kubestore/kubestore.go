@@ -113,13 +113,15 @@ func New(cfg *rest.Config, opts Options) (*Store, error) {
 	return &Store{c: c, opts: opts, expired: map[string]uint64{}}, nil
 }
 
-// restMapper maps the five kinds (and Namespace) without discovery: the
+// restMapper maps Isotope's kinds (and Namespace, Secret, ConfigMap) without discovery: the
 // store knows them, and a static mapping saves a round trip per start and
 // works before the CRDs are established.
 func restMapper() meta.RESTMapper {
 	m := meta.NewDefaultRESTMapper(nil)
 	for _, k := range v1.Kinds() {
 		if k.Core {
+			gvk := corev1.SchemeGroupVersion.WithKind(k.Kind)
+			m.AddSpecific(gvk, corev1.SchemeGroupVersion.WithResource(k.Plural), corev1.SchemeGroupVersion.WithResource(k.Singular), meta.RESTScopeNamespace)
 			continue
 		}
 		gvk := v1.SchemeGroupVersion.WithKind(k.Kind)
@@ -134,11 +136,6 @@ func kindInfo(kind string) (v1.KindInfo, error) {
 	ki, err := v1.LookupKind(kind)
 	if err != nil {
 		return ki, &store.Error{Reason: store.ReasonBadRequest, Message: err.Error()}
-	}
-	if ki.Core {
-		// Decision 0021: on Kubernetes these are core/v1 objects, which
-		// this store does not map yet.
-		return ki, store.Errorf(store.ReasonBadRequest, "%s: on Kubernetes these are core/v1 objects; manage them with kubectl (kubectl create %s …)", ki.Plural, ki.Singular)
 	}
 	return ki, nil
 }
@@ -176,6 +173,9 @@ func (s *Store) namespace(ns, def string) (string, error) {
 }
 
 func newList(ki v1.KindInfo) (client.ObjectList, error) {
+	if ki.Core {
+		return newCoreList(ki)
+	}
 	obj, err := v1Scheme.New(v1.SchemeGroupVersion.WithKind(ki.Kind + "List"))
 	if err != nil {
 		return nil, err
@@ -199,11 +199,10 @@ func items(list client.ObjectList) ([]v1.Object, error) {
 	}
 	out := make([]v1.Object, 0, len(objs))
 	for _, o := range objs {
-		vo, ok := o.(v1.Object)
-		if !ok {
+		vo := fromClient(o)
+		if vo == nil {
 			return nil, fmt.Errorf("list item %T is not an isotope object", o)
 		}
-		v1.SetTypeMeta(vo)
 		out = append(out, vo)
 	}
 	return out, nil
@@ -228,12 +227,11 @@ func (s *Store) Get(ctx context.Context, kind, namespace, name string) (v1.Objec
 	if err != nil {
 		return nil, err
 	}
-	obj := ki.New()
+	obj := newClientObject(ki)
 	if err := s.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj); err != nil {
 		return nil, mapError(err, ki, ns, name, "")
 	}
-	v1.SetTypeMeta(obj)
-	return obj, nil
+	return fromClient(obj), nil
 }
 
 // List implements store.Store.
@@ -333,16 +331,18 @@ func (s *Store) Create(ctx context.Context, in v1.Object) (v1.Object, error) {
 		status = reflect.New(st.Type()).Elem()
 		status.Set(st)
 	}
-	err = s.c.Create(ctx, obj)
+	co := toClient(obj)
+	err = s.c.Create(ctx, co)
 	if err != nil && s.opts.CreateNamespaces && isNamespaceNotFound(err, ns) {
 		if err = s.createNamespace(ctx, ns); err == nil {
-			obj.SetResourceVersion("")
-			err = s.c.Create(ctx, obj)
+			co.SetResourceVersion("")
+			err = s.c.Create(ctx, co)
 		}
 	}
 	if err != nil {
 		return nil, mapError(err, ki, ns, obj.GetName(), "")
 	}
+	obj = fromClient(co)
 	if status.IsValid() {
 		if obj, err = s.writeCreatedStatus(ctx, ki, obj, status); err != nil {
 			return nil, err
@@ -439,6 +439,9 @@ func (s *Store) update(ctx context.Context, in v1.Object, status bool) (v1.Objec
 			return nil, err
 		}
 	}
+	if ki.Core {
+		return s.updateCore(ctx, ki, obj)
+	}
 	write := func(o v1.Object) error {
 		if status {
 			return s.c.Status().Update(ctx, o)
@@ -510,7 +513,7 @@ func (s *Store) Delete(ctx context.Context, kind, namespace, name, resourceVersi
 	if err != nil {
 		return err
 	}
-	obj := ki.New()
+	obj := newClientObject(ki)
 	obj.SetNamespace(ns)
 	obj.SetName(name)
 	var opts []client.DeleteOption
@@ -522,4 +525,32 @@ func (s *Store) Delete(ctx context.Context, kind, namespace, name, resourceVersi
 		return mapError(err, ki, ns, name, resourceVersion)
 	}
 	return nil
+}
+
+// updateCore updates a Secret or ConfigMap: obj's data, type and
+// metadata over the stored object, keeping what v1 does not model
+// (keepUnmodelled). With a resourceVersion the write is conditional on
+// it; without, it is retried on conflict like the other kinds.
+func (s *Store) updateCore(ctx context.Context, ki v1.KindInfo, obj v1.Object) (v1.Object, error) {
+	ns, name, given := obj.GetNamespace(), obj.GetName(), obj.GetResourceVersion()
+	for range maxUnconditionalTries {
+		cur := newClientObject(ki)
+		if err := s.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, cur); err != nil {
+			return nil, mapError(err, ki, ns, name, "")
+		}
+		next := toClient(obj)
+		keepUnmodelled(next, cur)
+		if given == "" {
+			next.SetResourceVersion(cur.GetResourceVersion())
+		}
+		err := s.c.Update(ctx, next)
+		if err == nil {
+			return fromClient(next), nil
+		}
+		if given != "" || !apierrors.IsConflict(err) {
+			return nil, mapError(err, ki, ns, name, given)
+		}
+	}
+	return nil, store.Errorf(store.ReasonConflict, "operation cannot be fulfilled on %s %q in namespace %q: it kept changing under %d unconditional update attempts",
+		ki.Kind, name, ns, maxUnconditionalTries)
 }

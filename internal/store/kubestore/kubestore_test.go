@@ -6,6 +6,10 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/store"
 	"isotope.dev/isotope/internal/store/kubestore"
@@ -27,7 +31,7 @@ func newStore(t *testing.T) store.Store {
 	ctx := storetest.Ctx(t)
 	for _, k := range v1.Kinds() {
 		if k.Core {
-			continue // core/v1 on Kubernetes: not this store's (decision 0021)
+			continue // core/v1: a namespace has its own (TestCoreKinds)
 		}
 		objs, _, err := s.List(ctx, k.Kind, store.ListOptions{})
 		if err != nil {
@@ -45,15 +49,50 @@ func newStore(t *testing.T) store.Store {
 	return s
 }
 
-// Secrets and config maps are core/v1 objects on Kubernetes: the store
-// refuses them with a message that says what to use instead.
-func TestCoreKindsRefused(t *testing.T) {
-	s := newStore(t)
-	for _, obj := range storetest.CoreSamples("default") {
-		_, err := s.Create(storetest.Ctx(t), obj)
-		if store.ReasonOf(err) != store.ReasonBadRequest || !strings.Contains(err.Error(), "kubectl create") {
-			t.Errorf("create %s: %v, want a refusal naming kubectl", v1.KindOf(obj), err)
-		}
+// Secrets and config maps are the cluster's core/v1 objects
+// (decision 0021): the core suite passes on them, what the store writes
+// is a real Secret or ConfigMap, objects made by others read back, and
+// an update keeps what v1 does not model.
+func TestCoreKinds(t *testing.T) {
+	env := kubetest.Start(t)
+	s, err := kubestore.New(env.Config, kubestore.Options{CreateNamespaces: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := env.Namespace(t, "core")
+	storetest.RunCore(t, s, ns)
+
+	ctx := storetest.Ctx(t)
+	storetest.MustCreate(t, s, &v1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns}, Data: map[string][]byte{"password": []byte("s3cret")}})
+	var sec corev1.Secret
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "db"}, &sec); err != nil {
+		t.Fatalf("the store's secret is not a core/v1 Secret: %v", err)
+	}
+	if string(sec.Data["password"]) != "s3cret" || sec.Type != corev1.SecretTypeOpaque {
+		t.Errorf("core/v1 Secret = %+v", sec)
+	}
+
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "made-by-kubectl", Namespace: ns},
+		Data:       map[string]string{"mode": "fast"},
+		BinaryData: map[string][]byte{"blob": {0, 1, 2}},
+	}
+	if err := env.Client.Create(ctx, cm); err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.GetAs[*v1.ConfigMap](ctx, s, ns, "made-by-kubectl")
+	if err != nil || got.Data["mode"] != "fast" {
+		t.Fatalf("a ConfigMap made outside the store: %v %+v", err, got)
+	}
+	got.Data["mode"] = "slow"
+	if _, err := s.Update(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(cm), cm); err != nil {
+		t.Fatal(err)
+	}
+	if cm.Data["mode"] != "slow" || len(cm.BinaryData["blob"]) != 3 {
+		t.Errorf("after an update through the store: data %v binaryData %v, want mode=slow and the blob kept", cm.Data, cm.BinaryData)
 	}
 }
 

@@ -204,11 +204,10 @@ func (w *watcher) run(ctx context.Context) {
 		default:
 			continue
 		}
-		obj, isV1 := kev.Object.(v1.Object)
-		if !isV1 {
+		obj := fromClient(kev.Object)
+		if obj == nil {
 			return
 		}
-		v1.SetTypeMeta(obj)
 		if !send(store.Event{Type: typ, Object: obj}) {
 			return
 		}

@@ -145,6 +145,9 @@ func TestCRDValidation(t *testing.T) {
 
 	// Only the valid samples were stored.
 	for _, k := range v1.Kinds() {
+		if k.Core {
+			continue // core/v1 on Kubernetes: no CRD, no sample stored here
+		}
 		list := &unstructured.UnstructuredList{}
 		list.SetAPIVersion(v1.APIVersion)
 		list.SetKind(k.Kind + "List")

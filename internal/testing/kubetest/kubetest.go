@@ -36,6 +36,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	v1 "isotope.dev/isotope/api/v1"
+	"isotope.dev/isotope/internal/netns"
 )
 
 // The control plane's pinned versions; hack/kube-assets/go.mod and
@@ -138,7 +139,15 @@ var (
 // plane (if a test started it). Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { kubetest.Main(m) }
+//
+// Main also acts as the network shim when the binary is started as one
+// (netns.ShimCommand): a package whose tests run an embedded server
+// makes the server probe for network namespaces with its own executable,
+// the test binary.
 func Main(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == netns.ShimCommand {
+		os.Exit(netns.ShimMain(os.Args[2:]))
+	}
 	mainCalled = true
 	code := m.Run()
 	shared.Lock()

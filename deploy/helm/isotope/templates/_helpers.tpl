@@ -44,7 +44,8 @@ http://{{ include "isotope.name" (list $root $role) }}.{{ include "isotope.names
 {{/*
 A role's Deployment. Arguments: dict with root, role, command (the
 subcommand words; default: the role), args (list), port (0: no port, no
-probes), replicas, recreate, and optional volumes, volumeMounts.
+probes), replicas, recreate, and optional volumes, volumeMounts, env
+(extra container env vars).
 */}}
 {{- define "isotope.deployment" -}}
 {{- $root := .root -}}{{- $role := .role -}}
@@ -110,6 +111,9 @@ spec:
                 secretKeyRef:
                   name: {{ $root.Values.internalAuth.secretName }}
                   key: {{ $root.Values.internalAuth.key }}
+            {{- end }}
+            {{- with .env }}
+            {{- toYaml . | nindent 12 }}
             {{- end }}
           {{- if .port }}
           ports:

@@ -8,9 +8,15 @@
 // file, $VARS expanded), env=NAME (answer that
 // environment variable), sleep=DURATION (take that
 // long before answering the content: a slow function for overload tests).
+//
+// Environment: REQUEST_LOG=PATH appends every request's body, one line
+// each, to PATH as the request arrives (a function that records what it
+// was given: the message queue tests count deliveries with it), and
+// REQUEST_DELAY=DURATION then waits that long before answering.
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -64,6 +70,26 @@ func load(w http.ResponseWriter, path, fn string) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
+// record appends the request's body to $REQUEST_LOG (one write, so
+// concurrent requests' lines do not interleave) and waits
+// $REQUEST_DELAY.
+func record(r *http.Request) {
+	logf := os.Getenv("REQUEST_LOG")
+	if logf == "" {
+		return
+	}
+	b, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	f, err := os.OpenFile(logf, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err == nil {
+		f.Write(append(bytes.TrimSpace(b), '\n'))
+		f.Close()
+	}
+	if d, err := time.ParseDuration(os.Getenv("REQUEST_DELAY")); err == nil {
+		time.Sleep(d)
+	}
+}
+
 func main() {
 	port := os.Getenv("PORT")
 	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {})
@@ -86,6 +112,7 @@ func main() {
 			http.Error(w, "Generic container: no requests supported", http.StatusInternalServerError)
 			return
 		}
+		record(r)
 		q := r.URL.Query()
 		if m := q.Get("stderr"); m != "" {
 			fmt.Fprintln(os.Stderr, m)
