@@ -154,7 +154,7 @@ func decodeStrict(t *testing.T, objs []*unstructured.Unstructured) []runtime.Obj
 	return out
 }
 
-var roles = []string{"storagesvc", "router", "executor", "buildermgr", "timer"}
+var roles = []string{"storagesvc", "router", "executor", "buildermgr", "timer", "mqtrigger"}
 
 // The default values render the whole control plane: CRDs, and per role
 // a ServiceAccount, ClusterRole + binding and Deployment; Services for
@@ -171,6 +171,10 @@ func TestChartDefaults(t *testing.T) {
 		if u.GetName() == "isotope-fetcher" && ns != "" {
 			// The fetchers' identity lives where functions run.
 			fetcherIn[u.GetKind()] = append(fetcherIn[u.GetKind()], ns)
+			continue
+		}
+		if u.GetName() == "isotope-mqt-connector" && ns != "" {
+			// So does the message queue connectors' (TestChartMQTrigger).
 			continue
 		}
 		if ns != "" && ns != "isotope-system" {
@@ -242,8 +246,11 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment) {
 	}
 	c := spec.Containers[0]
 	sub := []string{role}
-	if role == "timer" {
+	switch role {
+	case "timer":
 		sub = []string{"timer", "serve"} // "timer" alone is the TimeTrigger command group
+	case "mqtrigger":
+		sub = []string{"mqt", "serve"} // "mqt" alone is the MessageQueueTrigger command group
 	}
 	if c.Image != "isotope/isotope:0.1.0" || len(c.Args) < len(sub) || !slices.Equal(c.Args[:len(sub)], sub) {
 		t.Errorf("%s: image %s args %v, want isotope/isotope:0.1.0 running %s", d.Name, c.Image, c.Args, sub)
@@ -319,6 +326,9 @@ func TestChartRBACPerRole(t *testing.T) {
 		"isotope-buildermgr": {{"apps", "deployments", "create"}, {"", "services", "delete"}, {"isotope.dev", "packages", "update"}, {"isotope.dev", "packages/status", "update"}, {"isotope.dev", "environments", "watch"}, {"isotope.dev", "functions", "list"}, {"isotope.dev", "functions", "update"}},
 		"isotope-fetcher":    {{"isotope.dev", "packages", "get"}, {"", "secrets", "get"}, {"", "configmaps", "get"}},
 		"isotope-executor":   {{"", "pods", "list"}, {"apps", "deployments", "create"}, {"", "services", "create"}, {"autoscaling", "horizontalpodautoscalers", "create"}, {"isotope.dev", "functions", "watch"}, {"isotope.dev", "packages", "get"}, {"isotope.dev", "environments", "get"}},
+		"isotope-mqtrigger": {{"isotope.dev", "messagequeuetriggers", "watch"}, {"apps", "deployments", "create"}, {"apps", "deployments", "update"}, {"apps", "deployments", "delete"},
+			{"keda.sh", "scaledobjects", "create"}, {"keda.sh", "scaledobjects", "update"}, {"keda.sh", "scaledobjects", "delete"}, {"", "events", "create"}},
+		"isotope-mqt-connector": {{"isotope.dev", "messagequeuetriggers", "get"}},
 	}
 	deny := map[string][]grant{
 		"isotope-storagesvc": {{"isotope.dev", "packages", "update"}, {"", "pods", "get"}},
@@ -327,6 +337,10 @@ func TestChartRBACPerRole(t *testing.T) {
 		"isotope-buildermgr": {{"", "pods", "delete"}, {"autoscaling", "horizontalpodautoscalers", "create"}, {"isotope.dev", "functions", "delete"}, {"isotope.dev", "functions", "create"}},
 		"isotope-fetcher":    {{"isotope.dev", "packages", "list"}, {"isotope.dev", "packages", "update"}, {"isotope.dev", "functions", "get"}, {"", "secrets", "list"}, {"", "secrets", "watch"}, {"", "configmaps", "list"}},
 		"isotope-executor":   {{"isotope.dev", "functions", "update"}, {"isotope.dev", "packages", "update"}, {"", "pods", "delete"}},
+		"isotope-mqtrigger": {{"isotope.dev", "messagequeuetriggers", "update"}, {"isotope.dev", "functions", "get"}, {"", "pods", "create"},
+			{"", "services", "create"}, {"autoscaling", "horizontalpodautoscalers", "create"}},
+		"isotope-mqt-connector": {{"isotope.dev", "messagequeuetriggers", "list"}, {"isotope.dev", "messagequeuetriggers", "update"},
+			{"isotope.dev", "functions", "get"}, {"apps", "deployments", "get"}, {"", "secrets", "get"}},
 	}
 	allows := func(rules []rbacv1.PolicyRule, g grant) bool {
 		for _, r := range rules {
@@ -469,6 +483,61 @@ func TestChartDashboard(t *testing.T) {
 	for _, k := range []string{"ServiceAccount/isotope-dashboard", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service"} {
 		if !kinds[k] {
 			t.Errorf("dashboard.enabled rendered no %s", k)
+		}
+	}
+}
+
+// The message queue trigger role (on by default, mqtrigger.enabled):
+// `isotope mqt serve` leader-elected in the control plane's namespace,
+// giving connector pods the chart's image and the ServiceAccount
+// isotope-mqt-connector, which exists in every function namespace and is
+// bound there only (it reads its trigger by name, nothing else).
+// Switched off, nothing of it is rendered.
+func TestChartMQTrigger(t *testing.T) {
+	found := map[string]bool{}
+	for _, o := range decodeStrict(t, render(t, "isotope-system", "functionNamespaces={default,team-a}")) {
+		switch o := o.(type) {
+		case *appsv1.Deployment:
+			if o.Name != "isotope-mqtrigger" {
+				continue
+			}
+			found["Deployment"] = true
+			args := o.Spec.Template.Spec.Containers[0].Args
+			for _, a := range []string{"--router=http://isotope-router.isotope-system.svc", "--image=isotope/isotope:0.1.0",
+				"--lease-namespace=isotope-system", "--connector-service-account=isotope-mqt-connector"} {
+				if !slices.Contains(args, a) {
+					t.Errorf("mqtrigger args %v, want %s", args, a)
+				}
+			}
+		case *corev1.ServiceAccount:
+			if o.Name == "isotope-mqt-connector" {
+				found["ServiceAccount/"+o.Namespace] = true
+			}
+		case *rbacv1.RoleBinding:
+			switch o.Name {
+			case "isotope-mqt-connector":
+				if o.RoleRef.Kind != "ClusterRole" || o.RoleRef.Name != "isotope-mqt-connector" || len(o.Subjects) != 1 ||
+					o.Subjects[0].Name != "isotope-mqt-connector" || o.Subjects[0].Namespace != o.Namespace {
+					t.Errorf("RoleBinding %s/%s: %+v %+v", o.Namespace, o.Name, o.RoleRef, o.Subjects)
+				}
+				found["RoleBinding/"+o.Namespace] = true
+			case "isotope-mqtrigger-leader":
+				found["leader"] = o.Namespace == "isotope-system" && o.Subjects[0].Name == "isotope-mqtrigger"
+			}
+		case *rbacv1.ClusterRoleBinding:
+			if o.Name == "isotope-mqt-connector" {
+				t.Errorf("the connectors' ClusterRole is bound cluster-wide")
+			}
+		}
+	}
+	for _, k := range []string{"Deployment", "ServiceAccount/default", "ServiceAccount/team-a", "RoleBinding/default", "RoleBinding/team-a", "leader"} {
+		if !found[k] {
+			t.Errorf("mqtrigger: rendered no %s", k)
+		}
+	}
+	for _, u := range render(t, "isotope-system", "mqtrigger.enabled=false") {
+		if strings.Contains(u.GetName(), "mqt") {
+			t.Errorf("mqtrigger.enabled=false renders %s %s", u.GetKind(), u.GetName())
 		}
 	}
 }
