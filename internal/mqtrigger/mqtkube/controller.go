@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +16,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -109,6 +114,10 @@ func (c *Controller) reconcile(ctx context.Context, key controller.Key) error {
 		c.event(ctx, key, t, msg)
 		return c.remove(ctx, key.Namespace, key.Name, true)
 	}
+	secretVersion, secretKeys, err := c.secret(ctx, key, t)
+	if err != nil {
+		return err
+	}
 	c.forget(key)
 	keda := false
 	if t.Spec.MqtKind == v1.MqtKindKeda {
@@ -116,13 +125,41 @@ func (c *Controller) reconcile(ctx context.Context, key controller.Key) error {
 			return err
 		}
 	}
-	if err := c.applyDeployment(ctx, t, keda); err != nil {
+	if err := c.applyDeployment(ctx, t, keda, secretVersion); err != nil {
 		return err
 	}
 	if !keda {
 		return c.remove(ctx, t.Namespace, t.Name, false)
 	}
-	return c.applyScaledObject(ctx, t)
+	if t.Spec.Secret == "" {
+		if err := c.deleteKEDA(ctx, TriggerAuthenticationGVR, t.Namespace, AuthName(t)); err != nil {
+			return err
+		}
+	} else if err := c.apply(ctx, TriggerAuthenticationGVR, TriggerAuthentication(t, secretKeys)); err != nil {
+		return err
+	}
+	return c.apply(ctx, ScaledObjectGVR, ScaledObject(t))
+}
+
+// secret reads t's Secret (spec.secret), if it names one: its
+// resourceVersion and data keys. A Secret that is missing or may not be
+// read gets a Warning Event naming spec.secret and an error, so the
+// trigger is tried again (with backoff) until it appears; an existing
+// connector is left running meanwhile.
+func (c *Controller) secret(ctx context.Context, key controller.Key, t *v1.MessageQueueTrigger) (string, []string, error) {
+	if t.Spec.Secret == "" {
+		return "", nil, nil
+	}
+	var s corev1.Secret
+	if err := c.cfg.Client.Get(ctx, client.ObjectKey{Namespace: t.Namespace, Name: t.Spec.Secret}, &s); err != nil {
+		msg := fmt.Sprintf("spec.secret: Secret %s/%s: %v", t.Namespace, t.Spec.Secret, err)
+		if apierrors.IsNotFound(err) {
+			msg = fmt.Sprintf("spec.secret: Secret %s/%s not found", t.Namespace, t.Spec.Secret)
+		}
+		c.event(ctx, key, t, msg)
+		return "", nil, errors.New(msg)
+	}
+	return s.ResourceVersion, slices.Collect(maps.Keys(s.Data)), nil
 }
 
 // replicas is minReplicaCount, but at least 1 when nothing scales the
@@ -135,9 +172,9 @@ func replicas(t *v1.MessageQueueTrigger, keda bool) int32 {
 	return n
 }
 
-func (c *Controller) applyDeployment(ctx context.Context, t *v1.MessageQueueTrigger, keda bool) error {
+func (c *Controller) applyDeployment(ctx context.Context, t *v1.MessageQueueTrigger, keda bool, secretVersion string) error {
 	o := c.cfg.Render
-	o.Replicas = replicas(t, keda)
+	o.Replicas, o.SecretVersion = replicas(t, keda), secretVersion
 	want := Deployment(t, o)
 	var cur appsv1.Deployment
 	err := c.cfg.Client.Get(ctx, client.ObjectKeyFromObject(want), &cur)
@@ -163,29 +200,41 @@ func (c *Controller) applyDeployment(ctx context.Context, t *v1.MessageQueueTrig
 	return nil
 }
 
-func (c *Controller) applyScaledObject(ctx context.Context, t *v1.MessageQueueTrigger) error {
-	want := ScaledObject(t)
-	ri := c.cfg.Dynamic.Resource(ScaledObjectGVR).Namespace(t.Namespace)
-	cur, err := ri.Get(ctx, want.GetName(), metav1.GetOptions{})
+// apply creates or replaces a KEDA object (a ScaledObject or a
+// TriggerAuthentication).
+func (c *Controller) apply(ctx context.Context, gvr schema.GroupVersionResource, want *unstructured.Unstructured) error {
+	ns, name, what := want.GetNamespace(), want.GetName(), strings.ToLower(want.GetKind())
+	ri := c.cfg.Dynamic.Resource(gvr).Namespace(ns)
+	cur, err := ri.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		if _, err := ri.Create(ctx, want, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("create scaledobject %s/%s: %w", t.Namespace, want.GetName(), err)
+			return fmt.Errorf("create %s %s/%s: %w", what, ns, name, err)
 		}
-		c.log.Info("created scaledobject", "trigger", t.Namespace+"/"+t.Name, "name", want.GetName())
+		c.log.Info("created "+what, "namespace", ns, "name", name)
 		return nil
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("get %s %s/%s: %w", what, ns, name, err)
 	}
 	want.SetResourceVersion(cur.GetResourceVersion())
 	if _, err := ri.Update(ctx, want, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("update scaledobject %s/%s: %w", t.Namespace, want.GetName(), err)
+		return fmt.Errorf("update %s %s/%s: %w", what, ns, name, err)
 	}
 	return nil
 }
 
-// remove deletes the connector of trigger ns/name: its ScaledObject
-// (when KEDA is served), and its Deployment too when withDeployment.
+// deleteKEDA deletes a KEDA object if it is there.
+func (c *Controller) deleteKEDA(ctx context.Context, gvr schema.GroupVersionResource, ns, name string) error {
+	err := c.cfg.Dynamic.Resource(gvr).Namespace(ns).Delete(ctx, name, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete %s %s/%s: %w", gvr.Resource, ns, name, err)
+	}
+	return nil
+}
+
+// remove deletes the connector of trigger ns/name: its ScaledObject and
+// TriggerAuthentication (when KEDA is served), and its Deployment too
+// when withDeployment.
 // Owner references let the garbage collector do the same; deleting here
 // does not depend on it.
 func (c *Controller) remove(ctx context.Context, ns, name string, withDeployment bool) error {
@@ -194,9 +243,11 @@ func (c *Controller) remove(ctx context.Context, ns, name string, withDeployment
 	if keda, err := KEDAInstalled(c.cfg.Discovery); err != nil {
 		return err
 	} else if keda {
-		err := c.cfg.Dynamic.Resource(ScaledObjectGVR).Namespace(ns).Delete(ctx, cn, metav1.DeleteOptions{})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete scaledobject %s/%s: %w", ns, cn, err)
+		if err := c.deleteKEDA(ctx, ScaledObjectGVR, ns, cn); err != nil {
+			return err
+		}
+		if err := c.deleteKEDA(ctx, TriggerAuthenticationGVR, ns, AuthName(t)); err != nil {
+			return err
 		}
 	}
 	if !withDeployment {

@@ -35,6 +35,13 @@ type fixture struct {
 // confined to a fresh namespace, until the test ends.
 func startController(t *testing.T, prefix string) *fixture {
 	t.Helper()
+	return startControllerResync(t, prefix, 0)
+}
+
+// startControllerResync is startController listing every trigger again
+// each resync (0: the default).
+func startControllerResync(t *testing.T, prefix string, resync time.Duration) *fixture {
+	t.Helper()
 	kube := kubetest.Start(t)
 	ns := kube.Namespace(t, prefix)
 	st, err := kubestore.New(kube.Config, kubestore.Options{Namespace: ns})
@@ -51,7 +58,8 @@ func startController(t *testing.T, prefix string) *fixture {
 	}
 	c, err := mqtkube.New(mqtkube.Config{
 		Store: st, Client: kube.Client, Dynamic: dyn, Discovery: disc,
-		Render: mqtkube.RenderOptions{Image: "isotope:test", RouterURL: "http://router.isotope", ServiceAccount: "isotope-mqt-connector"},
+		Render:         mqtkube.RenderOptions{Image: "isotope:test", RouterURL: "http://router.isotope", ServiceAccount: "isotope-mqt-connector"},
+		ResyncInterval: resync,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -233,12 +241,26 @@ func TestInvalidTriggerGetsEventNoDeployment(t *testing.T) {
 // it is served.
 func installScaledObjectCRD(t *testing.T, kube *kubetest.Env) {
 	t.Helper()
+	installKEDACRD(t, kube, "scaledobjects", "scaledobject", "ScaledObject")
+	disc, err := discovery.NewDiscoveryClientForConfig(kube.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := mqtkube.KEDAInstalled(disc); !ok || err != nil {
+		t.Fatalf("KEDAInstalled = %v, %v once the ScaledObject CRD is served", ok, err)
+	}
+}
+
+// installKEDACRD installs a minimal keda.sh/v1alpha1 CRD and waits until
+// the apiserver serves it.
+func installKEDACRD(t *testing.T, kube *kubetest.Env, plural, singular, kind string) {
+	t.Helper()
 	yes := true
 	crd := &apiextensionsv1.CustomResourceDefinition{
-		ObjectMeta: metav1.ObjectMeta{Name: "scaledobjects.keda.sh"},
+		ObjectMeta: metav1.ObjectMeta{Name: plural + ".keda.sh"},
 		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
 			Group: "keda.sh", Scope: apiextensionsv1.NamespaceScoped,
-			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "scaledobjects", Singular: "scaledobject", Kind: "ScaledObject", ListKind: "ScaledObjectList"},
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: plural, Singular: singular, Kind: kind, ListKind: kind + "List"},
 			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{
 				Name: "v1alpha1", Served: true, Storage: true,
 				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
@@ -255,15 +277,17 @@ func installScaledObjectCRD(t *testing.T, kube *kubetest.Env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "ScaledObject CRD served", func() string {
-		ok, err := mqtkube.KEDAInstalled(disc)
+	eventually(t, kind+" CRD served", func() string {
+		rl, err := disc.ServerResourcesForGroupVersion("keda.sh/v1alpha1")
 		if err != nil {
 			return err.Error()
 		}
-		if !ok {
-			return "not served"
+		for _, r := range rl.APIResources {
+			if r.Name == plural {
+				return ""
+			}
 		}
-		return ""
+		return "not served"
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"maps"
+	"slices"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -29,13 +30,23 @@ const (
 	// AnnotationSpecHash on the pod template changes with the trigger's
 	// spec, so an updated trigger rolls its connector pods.
 	AnnotationSpecHash = "isotope.dev/mqtrigger-spec-hash"
+	// AnnotationSecretVersion on the pod template is the resourceVersion
+	// of the trigger's Secret, so a changed Secret rolls the pods too.
+	AnnotationSecretVersion = "isotope.dev/mqtrigger-secret-version"
 	// ContainerName is the connector container; a trigger's podspec may
 	// add env, resources and mounts to it by using this name.
 	ContainerName = "connector"
+	// SecretDir is where a connector finds its trigger's Secret, one
+	// file per key (`mqt consume --secret-dir`).
+	SecretDir    = "/etc/isotope/mqt-secret"
+	secretVolume = "mqt-secret"
 )
 
-// ScaledObjectGVR is KEDA's ScaledObject resource.
-var ScaledObjectGVR = schema.GroupVersionResource{Group: "keda.sh", Version: "v1alpha1", Resource: "scaledobjects"}
+// KEDA's ScaledObject and TriggerAuthentication resources.
+var (
+	ScaledObjectGVR          = schema.GroupVersionResource{Group: "keda.sh", Version: "v1alpha1", Resource: "scaledobjects"}
+	TriggerAuthenticationGVR = schema.GroupVersionResource{Group: "keda.sh", Version: "v1alpha1", Resource: "triggerauthentications"}
+)
 
 // ConnectorName is the name of a trigger's Deployment and ScaledObject.
 func ConnectorName(t *v1.MessageQueueTrigger) string {
@@ -46,6 +57,9 @@ func ConnectorName(t *v1.MessageQueueTrigger) string {
 	sum := sha256.Sum256([]byte(t.Name))
 	return n[:43] + "-" + hex.EncodeToString(sum[:])[:8]
 }
+
+// AuthName is the name of t's KEDA TriggerAuthentication.
+func AuthName(t *v1.MessageQueueTrigger) string { return ConnectorName(t) + "-auth" }
 
 // Labels are the labels (and the selector) of t's connector.
 func Labels(t *v1.MessageQueueTrigger) map[string]string {
@@ -73,6 +87,9 @@ type RenderOptions struct {
 	ServiceAccount string // of connector pods: may get MessageQueueTriggers
 	// Replicas is the Deployment's replica count.
 	Replicas int32
+	// SecretVersion is the resourceVersion of the trigger's Secret
+	// (spec.secret), when it has one.
+	SecretVersion string
 }
 
 // Deployment renders t's connector Deployment. t must be defaulted.
@@ -88,6 +105,17 @@ func Deployment(t *v1.MessageQueueTrigger, o RenderOptions) *appsv1.Deployment {
 		}},
 	}
 	spec := corev1.PodSpec{ServiceAccountName: o.ServiceAccount}
+	annotations := map[string]string{AnnotationSpecHash: specHash(t)}
+	if t.Spec.Secret != "" {
+		// The kubelet mounts the Secret: the connector's identity needs
+		// no right to read Secrets.
+		c.Command = append(c.Command, "--secret-dir", SecretDir)
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: secretVolume, MountPath: SecretDir, ReadOnly: true})
+		spec.Volumes = append(spec.Volumes, corev1.Volume{Name: secretVolume, VolumeSource: corev1.VolumeSource{
+			Secret: &corev1.SecretVolumeSource{SecretName: t.Spec.Secret},
+		}})
+		annotations[AnnotationSecretVersion] = o.SecretVersion
+	}
 	if p := t.Spec.PodSpec; p != nil {
 		mergePodSpec(&spec, &c, p)
 	}
@@ -101,7 +129,7 @@ func Deployment(t *v1.MessageQueueTrigger, o RenderOptions) *appsv1.Deployment {
 			Replicas: &replicas,
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: maps.Clone(labels), Annotations: map[string]string{AnnotationSpecHash: specHash(t)}},
+				ObjectMeta: metav1.ObjectMeta{Labels: maps.Clone(labels), Annotations: annotations},
 				Spec:       spec,
 			},
 		},
@@ -188,15 +216,15 @@ func ScaledObject(t *v1.MessageQueueTrigger) *unstructured.Unstructured {
 	for k, v := range KEDAMetadata(t) {
 		md[k] = v
 	}
-	labels := map[string]any{}
-	for k, v := range Labels(t) {
-		labels[k] = v
+	trigger := map[string]any{"type": KEDAType(t.Spec.MessageQueueType), "metadata": md}
+	if t.Spec.Secret != "" {
+		trigger["authenticationRef"] = map[string]any{"name": AuthName(t)}
 	}
 	u := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "keda.sh/v1alpha1",
 		"kind":       "ScaledObject",
 		"metadata": map[string]any{
-			"name": ConnectorName(t), "namespace": t.Namespace, "labels": labels,
+			"name": ConnectorName(t), "namespace": t.Namespace, "labels": anyLabels(t),
 		},
 		"spec": map[string]any{
 			"scaleTargetRef":  map[string]any{"apiVersion": "apps/v1", "kind": "Deployment", "name": ConnectorName(t)},
@@ -204,8 +232,38 @@ func ScaledObject(t *v1.MessageQueueTrigger) *unstructured.Unstructured {
 			"maxReplicaCount": int64(*t.Spec.MaxReplicaCount),
 			"pollingInterval": int64(*t.Spec.PollingInterval),
 			"cooldownPeriod":  int64(*t.Spec.CooldownPeriod),
-			"triggers":        []any{map[string]any{"type": KEDAType(t.Spec.MessageQueueType), "metadata": md}},
+			"triggers":        []any{trigger},
 		},
+	}}
+	u.SetOwnerReferences(ownerRefs(t))
+	return u
+}
+
+func anyLabels(t *v1.MessageQueueTrigger) map[string]any {
+	labels := map[string]any{}
+	for k, v := range Labels(t) {
+		labels[k] = v
+	}
+	return labels
+}
+
+// TriggerAuthentication renders the KEDA TriggerAuthentication of t's
+// ScaledObject: each key of its Secret (spec.secret) is the scaler
+// parameter of the same name, as Fission does. keys are the Secret's
+// data keys; no value is copied into the object.
+func TriggerAuthentication(t *v1.MessageQueueTrigger, keys []string) *unstructured.Unstructured {
+	keys = slices.Sorted(slices.Values(keys))
+	refs := make([]any, 0, len(keys))
+	for _, k := range keys {
+		refs = append(refs, map[string]any{"parameter": k, "name": t.Spec.Secret, "key": k})
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "keda.sh/v1alpha1",
+		"kind":       "TriggerAuthentication",
+		"metadata": map[string]any{
+			"name": AuthName(t), "namespace": t.Namespace, "labels": anyLabels(t),
+		},
+		"spec": map[string]any{"secretTargetRef": refs},
 	}}
 	u.SetOwnerReferences(ownerRefs(t))
 	return u
