@@ -124,6 +124,7 @@ func (f *fnCalls) seen() []string {
 // reads its MessageQueueTrigger, consumes the NATS JetStream subject,
 // calls the function through the router URL and publishes the answer on
 // the trigger's respTopic; it stops cleanly when its context ends. The
+// broker's URL comes from the trigger's Secret, mounted as a directory. The
 // same identity may not read a trigger of another namespace, and a
 // missing or invalid trigger is refused naming it and the field.
 func TestMQTConsumeDeliversThroughTheRouter(t *testing.T) {
@@ -169,12 +170,12 @@ func TestMQTConsumeDeliversThroughTheRouter(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	consume := func(ctx context.Context, ns, name string) (string, error) {
+	consume := func(ctx context.Context, ns, name string, extra ...string) (string, error) {
 		root := NewRootCommand()
 		var out bytes.Buffer
 		root.SetOut(&out)
 		root.SetErr(&out)
-		root.SetArgs([]string{"mqt", "consume", name, "-n", ns, "--router", router.URL, "--kubeconfig", kubeconfig, "--consumer-name", "pod-0"})
+		root.SetArgs(append([]string{"mqt", "consume", name, "-n", ns, "--router", router.URL, "--kubeconfig", kubeconfig, "--consumer-name", "pod-0"}, extra...))
 		err := root.ExecuteContext(ctx)
 		return out.String(), err
 	}
@@ -196,14 +197,26 @@ func TestMQTConsumeDeliversThroughTheRouter(t *testing.T) {
 		t.Errorf("consume of a trigger without a topic: %v, want an error naming spec.topic", err)
 	}
 
-	// Delivered: publish, see the call and the answer on respTopic.
-	trigger(ns, "orders", nil)
+	if _, err := consume(ctx, ns, "notopic", "--secret-dir", filepath.Join(t.TempDir(), "nope")); err == nil || !strings.Contains(err.Error(), "spec.secret") {
+		t.Errorf("consume with a missing --secret-dir: %v, want an error naming spec.secret", err)
+	}
+
+	// Delivered: publish, see the call and the answer on respTopic. The
+	// NATS URL is only in the trigger's Secret, which the connector reads
+	// from the directory the kubelet mounts it in.
+	secretDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(secretDir, mqtrigger.MetaNATSServerURL), []byte(nsrv.URL()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	trigger(ns, "orders", func(tr *v1.MessageQueueTrigger) {
+		tr.Spec.Metadata, tr.Spec.Secret = nil, "nats-auth"
+	})
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var out string
 	go func() {
 		var err error
-		out, err = consume(runCtx, ns, "orders")
+		out, err = consume(runCtx, ns, "orders", "--secret-dir", secretDir)
 		done <- err
 	}()
 	stopped := false

@@ -53,5 +53,6 @@ func newMQTConsumeCommand(g *Globals) *cobra.Command {
 	addKubeFlags(cmd, &o.KubeOptions, false)
 	host, _ := os.Hostname()
 	cmd.Flags().StringVar(&o.ConsumerName, "consumer-name", envOr("POD_NAME", host), "this replica's name in a consumer group (env POD_NAME)")
+	cmd.Flags().StringVar(&o.SecretDir, "secret-dir", "", "directory of the trigger's Secret, one file per key (the connector Deployment mounts spec.secret there); its keys override metadata keys")
 	return cmd
 }

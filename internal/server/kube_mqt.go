@@ -3,6 +3,10 @@ package server
 import (
 	"context"
 	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/discovery"
@@ -52,6 +56,10 @@ type MQTConsumeOptions struct {
 	Trigger      string // name, in KubeOptions.Namespace
 	RouterURL    string
 	ConsumerName string // this replica among a consumer group (Redis)
+	// SecretDir holds the trigger's Secret (spec.secret) as mounted by
+	// the kubelet, one file per key; its keys are added to the trigger's
+	// metadata, replacing metadata keys of the same name. "" = none.
+	SecretDir string
 }
 
 // RunMQTConsume runs one trigger's consumer: it reads the trigger from
@@ -72,6 +80,16 @@ func RunMQTConsume(ctx context.Context, o MQTConsumeOptions) error {
 	}
 	t := obj.(*v1.MessageQueueTrigger).DeepCopy()
 	v1.Default(t)
+	if o.SecretDir != "" {
+		secret, err := ReadSecretDir(o.SecretDir)
+		if err != nil {
+			return fmt.Errorf("message queue trigger %s/%s: spec.secret %s: %w", o.Namespace, o.Trigger, t.Spec.Secret, err)
+		}
+		if t.Spec.Metadata == nil {
+			t.Spec.Metadata = map[string]string{}
+		}
+		maps.Copy(t.Spec.Metadata, secret)
+	}
 	if errs := v1.Validate(t); len(errs) > 0 {
 		return fmt.Errorf("message queue trigger %s/%s: %w", o.Namespace, o.Trigger, errs.ToAggregate())
 	}
@@ -92,4 +110,34 @@ func RunMQTConsume(ctx context.Context, o MQTConsumeOptions) error {
 		}
 		delay = min(delay*2, 30*time.Second)
 	}
+}
+
+// ReadSecretDir reads a Secret volume: one file per key. The kubelet's
+// own entries (..data and the timestamped directory it points to) start
+// with "..", and are skipped like any directory.
+func ReadSecretDir(dir string) (map[string]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "..") {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		fi, err := os.Stat(p) // follows the kubelet's symlinks
+		if err != nil {
+			return nil, err
+		}
+		if !fi.Mode().IsRegular() {
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		out[e.Name()] = string(b)
+	}
+	return out, nil
 }
