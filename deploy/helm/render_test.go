@@ -173,7 +173,7 @@ func TestChartDefaults(t *testing.T) {
 			fetcherIn[u.GetKind()] = append(fetcherIn[u.GetKind()], ns)
 			continue
 		}
-		if u.GetName() == "isotope-mqt-connector" && ns != "" {
+		if (u.GetName() == "isotope-mqt-connector" || u.GetName() == "isotope-mqtrigger-secrets") && ns != "" {
 			// So does the message queue connectors' (TestChartMQTrigger).
 			continue
 		}
@@ -188,6 +188,9 @@ func TestChartDefaults(t *testing.T) {
 	}
 	if !slices.Contains(byKind["ClusterRole"], "isotope-fetcher") {
 		t.Errorf("no ClusterRole isotope-fetcher")
+	}
+	if slices.Contains(byKind["ClusterRoleBinding"], "isotope-mqtrigger-secrets") {
+		t.Errorf("ClusterRole isotope-mqtrigger-secrets is bound cluster-wide")
 	}
 	if slices.Contains(byKind["ClusterRoleBinding"], "isotope-fetcher") {
 		// It may get secrets: only in the namespaces functions run in.
@@ -292,12 +295,17 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment) {
 // role may read credentials or grant itself more. The one exception is
 // the fetcher, which gets (never lists or watches) the secrets a function
 // names; its ClusterRole is bound only by RoleBindings in function
-// namespaces (TestChartDefaults checks).
+// namespaces (TestChartDefaults checks). So is the mqtrigger role's
+// isotope-mqtrigger-secrets, which gets the Secret a trigger names.
 func checkLeastPrivilege(t *testing.T, name string, rules []rbacv1.PolicyRule) {
 	t.Helper()
 	for _, r := range rules {
 		if name == "isotope-fetcher" && slices.Equal(r.APIGroups, []string{""}) && slices.Equal(r.Verbs, []string{"get"}) &&
 			slices.Equal(r.Resources, []string{"secrets", "configmaps"}) {
+			continue
+		}
+		if name == "isotope-mqtrigger-secrets" && slices.Equal(r.APIGroups, []string{""}) && slices.Equal(r.Verbs, []string{"get"}) &&
+			slices.Equal(r.Resources, []string{"secrets"}) {
 			continue
 		}
 		for _, list := range [][]string{r.APIGroups, r.Resources, r.Verbs} {
@@ -327,8 +335,10 @@ func TestChartRBACPerRole(t *testing.T) {
 		"isotope-fetcher":    {{"isotope.dev", "packages", "get"}, {"", "secrets", "get"}, {"", "configmaps", "get"}},
 		"isotope-executor":   {{"", "pods", "list"}, {"apps", "deployments", "create"}, {"", "services", "create"}, {"autoscaling", "horizontalpodautoscalers", "create"}, {"isotope.dev", "functions", "watch"}, {"isotope.dev", "packages", "get"}, {"isotope.dev", "environments", "get"}},
 		"isotope-mqtrigger": {{"isotope.dev", "messagequeuetriggers", "watch"}, {"apps", "deployments", "create"}, {"apps", "deployments", "update"}, {"apps", "deployments", "delete"},
-			{"keda.sh", "scaledobjects", "create"}, {"keda.sh", "scaledobjects", "update"}, {"keda.sh", "scaledobjects", "delete"}, {"", "events", "create"}},
-		"isotope-mqt-connector": {{"isotope.dev", "messagequeuetriggers", "get"}},
+			{"keda.sh", "scaledobjects", "create"}, {"keda.sh", "scaledobjects", "update"}, {"keda.sh", "scaledobjects", "delete"}, {"", "events", "create"},
+			{"keda.sh", "triggerauthentications", "create"}, {"keda.sh", "triggerauthentications", "update"}, {"keda.sh", "triggerauthentications", "delete"}},
+		"isotope-mqtrigger-secrets": {{"", "secrets", "get"}},
+		"isotope-mqt-connector":     {{"isotope.dev", "messagequeuetriggers", "get"}},
 	}
 	deny := map[string][]grant{
 		"isotope-storagesvc": {{"isotope.dev", "packages", "update"}, {"", "pods", "get"}},
@@ -338,7 +348,8 @@ func TestChartRBACPerRole(t *testing.T) {
 		"isotope-fetcher":    {{"isotope.dev", "packages", "list"}, {"isotope.dev", "packages", "update"}, {"isotope.dev", "functions", "get"}, {"", "secrets", "list"}, {"", "secrets", "watch"}, {"", "configmaps", "list"}},
 		"isotope-executor":   {{"isotope.dev", "functions", "update"}, {"isotope.dev", "packages", "update"}, {"", "pods", "delete"}},
 		"isotope-mqtrigger": {{"isotope.dev", "messagequeuetriggers", "update"}, {"isotope.dev", "functions", "get"}, {"", "pods", "create"},
-			{"", "services", "create"}, {"autoscaling", "horizontalpodautoscalers", "create"}},
+			{"", "services", "create"}, {"autoscaling", "horizontalpodautoscalers", "create"}, {"", "secrets", "get"}},
+		"isotope-mqtrigger-secrets": {{"", "secrets", "list"}, {"", "secrets", "watch"}, {"", "configmaps", "get"}},
 		"isotope-mqt-connector": {{"isotope.dev", "messagequeuetriggers", "list"}, {"isotope.dev", "messagequeuetriggers", "update"},
 			{"isotope.dev", "functions", "get"}, {"apps", "deployments", "get"}, {"", "secrets", "get"}},
 	}
@@ -491,7 +502,8 @@ func TestChartDashboard(t *testing.T) {
 // `isotope mqt serve` leader-elected in the control plane's namespace,
 // giving connector pods the chart's image and the ServiceAccount
 // isotope-mqt-connector, which exists in every function namespace and is
-// bound there only (it reads its trigger by name, nothing else).
+// bound there only (it reads its trigger by name, nothing else); the
+// role itself may get Secrets only there (isotope-mqtrigger-secrets).
 // Switched off, nothing of it is rendered.
 func TestChartMQTrigger(t *testing.T) {
 	found := map[string]bool{}
@@ -521,16 +533,22 @@ func TestChartMQTrigger(t *testing.T) {
 					t.Errorf("RoleBinding %s/%s: %+v %+v", o.Namespace, o.Name, o.RoleRef, o.Subjects)
 				}
 				found["RoleBinding/"+o.Namespace] = true
+			case "isotope-mqtrigger-secrets":
+				if o.RoleRef.Name != "isotope-mqtrigger-secrets" || len(o.Subjects) != 1 ||
+					o.Subjects[0].Name != "isotope-mqtrigger" || o.Subjects[0].Namespace != "isotope-system" {
+					t.Errorf("RoleBinding %s/%s: %+v %+v", o.Namespace, o.Name, o.RoleRef, o.Subjects)
+				}
+				found["secrets/"+o.Namespace] = true
 			case "isotope-mqtrigger-leader":
 				found["leader"] = o.Namespace == "isotope-system" && o.Subjects[0].Name == "isotope-mqtrigger"
 			}
 		case *rbacv1.ClusterRoleBinding:
-			if o.Name == "isotope-mqt-connector" {
-				t.Errorf("the connectors' ClusterRole is bound cluster-wide")
+			if o.Name == "isotope-mqt-connector" || o.Name == "isotope-mqtrigger-secrets" {
+				t.Errorf("ClusterRole %s is bound cluster-wide", o.Name)
 			}
 		}
 	}
-	for _, k := range []string{"Deployment", "ServiceAccount/default", "ServiceAccount/team-a", "RoleBinding/default", "RoleBinding/team-a", "leader"} {
+	for _, k := range []string{"Deployment", "ServiceAccount/default", "ServiceAccount/team-a", "RoleBinding/default", "RoleBinding/team-a", "leader", "secrets/default", "secrets/team-a"} {
 		if !found[k] {
 			t.Errorf("mqtrigger: rendered no %s", k)
 		}
