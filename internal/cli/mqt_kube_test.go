@@ -83,15 +83,23 @@ func connectorIdentity(t *testing.T, env *kubetest.Env, ns string) string {
 	if err := env.Client.Create(ctx, &rb); err != nil {
 		t.Fatal(err)
 	}
+	return impersonating(t, env, ns, "isotope-mqt-connector")
+}
+
+// impersonating writes a kubeconfig that acts as the ServiceAccount
+// ns/name (the test control plane's admin may impersonate anyone), so
+// a command using it has exactly that account's rights.
+func impersonating(t *testing.T, env *kubetest.Env, ns, name string) string {
+	t.Helper()
 	cfg, err := clientcmd.LoadFromFile(env.Kubeconfig)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, ai := range cfg.AuthInfos {
-		ai.Impersonate = "system:serviceaccount:" + ns + ":isotope-mqt-connector"
+		ai.Impersonate = "system:serviceaccount:" + ns + ":" + name
 		ai.ImpersonateGroups = []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"}
 	}
-	path := filepath.Join(t.TempDir(), "connector.kubeconfig")
+	path := filepath.Join(t.TempDir(), ns+"-"+name+".kubeconfig")
 	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
 		t.Fatal(err)
 	}
