@@ -26,7 +26,10 @@ MessageQueueTrigger a Deployment mqt-<name> (owned by the trigger) whose
 pods run "isotope mqt consume" for it and call the function through the
 router at --router; minReplicaCount replicas (1 when it is 0 and KEDA does
 not scale the connector). With mqtkind keda and KEDA's ScaledObject CRD
-installed, a ScaledObject of the same name scales it. Only the holder of
+installed, a ScaledObject of the same name scales it. A trigger's secret
+is mounted into its connector pods and, with KEDA, becomes the
+TriggerAuthentication mqt-<name>-auth; the role gets that Secret (for
+its keys and version) and nothing else of Secrets. Only the holder of
 the Lease "isotope-mqtrigger" acts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

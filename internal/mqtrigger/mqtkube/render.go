@@ -2,7 +2,8 @@
 // Fission's KEDA connectors do: for each trigger a connector Deployment
 // whose pods run `isotope mqt consume` for that one trigger, and, when
 // KEDA is installed and the trigger's mqtkind is keda, a KEDA
-// ScaledObject that scales it (docs/decisions/0028).
+// ScaledObject that scales it, authenticated by a TriggerAuthentication
+// when the trigger names a Secret (docs/decisions/0028).
 package mqtkube
 
 import (
