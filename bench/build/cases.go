@@ -112,7 +112,7 @@ func cCase() buildCase {
 
 // rustCase: examples/hello-rust, a crate built with cargo as the builder
 // builds it: offline, for the WASI target, a fresh CARGO_HOME and target
-// directory, debug information stripped.
+// directory, debug information stripped, the builder's guest stack.
 func rustCase() buildCase {
 	var tc *rustwasm.Toolchain
 	var example map[string]string
@@ -143,7 +143,8 @@ func rustCase() buildCase {
 				return 0, err
 			}
 			env := append(os.Environ(), "RUSTC="+tc.Rustc, "CARGO_HOME="+filepath.Join(dir, ".cargo-home"),
-				"CARGO_TARGET_DIR="+filepath.Join(dir, "target"), "CARGO_NET_OFFLINE=true", "CARGO_PROFILE_RELEASE_STRIP=debuginfo")
+				"CARGO_TARGET_DIR="+filepath.Join(dir, "target"), "CARGO_NET_OFFLINE=true", "CARGO_PROFILE_RELEASE_STRIP=debuginfo",
+				rustwasm.TargetRustflagsVar(tc.Target)+"="+strings.Join(rustwasm.StackFlags(rustwasm.DefaultStackSize), " "))
 			return timeCommand(dir, env, []string{tc.Cargo, "build", "--release", "--offline", "--target", tc.Target})
 		},
 	}

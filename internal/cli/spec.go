@@ -139,7 +139,12 @@ func newSpecApply(g *Globals) *cobra.Command {
 				return err
 			}
 			switch p.Status.BuildStatus {
-			case v1.BuildStatusSucceeded, v1.BuildStatusNone:
+			case v1.BuildStatusNone:
+				continue
+			case v1.BuildStatusSucceeded:
+				// Built before the wait began (a fast build, or an
+				// unchanged package): said as a wait would say it.
+				fmt.Fprintf(cmd.ErrOrStderr(), "package '%s': %s\n", p.Name, displayStatus(p.Status.BuildStatus))
 				continue
 			case v1.BuildStatusFailed:
 				failed = append(failed, p.Name)

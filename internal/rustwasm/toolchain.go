@@ -30,6 +30,7 @@ type Toolchain struct {
 	debian  bool   // Debian's rustc (sysroot /usr)
 	// Cargo is the cargo next to rustc, "" if there is none.
 	Cargo, CargoVersion string
+	stack               int // the build's guest stack in bytes; 0: rustc's default
 }
 
 // Find returns the toolchain Build would use with env (the rustc named
