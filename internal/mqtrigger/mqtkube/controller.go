@@ -31,10 +31,11 @@ import (
 type Config struct {
 	// Store holds the MessageQueueTriggers (kubestore).
 	Store store.Store
-	// Client writes Deployments and Events.
+	// Client writes Deployments and Events, and gets the Secrets
+	// triggers name.
 	Client client.Client
-	// Dynamic writes ScaledObjects; Discovery tells whether KEDA's CRD is
-	// served.
+	// Dynamic writes ScaledObjects and TriggerAuthentications; Discovery
+	// tells whether KEDA's CRD is served.
 	Dynamic   dynamic.Interface
 	Discovery discovery.DiscoveryInterface
 	Render    RenderOptions // Replicas is set per trigger
@@ -131,14 +132,20 @@ func (c *Controller) reconcile(ctx context.Context, key controller.Key) error {
 	if !keda {
 		return c.remove(ctx, t.Namespace, t.Name, false)
 	}
-	if t.Spec.Secret == "" {
-		if err := c.deleteKEDA(ctx, TriggerAuthenticationGVR, t.Namespace, AuthName(t)); err != nil {
+	// The TriggerAuthentication exists whenever the ScaledObject refers
+	// to it: made before, deleted after.
+	if t.Spec.Secret != "" {
+		if err := c.apply(ctx, TriggerAuthenticationGVR, TriggerAuthentication(t, secretKeys)); err != nil {
 			return err
 		}
-	} else if err := c.apply(ctx, TriggerAuthenticationGVR, TriggerAuthentication(t, secretKeys)); err != nil {
+	}
+	if err := c.apply(ctx, ScaledObjectGVR, ScaledObject(t)); err != nil {
 		return err
 	}
-	return c.apply(ctx, ScaledObjectGVR, ScaledObject(t))
+	if t.Spec.Secret == "" {
+		return c.deleteKEDA(ctx, TriggerAuthenticationGVR, t.Namespace, AuthName(t))
+	}
+	return nil
 }
 
 // secret reads t's Secret (spec.secret), if it names one: its
