@@ -116,11 +116,8 @@ func stackSize(opts Options) (int, error) {
 			return DefaultStackSize, nil
 		}
 		var err error
-		if n, err = strconv.Atoi(strings.TrimSpace(v)); err != nil {
-			return 0, fmt.Errorf("$%s=%q: want a number of bytes (0: rustc's default)", StackSizeEnv, v)
-		}
-		if n == 0 {
-			return 0, nil
+		if n, err = parseStackSize("$"+StackSizeEnv, v); err != nil || n == 0 {
+			return 0, err
 		}
 	}
 	switch {
@@ -128,6 +125,17 @@ func stackSize(opts Options) (int, error) {
 		return 0, nil
 	case n < 16<<10 || n > maxStackSize || n%16 != 0:
 		return 0, fmt.Errorf("stack size %d: want a multiple of 16 bytes from 16384 to %d", n, maxStackSize)
+	}
+	return n, nil
+}
+
+// parseStackSize reads a stack size as $ISOTOPE_RUST_STACK_SIZE and
+// --stack-size spell it: bytes, 0 for rustc's default. from names where
+// it came from, for the error.
+func parseStackSize(from, v string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s=%q: want a number of bytes (0: rustc's default)", from, v)
 	}
 	return n, nil
 }
@@ -402,12 +410,21 @@ func crateIdent(name string) string {
 // build script reads them.
 func Run(ctx context.Context, args, env []string, log io.Writer) error {
 	var opts Options
+	var stack string
 	src, deploy, err := wasmbuild.ParseArgs("rust-wasm", args, env, log, func(f *flag.FlagSet) {
 		f.StringVar(&opts.Rustc, "rustc", "", "rustc command (default $"+RustcEnv+", else the rustc on PATH that has the WASI target, Debian's first)")
-		f.IntVar(&opts.StackSize, "stack-size", 0, "the guest's stack in bytes (default $"+StackSizeEnv+", else "+strconv.Itoa(DefaultStackSize)+"; -1: rustc's own 1 MiB)")
+		f.StringVar(&stack, "stack-size", "", "the guest's stack in bytes, a multiple of 16 (default $"+StackSizeEnv+", else "+strconv.Itoa(DefaultStackSize)+"; 0: rustc's own 1 MiB)")
 	})
 	if err != nil {
 		return err
+	}
+	if stack != "" {
+		if opts.StackSize, err = parseStackSize("--stack-size", stack); err != nil {
+			return fmt.Errorf("rust-wasm: %w", err)
+		}
+		if opts.StackSize == 0 {
+			opts.StackSize = -1 // rustc's default, whatever the environment says
+		}
 	}
 	opts.Env = env
 	if err := Build(ctx, src, deploy, opts, log); err != nil {

@@ -1,6 +1,7 @@
 package rustwasm
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -123,6 +124,7 @@ func TestStackSizeRefused(t *testing.T) {
 		{Options{StackSize: 1 << 30}, "stack size 1073741824"},
 		{Options{StackSize: 65537}, "stack size 65537"},
 		{Options{Env: []string{StackSizeEnv + "=256k"}}, `$ISOTOPE_RUST_STACK_SIZE="256k": want a number of bytes`},
+		{Options{Env: []string{StackSizeEnv + "=-5"}}, `$ISOTOPE_RUST_STACK_SIZE="-5": want a number of bytes`},
 	} {
 		if _, log, err := build(t, src, c.opts); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: error = %v, want %q\n%s", c.opts, err, c.want, log)
@@ -163,5 +165,44 @@ func TestStackSizeCargo(t *testing.T) {
 	}
 	if code, body := buildtest.Serve(t, deploy, "/"); code != 200 || body != recursionAnswer {
 		t.Errorf("with the crate's 2 MiB stack: %d %q", code, body)
+	}
+}
+
+// The command's --stack-size: 0 is rustc's default whatever the
+// environment says; a typo in the value or the flag's name is refused
+// before anything is built.
+func TestStackSizeFlag(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "main.rs")
+	buildtest.WriteFiles(t, filepath.Dir(src), map[string]string{"main.rs": "fn main() {}\n"})
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--stack-size", "abc"}, `--stack-size="abc": want a number of bytes`},
+		{[]string{"--stack-size", "-1"}, `--stack-size="-1": want a number of bytes`},
+		{[]string{"--stack-size", "100"}, "stack size 100: want a multiple of 16"},
+		{[]string{"--stak-size", "65536"}, "stak-size"},
+	} {
+		var log bytes.Buffer
+		args := append(c.args, src, filepath.Join(t.TempDir(), "deploy"))
+		if err := Run(context.Background(), args, nil, &log); err == nil || !strings.Contains(err.Error()+log.String(), c.want) {
+			t.Errorf("%v: error = %v, want %q\n%s", c.args, err, c.want, log.String())
+		}
+	}
+
+	requireRust(t, false)
+	src = filepath.Join(t.TempDir(), "main.rs")
+	buildtest.WriteFiles(t, filepath.Dir(src), map[string]string{"main.rs": recursion})
+	deploy := filepath.Join(t.TempDir(), "deploy")
+	var log bytes.Buffer
+	env := append(os.Environ(), StackSizeEnv+"=65536")
+	if err := Run(context.Background(), []string{"--stack-size", "0", src, deploy}, env, &log); err != nil {
+		t.Fatalf("--stack-size 0: %v\n%s", err, log.String())
+	}
+	if strings.Contains(log.String(), "zstack-size") {
+		t.Errorf("--stack-size 0 still passes a stack size:\n%s", log.String())
+	}
+	if code, body := buildtest.Serve(t, deploy, "/"); code != 200 || body != recursionAnswer {
+		t.Errorf("--stack-size 0 (rustc's 1 MiB): %d %q", code, body)
 	}
 }
