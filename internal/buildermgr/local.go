@@ -183,11 +183,16 @@ func (l *LocalBuilders) newBuilder(env *v1.Environment) (*localBuilder, error) {
 		done:    make(chan struct{}),
 		readyCh: make(chan struct{}),
 	}
+	// The builder container's env (CLI --builder-env) is the builder's,
+	// whether it runs a program of the user's or a built-in builder.
+	var ctrEnv []string
 	var c *v1ContainerCmd
-	if ctr := env.Spec.Builder.Container; ctr != nil && len(ctr.Command) > 0 {
-		c = &v1ContainerCmd{argv: append(append([]string{}, ctr.Command...), ctr.Args...)}
+	if ctr := env.Spec.Builder.Container; ctr != nil {
 		for _, e := range ctr.Env {
-			c.env = append(c.env, e.Name+"="+e.Value)
+			ctrEnv = append(ctrEnv, e.Name+"="+e.Value)
+		}
+		if len(ctr.Command) > 0 {
+			c = &v1ContainerCmd{argv: append(append([]string{}, ctr.Command...), ctr.Args...), env: ctrEnv}
 		}
 	}
 	switch {
@@ -208,6 +213,7 @@ func (l *LocalBuilders) newBuilder(env *v1.Environment) (*localBuilder, error) {
 		}
 	case IsBuiltinBuilderImage(env.Spec.Builder.Image):
 		b.argv = []string{l.cfg.Executable, "builder", dir}
+		b.env = ctrEnv
 		b.builtin = true
 	default:
 		b.startErr = fmt.Errorf("builder image %q cannot run in embedded mode: give the environment a local builder program (builder.container.command, CLI --builder-command), or use a built-in builder (isotope/go-wasm-builder, isotope/c-wasm-builder, isotope/rust-wasm-builder)", env.Spec.Builder.Image)

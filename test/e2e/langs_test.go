@@ -120,6 +120,15 @@ func TestRustFlow(t *testing.T) {
 		t.Errorf("pkg info of the broken package:\n%s", info)
 	}
 
+	// The environment's builder env reaches the built-in builder: a
+	// stack size it cannot read fails the build, naming the variable.
+	p.ok("env", "create", "--name", "rs-env", "--image", "isotope/wasm-env", "--builder", "isotope/rust-wasm-builder",
+		"--builder-env", "ISOTOPE_RUST_STACK_SIZE=256k")
+	r = p.run("pkg", "create", "--name", "rs-env-stack", "--env", "rs-env", "--src", crate)
+	if r.code == 0 || !strings.Contains(r.stdout+r.stderr, `$ISOTOPE_RUST_STACK_SIZE="256k": want a number of bytes`) {
+		t.Errorf("a builder env's bad stack size: %s", r)
+	}
+
 	p.ok("spec", "apply", "--specdir", filepath.Join(crate, "specs"), "--wait")
 	if body := p.waitServes(t, "/hello-rust?name=spec", 200); body != "Hello, spec! (from Rust on WebAssembly, GET /)\n" {
 		t.Errorf("the spec's function answered %q", body)
