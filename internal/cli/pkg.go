@@ -92,7 +92,7 @@ func newPkgCreate(g *Globals) *cobra.Command {
 		}
 		created := obj.(*v1.Package)
 		fmt.Fprintf(cmd.OutOrStdout(), "package '%s' created\n", created.Name)
-		if created.Status.BuildStatus == v1.BuildStatusPending && !o.noWait {
+		if buildUnderWay(created.Status.BuildStatus) && !o.noWait {
 			return waitForBuild(ctx, g, st, cmd.OutOrStdout(), cmd.ErrOrStderr(), created)
 		}
 		return nil
@@ -294,7 +294,7 @@ func newPkgUpdate(g *Globals) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		if p.Status.BuildStatus == v1.BuildStatusPending && !o.noWait {
+		if buildUnderWay(p.Status.BuildStatus) && !o.noWait {
 			return waitForBuild(ctx, g, st, cmd.OutOrStdout(), cmd.ErrOrStderr(), p)
 		}
 		return nil

@@ -103,6 +103,15 @@ func waitForBuild(ctx context.Context, g *Globals, st store.Store, out, errOut i
 	}
 }
 
+// buildUnderWay reports whether a package just written has a build to
+// wait for: pending, or already running. On Kubernetes the store writes
+// the status after the create, and the builder manager may have taken
+// the package in between: the answer then says running, and the build
+// is no less the one to wait for.
+func buildUnderWay(s v1.BuildStatus) bool {
+	return s == v1.BuildStatusPending || s == v1.BuildStatusRunning
+}
+
 func displayStatus(s v1.BuildStatus) string {
 	if s == "" {
 		return "pending"
