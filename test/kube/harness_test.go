@@ -238,11 +238,12 @@ func platformImages(t *testing.T) platform {
 
 // startAgent runs the node agent (the kubelet's test double) with pods
 // reaching the kube-apiserver through podKubeconfig, as a real pod would
-// through its service-account mount. Pods run from the built images;
+// through its service-account mount; pods of an account in perAccount
+// ("namespace/name" → kubeconfig) use that account's instead. Pods run from the built images;
 // an image the layout lacks falls back to the host binary, which the
 // test log reports when the test ends. The go-wasm builder's go shares
 // this machine's build cache (the stand-in for a cache volume).
-func startAgent(t *testing.T, kube *kubetest.Env, p platform, podKubeconfig string) *nodeagent.Agent {
+func startAgent(t *testing.T, kube *kubetest.Env, p platform, podKubeconfig string, perAccount map[string]string) *nodeagent.Agent {
 	t.Helper()
 	env := []string{"ISOTOPE_KUBECONFIG=" + podKubeconfig}
 	for _, v := range []string{"GOCACHE", "GOMODCACHE"} {
@@ -257,6 +258,14 @@ func startAgent(t *testing.T, kube *kubetest.Env, p platform, podKubeconfig stri
 		Layout:   p.layout,
 		Programs: nodeagent.IsotopePrograms(hostBinary),
 		Env:      env,
+		ServiceAccountEnv: func(namespace, name string) []string {
+			if kc, ok := perAccount[namespace+"/"+name]; ok {
+				// The CLI reads ISOTOPE_KUBECONFIG, roles (mqt consume)
+				// KUBECONFIG; a real pod has the in-cluster config.
+				return []string{"ISOTOPE_KUBECONFIG=" + kc, "KUBECONFIG=" + kc}
+			}
+			return nil
+		},
 	})
 	t.Cleanup(func() {
 		if fb := agent.Fallbacks(); len(fb) > 0 {

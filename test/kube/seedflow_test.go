@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +26,7 @@ import (
 	"isotope.dev/isotope/internal/buildermgr"
 	"isotope.dev/isotope/internal/executor/kubert"
 	"isotope.dev/isotope/internal/kubepod"
+	"isotope.dev/isotope/internal/mqtrigger"
 	"isotope.dev/isotope/internal/testing/kubetest"
 )
 
@@ -58,7 +61,7 @@ func TestSeedFlowOnKubernetes(t *testing.T) {
 	const ns, system = "default", "isotope-system"
 	applyChartRBAC(t, kube, system)
 	as := func(namespace, sa string) string { return impersonating(t, kube, namespace, sa) }
-	startAgent(t, kube, p, as(ns, "isotope-fetcher"))
+	agent := startAgent(t, kube, p, as(ns, "isotope-fetcher"), map[string]string{ns + "/isotope-mqt-connector": as(ns, "isotope-mqt-connector")})
 
 	// The storage service holds archives on "its PVC" (a temp dir). Pods
 	// reach it at its loopback address: there is no kube-proxy here. It
@@ -216,6 +219,92 @@ func TestSeedFlowOnKubernetes(t *testing.T) {
 		return calls.answered("tick", "/fission-function/"+ns+"/hello", "Hello, world!")
 	})
 
+	// A MessageQueueTrigger runs as a connector: `isotope mqt serve` (as
+	// isotope-mqtrigger, holding its Lease) makes the trigger's
+	// Deployment, whose pod runs `isotope mqt consume` from the isotope
+	// image as isotope-mqt-connector, reads a NATS JetStream subject
+	// (the broker is this test's, on loopback) and calls the function
+	// through the recording proxy; the answer goes to respTopic.
+	nsrv, err := mqtrigger.StartNATS("127.0.0.1:0", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nsrv.Close)
+	// The connectors' pods call the router, which runs on this host: the
+	// node agent rewrites 127.0.0.1 in a pod's arguments to the pod's own
+	// address (a pod's localhost is its own), so the URL names the host's
+	// loopback in its IPv4-mapped form, which the rewrite leaves alone.
+	hostRouter := strings.Replace(calls.url, "://127.0.0.1:", "://[::ffff:127.0.0.1]:", 1)
+	mq, _ := startRole(t, "mqtrigger", false, "mqt", "serve", "--kubeconfig", as(system, "isotope-mqtrigger"),
+		"--router", hostRouter, "--image", p.refs["isotope"], "--lease-namespace", system,
+		"--connector-service-account", "isotope-mqt-connector")
+	roles = append(roles, mq)
+	run("mqt", "create", "--name", "orders", "--function", "hello", "--mqtype", "nats-jetstream",
+		"--topic", "orders.new", "--resptopic", "orders.done", "--metadata", "natsServerURL="+nsrv.URL())
+	nc, err := nats.Connect(nsrv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := mqtrigger.StreamName("orders.new")
+	connectorLogs := func() string {
+		var logs strings.Builder
+		for _, pod := range pods(t, c, ns, map[string]string{"messagequeuetrigger": "orders"}) {
+			l, lerr := agent.ContainerLog(ns, pod.Name, "connector")
+			fmt.Fprintf(&logs, "\n%s (%s, ready %v): %s%v", pod.Name, pod.Status.Phase, kubepod.Ready(&pod), tail(l, 20), lerr)
+		}
+		return logs.String()
+	}
+	waitFor(t, 90*time.Second, "the connector pod consuming (its stream made)", func() error {
+		mq.alive(t)
+		if _, err := js.Stream(kubetest.Context(t), stream); err != nil {
+			return fmt.Errorf("no stream %s yet: %v; connector pods:%s", stream, err, connectorLogs())
+		}
+		return nil
+	})
+	if _, err := js.Publish(kubetest.Context(t), "orders.new", []byte("order-1")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the message delivered to the function", func() error {
+		if err := calls.answered("", "/fission-function/"+ns+"/hello", "Hello, world!"); err != nil {
+			return fmt.Errorf("no call from the connector; connector pods:%s", connectorLogs())
+		}
+		return nil
+	})
+	answers, err := js.OrderedConsumer(kubetest.Context(t), stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"orders.done"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the function's answer on orders.done", func() error {
+		m, err := answers.Next(jetstream.FetchMaxWait(500 * time.Millisecond))
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(m.Data()), "Hello, world!") {
+			return fmt.Errorf("orders.done got %q", m.Data())
+		}
+		return nil
+	})
+	connectors := pods(t, c, ns, map[string]string{"messagequeuetrigger": "orders"})
+	if len(connectors) == 0 {
+		t.Error("no connector pod for the trigger")
+	}
+	for _, pod := range connectors {
+		if pod.Spec.ServiceAccountName != "isotope-mqt-connector" {
+			t.Errorf("connector pod %s runs as %q, want isotope-mqt-connector", pod.Name, pod.Spec.ServiceAccountName)
+		}
+		for _, cs := range pod.Status.ContainerStatuses {
+			if cs.Image != p.refs["isotope"] || !strings.HasSuffix(cs.ImageID, "@"+p.digest[p.refs["isotope"]]) {
+				t.Errorf("connector pod %s ran %s (%s), not the built isotope image", pod.Name, cs.Image, cs.ImageID)
+			}
+		}
+	}
+	run("mqt", "delete", "--name", "orders")
+
 	// Deleting everything through the CLI takes the cluster objects with
 	// it: the function's pod, the pool and the builder.
 	for _, kind := range []string{"timer", "route", "fn", "pkg", "env"} {
@@ -265,8 +354,12 @@ func TestSeedFlowOnKubernetes(t *testing.T) {
 	// no role was refused anything by RBAC along the way.
 	ran := map[string]bool{}
 	for _, pod := range pods(t, c, ns, nil) {
-		if pod.Spec.ServiceAccountName != "isotope-fetcher" {
-			t.Errorf("pod %s runs as %q, want isotope-fetcher", pod.Name, pod.Spec.ServiceAccountName)
+		account := "isotope-fetcher"
+		if pod.Labels["messagequeuetrigger"] != "" {
+			account = "isotope-mqt-connector"
+		}
+		if pod.Spec.ServiceAccountName != account {
+			t.Errorf("pod %s runs as %q, want %s", pod.Name, pod.Spec.ServiceAccountName, account)
 		}
 		for _, cs := range pod.Status.ContainerStatuses {
 			want, built := p.digest[cs.Image]

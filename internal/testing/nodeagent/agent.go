@@ -70,6 +70,11 @@ type Config struct {
 	// the stand-in for the service-account token a kubelet mounts, from
 	// which a real pod reaches the kube-apiserver in-cluster.
 	Env []string
+	// ServiceAccountEnv, when set, gives NAME=VALUE added after Env for
+	// the pods of one service account: the stand-in for each account's
+	// own token (a kubeconfig acting as it), so pods of different
+	// accounts get different rights.
+	ServiceAccountEnv func(namespace, serviceAccount string) []string
 	// Log receives the agent's log (default: discarded).
 	Log io.Writer
 	// LockDir holds the address locks shared by every agent on the
@@ -508,6 +513,9 @@ func (a *Agent) processEnv(pod *corev1.Pod, env map[string]string, order []strin
 		out = append(out, MountsEnv+"="+string(b))
 	}
 	out = append(out, a.cfg.Env...)
+	if f := a.cfg.ServiceAccountEnv; f != nil {
+		out = append(out, f(pod.Namespace, pod.Spec.ServiceAccountName)...)
+	}
 	for _, k := range order {
 		out = append(out, k+"="+rewriteEnv(env[k], place))
 	}
