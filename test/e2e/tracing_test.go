@@ -135,7 +135,8 @@ func TestTracing(t *testing.T) {
 		t.Fatalf("function answered %q", body)
 	}
 	spans = rcv.WaitFor(t, 30*time.Second, "the cold request's spans", func(s []otlptest.Span) bool {
-		return otlptest.Has(otlptest.Trace(s, goTrace), "wasm.call") && otlptest.Has(s, "executor.specialize")
+		tr := otlptest.Trace(s, goTrace) // the router's span ends last: wait for it too
+		return otlptest.Has(tr, "wasm.call") && otlptest.Has(tr, "GET /hello") && otlptest.Has(s, "executor.specialize")
 	})
 	rt := spanTree{t, otlptest.Trace(spans, goTrace)}
 	root := rt.one("GET /hello")
@@ -190,7 +191,8 @@ func TestTracing(t *testing.T) {
 		t.Errorf("X-Fission-Function-Name = %v beside the trace headers", got)
 	}
 	spans = rcv.WaitFor(t, 30*time.Second, "the WAGI request's spans", func(s []otlptest.Span) bool {
-		return otlptest.Has(otlptest.Trace(s, wagiTrace), "wasm.call")
+		tr := otlptest.Trace(s, wagiTrace)
+		return otlptest.Has(tr, "wasm.call") && otlptest.Has(tr, "GET /wagi")
 	})
 	wt := spanTree{t, otlptest.Trace(spans, wagiTrace)}
 	call := wt.child(wt.one("GET /wagi"), "wasm.call")
@@ -215,7 +217,8 @@ func TestTracing(t *testing.T) {
 	const procTrace = "33333333333333333333333333333333"
 	tp = p.tracedGet(t, "/fission-function/greet?header=Traceparent", procTrace)
 	spans = rcv.WaitFor(t, 30*time.Second, "the process request's spans", func(s []otlptest.Span) bool {
-		return otlptest.Has(otlptest.Trace(s, procTrace), "process.call")
+		tr := otlptest.Trace(s, procTrace)
+		return otlptest.Has(tr, "process.call") && otlptest.Has(tr, "GET /fission-function/default/greet")
 	})
 	pt := spanTree{t, otlptest.Trace(spans, procTrace)}
 	pc := pt.child(pt.one("GET /fission-function/default/greet"), "process.call")
@@ -240,8 +243,11 @@ func TestTracingGRPC(t *testing.T) {
 	p.ok("fn", "create", "--name", "wagi", "--env", "wasm", "--deploy", wagi, "--url", "/wagi", "--method", "GET")
 	const id = "44444444444444444444444444444444"
 	p.tracedGet(t, "/wagi", id)
+	// The router's span ends after the response is written, so it may
+	// come in a later export than its children: wait for it too.
 	spans := rcv.WaitFor(t, 30*time.Second, "spans over gRPC", func(s []otlptest.Span) bool {
-		return otlptest.Has(otlptest.Trace(s, id), "wasm.call")
+		tr := otlptest.Trace(s, id)
+		return otlptest.Has(tr, "wasm.call") && otlptest.Has(tr, "GET /wagi")
 	})
 	st := spanTree{t, otlptest.Trace(spans, id)}
 	specializationOf(t, spans, st.child(st.one("GET /wagi"), "executor.acquire"))

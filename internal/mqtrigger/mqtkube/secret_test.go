@@ -111,15 +111,23 @@ func TestTriggerSecretBecomesTriggerAuthentication(t *testing.T) {
 		}
 		return ""
 	})
-	u, err := so.Get(ctx, "mqt-jobs", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	trig, _, _ := unstructured.NestedSlice(u.Object, "spec", "triggers")
-	tm := trig[0].(map[string]any)
-	if ref, _, _ := unstructured.NestedString(tm, "authenticationRef", "name"); ref != "mqt-jobs-auth" || tm["type"] != "redis-streams" {
-		t.Errorf("ScaledObject trigger %v: want type redis-streams, authenticationRef mqt-jobs-auth", tm)
-	}
+	// The controller writes the TriggerAuthentication before the
+	// ScaledObject that refers to it: wait for the latter too.
+	eventually(t, "ScaledObject linked to the TriggerAuthentication", func() string {
+		u, err := so.Get(ctx, "mqt-jobs", metav1.GetOptions{})
+		if err != nil {
+			return err.Error()
+		}
+		trig, _, _ := unstructured.NestedSlice(u.Object, "spec", "triggers")
+		if len(trig) != 1 {
+			return fmt.Sprintf("%d ScaledObject triggers", len(trig))
+		}
+		tm, _ := trig[0].(map[string]any)
+		if ref, _, _ := unstructured.NestedString(tm, "authenticationRef", "name"); ref != "mqt-jobs-auth" || tm["type"] != "redis-streams" {
+			return fmt.Sprintf("ScaledObject trigger %v: want type redis-streams, authenticationRef mqt-jobs-auth", tm)
+		}
+		return ""
+	})
 
 	// A changed Secret rolls the pods and is mapped again (the
 	// controller reads it at each resync).
