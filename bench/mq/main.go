@@ -220,39 +220,60 @@ func plainRate(js jetstream.JetStream, stream string, n int) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var (
-		mu          sync.Mutex
-		count       int
-		first, last time.Time
-		done        = make(chan struct{})
-	)
+	rc := newRateCounter(n)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		m.Ack()
-		mu.Lock()
-		defer mu.Unlock()
-		count++
-		if count == 1 {
-			first = time.Now()
-		}
-		if count == n {
-			last = time.Now()
-			close(done)
-		}
+		rc.tick()
 	})
 	if err != nil {
 		return 0, err
 	}
 	defer cc.Stop()
 	select {
-	case <-done:
+	case <-rc.done:
 	case <-ctx.Done():
-		return 0, fmt.Errorf("%d of %d messages within 5 minutes", count, n)
+		return 0, fmt.Errorf("%d of %d messages within 5 minutes", rc.seen(), n)
 	}
 	if err := acked(ctx, cons); err != nil {
 		return 0, err
 	}
-	return float64(n-1) / last.Sub(first).Seconds(), nil
+	return rc.rate(), nil
 }
+
+// rateCounter counts n arrivals: the rate from the first to the n-th.
+type rateCounter struct {
+	n           int
+	mu          sync.Mutex
+	count       int
+	first, last time.Time
+	done        chan struct{} // closed at the n-th arrival
+}
+
+func newRateCounter(n int) *rateCounter { return &rateCounter{n: n, done: make(chan struct{})} }
+
+// tick records one arrival.
+func (r *rateCounter) tick() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.count++
+	if r.count == 1 {
+		r.first = time.Now()
+	}
+	if r.count == r.n {
+		r.last = time.Now()
+		close(r.done)
+	}
+}
+
+// seen is how many arrived so far.
+func (r *rateCounter) seen() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.count
+}
+
+// rate is arrivals per second from the first to the n-th; only after done.
+func (r *rateCounter) rate() float64 { return float64(r.n-1) / r.last.Sub(r.first).Seconds() }
 
 // serialRate reads the n messages of <stream>.in as a trigger on one
 // subject does, without a function: fetch one message, publish an
@@ -301,24 +322,8 @@ func serialRate(js jetstream.JetStream, stream string, n int) (float64, error) {
 func triggerRate(s *server, js jetstream.JetStream, stream, fn string, n int) (float64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	var (
-		mu          sync.Mutex
-		count       int
-		first, last time.Time
-		done        = make(chan struct{})
-	)
-	sub, err := js.Conn().Subscribe(stream+".out", func(*nats.Msg) {
-		mu.Lock()
-		defer mu.Unlock()
-		count++
-		if count == 1 {
-			first = time.Now()
-		}
-		if count == n {
-			last = time.Now()
-			close(done)
-		}
-	})
+	rc := newRateCounter(n)
+	sub, err := js.Conn().Subscribe(stream+".out", func(*nats.Msg) { rc.tick() })
 	if err != nil {
 		return 0, err
 	}
@@ -332,11 +337,9 @@ func triggerRate(s *server, js jetstream.JetStream, stream, fn string, n int) (f
 		return 0, err
 	}
 	select {
-	case <-done:
+	case <-rc.done:
 	case <-ctx.Done():
-		mu.Lock()
-		defer mu.Unlock()
-		return 0, fmt.Errorf("%d of %d answers within 10 minutes", count, n)
+		return 0, fmt.Errorf("%d of %d answers within 10 minutes", rc.seen(), n)
 	}
 	cons, err := js.Consumer(ctx, stream, "isotope-default-"+name)
 	if err != nil {
@@ -348,7 +351,7 @@ func triggerRate(s *server, js jetstream.JetStream, stream, fn string, n int) (f
 	if _, err := s.cli("mqt", "delete", "--name", name); err != nil {
 		return 0, err
 	}
-	return float64(n-1) / last.Sub(first).Seconds(), nil
+	return rc.rate(), nil
 }
 
 // acked waits until the consumer has nothing pending or unacknowledged.
