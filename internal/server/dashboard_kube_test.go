@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
@@ -24,6 +23,7 @@ import (
 	"isotope.dev/isotope/internal/store"
 	"isotope.dev/isotope/internal/store/kubestore"
 	"isotope.dev/isotope/internal/testing/kubetest"
+	"isotope.dev/isotope/internal/testing/uitest"
 )
 
 // lockedBuffer is a role's log, written by the role and read by the test.
@@ -102,66 +102,6 @@ func startKubeDashboard(t *testing.T, prefix string) *kubeDash {
 	}
 }
 
-// browser is a cookie-keeping client of the dashboard that remembers the
-// last CSRF token a page showed.
-type browser struct {
-	t    *testing.T
-	base string
-	hc   *http.Client
-	csrf string
-}
-
-var csrfFieldRE = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
-
-func newBrowser(t *testing.T, base string) *browser {
-	jar, _ := cookiejar.New(nil)
-	return &browser{t: t, base: base, hc: &http.Client{Jar: jar, Timeout: 30 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
-}
-
-func (b *browser) do(method, path, ctype string, body io.Reader, hdr map[string]string) (int, string) {
-	b.t.Helper()
-	req, err := http.NewRequest(method, b.base+path, body)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	for k, v := range hdr {
-		if k == "Host" {
-			req.Host = v
-		} else {
-			req.Header.Set(k, v)
-		}
-	}
-	resp, err := b.hc.Do(req)
-	if err != nil {
-		b.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if m := csrfFieldRE.FindSubmatch(data); m != nil {
-		b.csrf = string(m[1])
-	}
-	if loc := resp.Header.Get("Location"); loc != "" {
-		return resp.StatusCode, "Location: " + loc + "\n" + string(data)
-	}
-	return resp.StatusCode, string(data)
-}
-
-func (b *browser) get(path string) (int, string) { return b.do("GET", path, "", nil, nil) }
-
-func (b *browser) post(path string, form url.Values) (int, string) {
-	return b.do("POST", path, "application/x-www-form-urlencoded", strings.NewReader(form.Encode()), nil)
-}
-
-func (b *browser) login(token string) (int, string) {
-	b.t.Helper()
-	b.get("/ui/login")
-	return b.post("/ui/login", url.Values{"csrf": {b.csrf}, "token": {token}, "next": {"/ui/"}})
-}
-
 func dashEnv(ns string) *v1.Environment {
 	env := &v1.Environment{ObjectMeta: metav1.ObjectMeta{Name: "go", Namespace: ns}}
 	env.Spec.Version = 3
@@ -189,46 +129,46 @@ func TestKubeDashboardLoginAndCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b := newBrowser(t, d.base)
-	if code, body := b.get("/ui/"); code != http.StatusSeeOther || !strings.Contains(body, "Location: /ui/login") {
+	b := uitest.New(t, d.base)
+	if code, body := b.Get("/ui/"); code != http.StatusSeeOther || !strings.Contains(body, "Location: /ui/login") {
 		t.Fatalf("GET /ui/ without a session: %d %s, want a redirect to the login page", code, body)
 	}
-	if code, body := b.get("/ui/login"); code != http.StatusOK || !strings.Contains(body, DashboardTokenEnv) {
+	if code, body := b.Get("/ui/login"); code != http.StatusOK || !strings.Contains(body, DashboardTokenEnv) {
 		t.Fatalf("login page: %d, want it to say where the token is (%s):\n%s", code, DashboardTokenEnv, body)
 	}
-	if code, body := b.post("/ui/login", url.Values{"token": {d.token}, "next": {"/ui/"}}); code != http.StatusForbidden || !strings.Contains(body, "CSRF") {
+	if code, body := b.Post("/ui/login", url.Values{"token": {d.token}, "next": {"/ui/"}}, nil); code != http.StatusForbidden || !strings.Contains(body, "CSRF") {
 		t.Fatalf("login without CSRF: %d %s, want 403 naming CSRF", code, body)
 	}
-	if code, body := b.login("not-the-token"); code != http.StatusUnauthorized || !strings.Contains(body, "wrong token") {
+	if code, body := b.Login("not-the-token"); code != http.StatusUnauthorized || !strings.Contains(body, "wrong token") {
 		t.Fatalf("wrong token: %d %s, want 401", code, body)
 	}
-	if code, body := b.get("/ui/"); code != http.StatusSeeOther {
+	if code, body := b.Get("/ui/"); code != http.StatusSeeOther {
 		t.Fatalf("after a wrong token GET /ui/: %d %s, want the login redirect", code, body)
 	}
-	if code, body := b.do("GET", "/ui/login", "", nil, map[string]string{"Host": "evil.example.com"}); code != http.StatusForbidden {
+	if code, body := b.Do("GET", "/ui/login", "", nil, map[string]string{"Host": "evil.example.com"}); code != http.StatusForbidden {
 		t.Fatalf("foreign Host: %d %s, want 403", code, body)
 	}
-	if code, body := b.login(d.token); code != http.StatusSeeOther {
+	if code, body := b.Login(d.token); code != http.StatusSeeOther {
 		t.Fatalf("log in: %d %s", code, body)
 	}
-	code, body := b.get("/ui/")
+	code, body := b.Get("/ui/")
 	if code != http.StatusOK || !strings.Contains(body, "made-by-kubectl") {
 		t.Fatalf("overview: %d, want it to list made-by-kubectl:\n%s", code, body)
 	}
 	for _, p := range []string{"/ui/environments", "/ui/timers", "/ui/functions/" + d.ns + "/made-by-kubectl"} {
-		if code, body := b.get(p); code != http.StatusOK {
+		if code, body := b.Get(p); code != http.StatusOK {
 			t.Errorf("GET %s: %d %s", p, code, body)
 		}
 	}
 	// Function logs are the pods': the page's log box says how to read them.
-	if code, body := b.get("/ui/functions/" + d.ns + "/made-by-kubectl/logs"); code != http.StatusOK || !strings.Contains(body, "kubectl logs -n "+d.ns) {
+	if code, body := b.Get("/ui/functions/" + d.ns + "/made-by-kubectl/logs"); code != http.StatusOK || !strings.Contains(body, "kubectl logs -n "+d.ns) {
 		t.Errorf("function logs: %d %s, want the kubectl command", code, body)
 	}
 
-	b.get("/ui/new")
-	form := url.Values{"csrf": {b.csrf}, "name": {"from-the-form"}, "env": {d.ns + "/go"}, "entrypoint": {"Handler"},
+	b.Get("/ui/new")
+	form := url.Values{"csrf": {b.CSRF}, "name": {"from-the-form"}, "env": {d.ns + "/go"}, "entrypoint": {"Handler"},
 		"url": {"/from-form"}, "method": {"GET"}, "code": {"package main\n"}, "filename": {"handler.go"}}
-	if code, body := b.post("/ui/new", form); code != http.StatusSeeOther {
+	if code, body := b.Post("/ui/new", form, nil); code != http.StatusSeeOther {
 		t.Fatalf("create: %d %s", code, body)
 	}
 	made, err := store.GetAs[*v1.Function](ctx, d.st, d.ns, "from-the-form")
@@ -247,7 +187,7 @@ func TestKubeDashboardLoginAndCreate(t *testing.T) {
 	// Without the CSRF token a POST is refused even with a session.
 	form.Set("csrf", "")
 	form.Set("name", "no-csrf")
-	if code, body := b.post("/ui/new", form); code != http.StatusForbidden {
+	if code, body := b.Post("/ui/new", form, nil); code != http.StatusForbidden {
 		t.Fatalf("create without CSRF: %d %s, want 403", code, body)
 	}
 	if _, err := store.GetAs[*v1.Function](ctx, d.st, d.ns, "no-csrf"); !store.IsNotFound(err) {
@@ -263,12 +203,12 @@ func TestKubeDashboardHostileInput(t *testing.T) {
 	if _, err := d.st.Create(ctx, dashEnv(d.ns)); err != nil {
 		t.Fatal(err)
 	}
-	b := newBrowser(t, d.base)
-	if code, body := b.login(d.token); code != http.StatusSeeOther {
+	b := uitest.New(t, d.base)
+	if code, body := b.Login(d.token); code != http.StatusSeeOther {
 		t.Fatalf("log in: %d %s", code, body)
 	}
-	b.get("/ui/new")
-	base := url.Values{"csrf": {b.csrf}, "env": {d.ns + "/go"}, "entrypoint": {"Handler"}, "code": {"package main\n"}, "filename": {"handler.go"}}
+	b.Get("/ui/new")
+	base := url.Values{"csrf": {b.CSRF}, "env": {d.ns + "/go"}, "entrypoint": {"Handler"}, "code": {"package main\n"}, "filename": {"handler.go"}}
 	for _, c := range []struct{ name, field string }{
 		{"Bad_Name", "name"},
 		{"", "name"},
@@ -280,7 +220,7 @@ func TestKubeDashboardHostileInput(t *testing.T) {
 			form[k] = v
 		}
 		form.Set("name", c.name)
-		code, body := b.post("/ui/new", form)
+		code, body := b.Post("/ui/new", form, nil)
 		if code != http.StatusBadRequest || !strings.Contains(body, c.field) {
 			t.Errorf("name %.20q: %d, want 400 naming %q:\n%.300s", c.name, code, c.field, body)
 		}
@@ -291,17 +231,17 @@ func TestKubeDashboardHostileInput(t *testing.T) {
 	}
 	form.Set("name", "ok-name")
 	form.Set("env", d.ns+"/no-such-env")
-	if code, body := b.post("/ui/new", form); code != http.StatusBadRequest || !strings.Contains(body, "environment") {
+	if code, body := b.Post("/ui/new", form, nil); code != http.StatusBadRequest || !strings.Contains(body, "environment") {
 		t.Errorf("unknown environment: %d, want 400 naming environment:\n%.300s", code, body)
 	}
 	form.Set("env", d.ns+"/go")
 	form.Set("url", "no-slash")
-	if code, body := b.post("/ui/new", form); code != http.StatusBadRequest || !strings.Contains(body, "route") {
+	if code, body := b.Post("/ui/new", form, nil); code != http.StatusBadRequest || !strings.Contains(body, "route") {
 		t.Errorf("bad route: %d, want 400 naming the route:\n%.300s", code, body)
 	}
 	form.Set("url", "")
 	form.Set("code", strings.Repeat("x", 2<<20))
-	if code, body := b.post("/ui/new", form); code != http.StatusRequestEntityTooLarge {
+	if code, body := b.Post("/ui/new", form, nil); code != http.StatusRequestEntityTooLarge {
 		t.Errorf("2 MiB form: %d, want 413:\n%.300s", code, body)
 	}
 	fns, _, err := store.ListAs[*v1.Function](ctx, d.st, store.ListOptions{Namespace: d.ns})
@@ -309,7 +249,7 @@ func TestKubeDashboardHostileInput(t *testing.T) {
 		t.Fatalf("hostile forms stored functions: %v %d", err, len(fns))
 	}
 	// A bad name in a page's path is refused, not looked up.
-	if code, _ := b.get("/ui/functions/" + d.ns + "/Bad..Name"); code != http.StatusBadRequest && code != http.StatusNotFound {
+	if code, _ := b.Get("/ui/functions/" + d.ns + "/Bad..Name"); code != http.StatusBadRequest && code != http.StatusNotFound {
 		t.Errorf("bad function name in the path: %d, want 400 or 404", code)
 	}
 }
@@ -395,8 +335,8 @@ func TestKubeDashboardBuildLog(t *testing.T) {
 	}
 	pkg = obj.(*v1.Package)
 
-	b := newBrowser(t, d.base)
-	if code, body := b.login(d.token); code != http.StatusSeeOther {
+	b := uitest.New(t, d.base)
+	if code, body := b.Login(d.token); code != http.StatusSeeOther {
 		t.Fatalf("log in: %d %s", code, body)
 	}
 	type answer struct {
@@ -405,7 +345,7 @@ func TestKubeDashboardBuildLog(t *testing.T) {
 	}
 	got := make(chan answer, 1)
 	go func() {
-		code, body := b.do("GET", "/ui/packages/"+d.ns+"/p/log", "", nil, nil)
+		code, body := b.Do("GET", "/ui/packages/"+d.ns+"/p/log", "", nil, nil)
 		got <- answer{code, body}
 	}()
 	// The follower's watch may start after this update: the update is
@@ -433,10 +373,10 @@ func TestKubeDashboardBuildLog(t *testing.T) {
 	if a.code != http.StatusOK || !strings.Contains(a.body, "compiled handler.go in the cluster") {
 		t.Fatalf("build log: %d %q", a.code, a.body)
 	}
-	if code, body := b.get("/ui/packages/" + d.ns + "/p"); code != http.StatusOK || !strings.Contains(body, "rebuild") {
+	if code, body := b.Get("/ui/packages/" + d.ns + "/p"); code != http.StatusOK || !strings.Contains(body, "rebuild") {
 		t.Fatalf("package page: %d %s", code, body)
 	}
-	if code, body := b.post("/ui/packages/"+d.ns+"/p/rebuild", url.Values{"csrf": {b.csrf}}); code != http.StatusSeeOther {
+	if code, body := b.Post("/ui/packages/"+d.ns+"/p/rebuild", url.Values{"csrf": {b.CSRF}}, nil); code != http.StatusSeeOther {
 		t.Fatalf("rebuild: %d %s", code, body)
 	}
 	p, err := store.GetAs[*v1.Package](ctx, d.st, d.ns, "p")
