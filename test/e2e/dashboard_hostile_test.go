@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"isotope.dev/isotope/internal/testing/uitest"
 	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+
+	"isotope.dev/isotope/internal/testing/uitest"
 )
 
 // multipartForm builds a create form with an uploaded file.
