@@ -1,19 +1,18 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"sync"
 	"syscall"
 	"time"
+
+	"isotope.dev/isotope/internal/testing/serverproc"
+	"isotope.dev/isotope/internal/testing/testlog"
 )
 
 // server is `isotope server --nats` in a child process, driven through
@@ -25,11 +24,9 @@ type server struct {
 	router   string
 	natsAddr string
 	home     string
-	log      *syncBuffer
+	log      *testlog.Buffer
 	exited   chan struct{}
 }
-
-var addrRE = regexp.MustCompile(`api=(http://\S+) router=(http://\S+)`)
 
 // startServer runs the server on a new data dir under dir with the
 // embedded NATS server on a free loopback port; concurrency is
@@ -41,47 +38,18 @@ func startServer(bin, dir string, concurrency int) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{bin: bin, natsAddr: natsAddr, home: filepath.Join(dir, "home"), log: &syncBuffer{}, exited: make(chan struct{})}
+	s := &server{bin: bin, natsAddr: natsAddr, home: filepath.Join(dir, "home"), log: &testlog.Buffer{}}
 	if err := os.MkdirAll(s.home, 0o755); err != nil {
 		return nil, err
 	}
-	s.cmd = exec.Command(bin, "server", "--data-dir", data, "--api-addr", "127.0.0.1:0", "--router-addr", "127.0.0.1:0",
-		"--nats", "--nats-addr", natsAddr, "--mqt-concurrency", fmt.Sprint(concurrency))
-	s.cmd.Env = append(os.Environ(), "HOME="+s.home)
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	pr, pw := io.Pipe()
-	s.cmd.Stderr = io.MultiWriter(pw, s.log)
-	s.cmd.Stdout = s.log
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s server: %w", bin, err)
+	proc, err := serverproc.Start(bin, []string{"server", "--data-dir", data, "--api-addr", "127.0.0.1:0", "--router-addr", "127.0.0.1:0",
+		"--nats", "--nats-addr", natsAddr, "--mqt-concurrency", fmt.Sprint(concurrency)},
+		append(os.Environ(), "HOME="+s.home), s.log, 60*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("%w:\n%s", err, s.log)
 	}
-	go func() {
-		s.cmd.Wait()
-		pw.Close()
-		close(s.exited)
-	}()
-	found := make(chan [2]string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case found <- [2]string{m[1], m[2]}:
-				default:
-				}
-			}
-		}
-	}()
-	select {
-	case a := <-found:
-		s.api, s.router = a[0], a[1]
-		return s, nil
-	case <-s.exited:
-		return nil, fmt.Errorf("isotope server exited before listening:\n%s", s.log)
-	case <-time.After(60 * time.Second):
-		s.stop()
-		return nil, fmt.Errorf("isotope server did not report its addresses within 60s:\n%s", s.log)
-	}
+	s.cmd, s.exited, s.api, s.router = proc.Cmd, proc.Exited, proc.API, proc.Router
+	return s, nil
 }
 
 // cli runs `isotope args...` against the server.
@@ -130,23 +98,4 @@ func freePort() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
-}
-
-// syncBuffer is the server's log, written by its stdout and stderr
-// copiers at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

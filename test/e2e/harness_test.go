@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -13,13 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"isotope.dev/isotope/internal/testing/serverproc"
 	"isotope.dev/isotope/internal/testing/testlog"
 )
 
@@ -63,8 +62,6 @@ type platform struct {
 	cliEnv  []string // added to every CLI run's environment
 }
 
-var addrRE = regexp.MustCompile(`api=(http://\S+) router=(http://\S+)`)
-
 // startPlatform starts a server on dataDir ("" = a new temp dir) and waits
 // until its API answers.
 func startPlatform(t *testing.T, dataDir string, extraArgs ...string) *platform {
@@ -79,43 +76,13 @@ func startPlatformEnv(t *testing.T, dataDir string, env []string, extraArgs ...s
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	p := &platform{t: t, dataDir: dataDir, logs: &testlog.Buffer{}, exited: make(chan struct{}), home: t.TempDir()}
+	p := &platform{t: t, dataDir: dataDir, logs: &testlog.Buffer{}, home: t.TempDir()}
 	args := append([]string{"server", "--data-dir", dataDir, "--api-addr", "127.0.0.1:0", "--router-addr", "127.0.0.1:0"}, extraArgs...)
-	p.cmd = exec.Command(binary, args...)
-	p.cmd.Env = append(append(os.Environ(), "HOME="+p.home), env...)
-	pr, pw := io.Pipe()
-	p.cmd.Stderr = io.MultiWriter(p.logs, pw)
-	p.cmd.Stdout = p.logs
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start server: %v", err)
+	proc, err := serverproc.Start(binary, args, append(append(os.Environ(), "HOME="+p.home), env...), p.logs, 60*time.Second)
+	if err != nil {
+		t.Fatalf("%v:\n%s", err, p.logs)
 	}
-	go func() {
-		p.cmd.Wait()
-		pw.Close()
-		close(p.exited)
-	}()
-	found := make(chan [2]string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case found <- [2]string{m[1], m[2]}:
-				default:
-				}
-			}
-		}
-	}()
-	select {
-	case a := <-found:
-		p.api, p.router = a[0], a[1]
-	case <-p.exited:
-		t.Fatalf("server exited before listening:\n%s", p.logs)
-	case <-time.After(60 * time.Second):
-		p.kill()
-		t.Fatalf("server did not report its addresses:\n%s", p.logs)
-	}
+	p.cmd, p.exited, p.api, p.router = proc.Cmd, proc.Exited, proc.API, proc.Router
 	t.Cleanup(func() {
 		p.stop()
 		if t.Failed() {
