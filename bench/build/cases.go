@@ -128,7 +128,7 @@ func rustCase() buildCase {
 		name: "rust-wasm", command: rustwasm.Command, rawName: "raw cargo build",
 		prepare: func() error {
 			var err error
-			if example, err = readExample("hello-rust", "Cargo.toml", "src/main.rs", "src/wagi.rs"); err != nil {
+			if example, err = readExample("hello-rust", "Cargo.toml", "src/lib.rs", "src/isotope.rs"); err != nil {
 				return err
 			}
 			tc, err = rustwasm.Find(context.Background(), "", os.Environ(), io.Discard)

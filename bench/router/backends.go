@@ -114,9 +114,9 @@ type harness struct {
 	reg  *prometheus.Registry // the router's and the executor's metrics
 
 	storage       *storagesvc.Client
-	reactor       *v1.Archive           // built once
-	reactorDeploy string                // its deploy directory
-	wagi          map[string]*wagiBuild // WAGI modules built from the examples, by backend
+	reactor       *v1.Archive             // built once
+	reactorDeploy string                  // its deploy directory
+	built         map[string]*builtModule // modules built from the examples (langs.go), by backend
 	closeFuncs    []func()
 }
 
@@ -124,7 +124,7 @@ type harness struct {
 // wazero runtime with an on-disk compile cache, function logs, metrics)
 // and a storage service on loopback, and stores the wasm-env environment.
 func newHarness(ctx context.Context, dir string, st store.Store, reg *prometheus.Registry) (*harness, error) {
-	h := &harness{ctx: ctx, dir: dir, st: st, reg: reg, wagi: map[string]*wagiBuild{}}
+	h := &harness{ctx: ctx, dir: dir, st: st, reg: reg, built: map[string]*builtModule{}}
 	quiet := slog.New(slog.DiscardHandler)
 
 	backend, err := storagesvc.NewLocalBackend(filepath.Join(dir, "archives"), storagesvc.LocalOptions{})

@@ -18,13 +18,13 @@ import (
 // uploads a build, and served by the real executor in an
 // isotope/wasm-env environment.
 func init() {
-	backends["wasm-c"] = wagiBackend("wasm-c", "examples/hello-c/hello.c built by the c-wasm builder (clang, wasi-libc): a WAGI module",
+	backends["wasm-c"] = builtBackend("wasm-c", "examples/hello-c/hello.c built by the c-wasm builder (clang, wasi-libc): a WAGI module",
 		filepath.Join("examples", "hello-c", "hello.c"),
 		func(ctx context.Context, src, deploy string, log io.Writer) error {
 			return cwasm.Build(ctx, src, deploy, cwasm.Options{}, log)
 		},
 		func() error { _, err := cwasm.Find(context.Background(), "", os.Environ(), false); return err })
-	backends["wasm-rust"] = wagiBackend("wasm-rust", "examples/hello-rust built by the rust-wasm builder (Debian's rustc, cargo): a WAGI module",
+	backends["wasm-rust"] = builtBackend("wasm-rust", "examples/hello-rust built by the rust-wasm builder (Debian's rustc, cargo): a handler with sdk/rust/isotope.rs, a reactor",
 		filepath.Join("examples", "hello-rust"),
 		func(ctx context.Context, src, deploy string, log io.Writer) error {
 			return rustwasm.Build(ctx, src, deploy, rustwasm.Options{}, log)
@@ -32,15 +32,17 @@ func init() {
 		func() error { _, err := rustwasm.Find(context.Background(), "", os.Environ(), io.Discard); return err })
 }
 
-// wagiBuild is a backend's module, built once per run.
-type wagiBuild struct {
+// builtModule is a backend's module, built once per run.
+type builtModule struct {
 	deploy  string // the deploy directory
 	archive *v1.Archive
 }
 
-func wagiBackend(name, about, src string, build func(ctx context.Context, src, deploy string, log io.Writer) error, available func() error) backend {
-	built := func(h *harness) (*wagiBuild, error) {
-		if b := h.wagi[name]; b != nil {
+// builtBackend serves the module a builder makes of src (a WAGI module
+// or a reactor: the runtime detects which).
+func builtBackend(name, about, src string, build func(ctx context.Context, src, deploy string, log io.Writer) error, available func() error) backend {
+	built := func(h *harness) (*builtModule, error) {
+		if b := h.built[name]; b != nil {
 			return b, nil
 		}
 		if _, err := os.Stat(src); err != nil {
@@ -55,8 +57,8 @@ func wagiBackend(name, about, src string, build func(ctx context.Context, src, d
 		if err != nil {
 			return nil, err
 		}
-		b := &wagiBuild{deploy: deploy, archive: a}
-		h.wagi[name] = b
+		b := &builtModule{deploy: deploy, archive: a}
+		h.built[name] = b
 		return b, nil
 	}
 	return backend{

@@ -14,8 +14,9 @@
 //     with the SDK, a Go reactor run by the real executor;
 //   - wasm-wagi:    a small WAGI module, a fresh instance per request;
 //   - wasm-c, wasm-rust: examples/hello-c and examples/hello-rust built
-//     by the c-wasm and rust-wasm builders, WAGI modules (langs.go);
-//     skipped, with a row saying why, where the toolchain is missing.
+//     by the c-wasm and rust-wasm builders (langs.go): a WAGI module and
+//     a Rust handler served as a reactor; skipped, with a row saying
+//     why, where the toolchain is missing.
 //
 // Warm scenarios, each at -c concurrent keep-alive connections for -d,
 // interleaved -runs times, medians reported:

@@ -14,6 +14,10 @@ import (
 // unusual manifest errs on the side of "needs cargo".
 type manifest struct {
 	name, edition string
+	// cdylib says [lib] crate-type names "cdylib": the crate is a
+	// handler library; libPath is [lib] path, if set.
+	cdylib  bool
+	libPath string
 	// needsCargo says why the crate cannot be built with rustc alone
 	// ("" if it can).
 	needsCargo string
@@ -52,6 +56,10 @@ func readManifest(path string) (manifest, error) {
 			m.name = val
 		case section == "package" && key == "edition":
 			m.edition = val
+		case section == "lib" && key == "crate-type":
+			m.cdylib = strings.Contains(val, `"cdylib"`) || strings.Contains(val, `'cdylib'`)
+		case section == "lib" && key == "path":
+			m.libPath = val
 		case section == "package" && key == "build" && val != "false":
 			m.need(fmt.Sprintf("Cargo.toml:%d: it has a build script", n))
 		case strings.HasSuffix(section, "dependencies") && !strings.HasSuffix(section, "dev-dependencies"):

@@ -1,36 +1,50 @@
 // Package rustwasm is the rust-wasm builder: it compiles Rust into a
-// WAGI module, a WASI preview 1 command whose main serves one request
-// (docs/functions-wagi.md).
+// WebAssembly module for Isotope's runtime, one of two kinds
+// (docs/functions-wagi.md, "Rust"):
 //
-// Source (SRC_PKG) is either a single .rs file (any other name is taken
-// as main.rs), or a directory:
+//   - a handler: a library crate (cdylib) that exports a
+//     fn(&Request) -> Response with sdk/rust/isotope.rs's
+//     export_handler!. The module speaks Isotope's reactor ABI
+//     (docs/reactor-abi.md): an instance starts once and serves request
+//     after request. This is the fast kind (decision 0029);
+//   - a WAGI program: a binary whose main serves one request from CGI
+//     variables and stdin (a WASI command, a fresh instance per request).
+//
+// Source (SRC_PKG) is either a single .rs file (any other name than
+// lib.rs is taken as main.rs), or a directory:
 //
 //   - with build.sh: it runs (sh build.sh) in the source directory with
 //     RUSTC, CARGO and CARGO_BUILD_TARGET set, and must write DEPLOY_PKG
 //     or leave exactly one new .wasm file;
-//   - else with Cargo.toml: a crate with one binary, built with
-//     cargo build --release --offline --target <wasm32-wasi[p1]> when
-//     there is a cargo next to the rustc; dependencies must be vendored
-//     (vendor/, as `cargo vendor` makes it; the builder points cargo at
-//     it unless .cargo/config.toml already does), since no crates
-//     registry is reachable. Without cargo, a crate with no dependencies
-//     and no build script is built from src/main.rs with rustc;
-//   - else main.rs, or the only .rs file, at its top, with rustc.
+//   - else with Cargo.toml: a crate with one binary or one cdylib
+//     library, built with cargo build --release --offline --target
+//     <wasm32-wasi[p1]> when there is a cargo next to the rustc;
+//     dependencies must be vendored (vendor/, as `cargo vendor` makes
+//     it; the builder points cargo at it unless .cargo/config.toml
+//     already does), since no crates registry is reachable. Without
+//     cargo, a crate with no dependencies and no build script is built
+//     with rustc from its cdylib's src/lib.rs or its src/main.rs;
+//   - else main.rs, lib.rs, or the only .rs file, at its top, with rustc.
 //
-// The compile is
+// A crate root named lib.rs, or one that starts with
+// #![crate_type = "cdylib"], is a handler; any other is a program. The
+// compile is
 //
-//	rustc --edition 2021 --crate-type bin --target wasm32-wasi -C opt-level=3 -C strip=debuginfo -C link-arg=-zstack-size=262144 -o main.wasm main.rs
+//	rustc --edition 2021 --crate-type bin|cdylib --target wasm32-wasi -C opt-level=3 -C strip=debuginfo -C link-arg=-zstack-size=262144 -o main.wasm main.rs
 //
 // run in a copy of the source, so paths in messages (src/main.rs:2:5)
 // are the user's and the module's bytes do not depend on where the build
 // ran. Debug information is stripped (5.8 MB to 100 KB for a hello with
 // Debian's standard library); function names stay, for traps' stack
-// traces.
+// traces. The built module is checked against the runtime's ABI rules:
+// a handler that exports nothing, or a handler built as a program, fails
+// the build saying how to declare one.
 //
 // The guest's stack is 256 KiB (StackSize), not Rust's 1 MiB: a WAGI
-// module is a fresh instance per request, and its initial linear memory
-// (stack first, then data) is zeroed for every one. 1 MiB of it was a
-// third of a hello's cost (72 µs against 49 µs a request in-process).
+// program is a fresh instance per request, and its initial linear
+// memory (stack first, then data) is zeroed for every one. 1 MiB of it
+// was a third of a WAGI hello's cost (72 µs against 49 µs a request
+// in-process). A handler's is zeroed once per instance.
 // Rust places the stack first in memory, so an overflow runs below
 // address 0 and traps (the request fails with the trap in the function
 // log) instead of overwriting data. --stack-size / ISOTOPE_RUST_STACK_SIZE
@@ -238,13 +252,15 @@ func Build(ctx context.Context, src, deploy string, opts Options, log io.Writer)
 }
 
 // mainFile is the crate root of a source without Cargo.toml: the single
-// file, main.rs, or the only .rs file at the top.
+// file, main.rs, lib.rs, or the only .rs file at the top.
 func mainFile(s *wasmbuild.Source) (string, error) {
 	if s.File != "" {
 		return s.File, nil
 	}
-	if s.Has("main.rs") {
-		return "main.rs", nil
+	for _, root := range []string{"main.rs", "lib.rs"} {
+		if s.Has(root) {
+			return root, nil
+		}
 	}
 	files, err := s.TopFiles(".rs")
 	if err != nil {
@@ -252,27 +268,74 @@ func mainFile(s *wasmbuild.Source) (string, error) {
 	}
 	switch len(files) {
 	case 0:
-		return "", errors.New("no Rust source: give a .rs file, or a directory with Cargo.toml, main.rs or one .rs file at its top")
+		return "", errors.New("no Rust source: give a .rs file, or a directory with Cargo.toml, main.rs, lib.rs or one .rs file at its top")
 	case 1:
 		return files[0], nil
 	}
-	return "", fmt.Errorf("%d .rs files at the top of the source (%s) and none is main.rs: name the crate root main.rs, or add a Cargo.toml", len(files), strings.Join(files, ", "))
+	return "", fmt.Errorf("%d .rs files at the top of the source (%s) and none is main.rs or lib.rs: name the crate root main.rs (a WAGI program) or lib.rs (a handler), or add a Cargo.toml", len(files), strings.Join(files, ", "))
 }
 
-// buildFile compiles one crate root with rustc.
+// The two kinds of crate a function is (package comment).
+const (
+	kindProgram = "bin"    // a WAGI program: main serves one request
+	kindHandler = "cdylib" // a handler library: the reactor ABI's exports
+)
+
+// cdylibAttr is the crate-level attribute that makes a single file a
+// handler library.
+var cdylibAttr = regexp.MustCompile(`(?m)^\s*#!\[\s*crate_type\s*=\s*"cdylib"\s*\]`)
+
+// crateKind says what the crate root at path builds: a handler library
+// when it is named lib.rs or says #![crate_type = "cdylib"], else a
+// program.
+func crateKind(path string) (string, error) {
+	if filepath.Base(path) == "lib.rs" {
+		return kindHandler, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	if cdylibAttr.Match(b) {
+		return kindHandler, nil
+	}
+	return kindProgram, nil
+}
+
+// handlerHint is added to a build whose module is not what its kind
+// should give, or that rustc failed for want of a main.
+const handlerHint = "a handler is a library crate: name its root lib.rs, start it with #![crate_type = \"cdylib\"], or set [lib] crate-type = [\"cdylib\"] in Cargo.toml, and export the handler with isotope::export_handler! (sdk/rust/isotope.rs)"
+
+// explain adds handlerHint to a build error that comes from a handler
+// built as a program (rustc's E0601, no main) or a library that exports
+// no handler.
+func explain(err error) error {
+	var te *wasmbuild.ToolError
+	if errors.As(err, &te) && te.Printed("E0601") || err != nil && strings.Contains(err.Error(), "exports neither _start") {
+		return fmt.Errorf("%w; %s", err, handlerHint)
+	}
+	return err
+}
+
+// buildFile compiles one crate root with rustc: a program or a handler
+// library (crateKind).
 func (tc *Toolchain) buildFile(ctx context.Context, s *wasmbuild.Source, file, crate, edition, deploy string, env []string, log io.Writer) error {
+	kind, err := crateKind(filepath.Join(s.Dir, file))
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(deploy, 0o755); err != nil {
 		return err
 	}
 	built := filepath.Join(deploy, wasmbuild.Output)
-	argv := []string{tc.Rustc, "--edition", edition, "--crate-type", "bin", "--crate-name", crate,
+	argv := []string{tc.Rustc, "--edition", edition, "--crate-type", kind, "--crate-name", crate,
 		"--target", tc.Target, "-C", "opt-level=3", "-C", "strip=debuginfo"}
 	argv = append(append(argv, StackFlags(tc.stack)...), "-o", built, file)
 	fmt.Fprintf(log, "rust-wasm: %s\n", wasmbuild.CommandLine(s.Dir, append([]string{"rustc"}, argv[1:]...)))
 	if err := wasmbuild.Run(ctx, "rustc", s.Dir, env, log, argv...); err != nil {
-		return err
+		return explain(err)
 	}
-	return wasmbuild.Install(ctx, "rust-wasm", built, deploy, log)
+	return explain(wasmbuild.Install(ctx, "rust-wasm", built, deploy, log))
 }
 
 // buildManifest builds a crate with rustc alone, when there is no cargo:
@@ -289,15 +352,43 @@ func (tc *Toolchain) buildManifest(ctx context.Context, s *wasmbuild.Source, dep
 		return &wasmbuild.MissingError{What: "cargo", Detail: "the crate needs it: " + m.needsCargo + "; there is no cargo next to " + tc.Rustc,
 			Packages: []string{"cargo"}}
 	}
-	if !s.Has(filepath.Join("src", "main.rs")) {
-		return errors.New("Cargo.toml without src/main.rs: the crate must be a program (a binary with main), built without cargo from src/main.rs")
+	root, err := manifestRoot(s, m)
+	if err != nil {
+		return err
 	}
 	edition := m.edition
 	if edition == "" {
 		edition = "2015" // cargo's default for a manifest without one
 	}
-	fmt.Fprintln(log, "rust-wasm: no cargo: building the crate's src/main.rs with rustc")
-	return tc.buildFile(ctx, s, filepath.Join("src", "main.rs"), crateIdent(m.name), edition, deploy, env, log)
+	fmt.Fprintf(log, "rust-wasm: no cargo: building the crate's %s with rustc\n", filepath.ToSlash(root))
+	return tc.buildFile(ctx, s, root, crateIdent(m.name), edition, deploy, env, log)
+}
+
+// manifestRoot is the crate root cargo would build a function's module
+// from: the [lib] of a cdylib crate (a handler), else src/main.rs (a
+// program), else src/lib.rs.
+func manifestRoot(s *wasmbuild.Source, m manifest) (string, error) {
+	main, lib := filepath.Join("src", "main.rs"), filepath.Join("src", "lib.rs")
+	if m.libPath != "" {
+		lib = filepath.FromSlash(m.libPath)
+	}
+	switch {
+	case m.cdylib && s.Has(main):
+		return "", errors.New("Cargo.toml: the crate has both a program (src/main.rs) and a cdylib library: a function's crate must build one module")
+	case m.cdylib && s.Has(lib):
+		if filepath.Base(lib) != "lib.rs" {
+			// crateKind goes by the root's name or attribute.
+			return "", fmt.Errorf("Cargo.toml: [lib] path %q: without cargo, the library's root must be named lib.rs", m.libPath)
+		}
+		return lib, nil
+	case m.cdylib:
+		return "", fmt.Errorf("Cargo.toml declares a cdylib library but %s is missing", filepath.ToSlash(lib))
+	case s.Has(main):
+		return main, nil
+	case s.Has(lib):
+		return "", errors.New("Cargo.toml: src/lib.rs is not a cdylib: add [lib] crate-type = [\"cdylib\"] to make it a handler (or add src/main.rs, a WAGI program)")
+	}
+	return "", errors.New("Cargo.toml without src/main.rs or src/lib.rs: the crate must be a program (a binary with main) or a handler (a cdylib library)")
 }
 
 // vendorConfig points cargo at vendor/ instead of crates.io, as
@@ -335,6 +426,7 @@ func (tc *Toolchain) buildCargo(ctx context.Context, s *wasmbuild.Source, scratc
 	argv := []string{tc.Cargo, "build", "--release", "--offline", "--target", tc.Target}
 	fmt.Fprintf(log, "rust-wasm: %s\n", wasmbuild.CommandLine(s.Dir, append([]string{"cargo"}, argv[1:]...)))
 	if err := wasmbuild.Run(ctx, "cargo", s.Dir, env, log, argv...); err != nil {
+		err = explain(err)
 		var te *wasmbuild.ToolError
 		if errors.As(err, &te) && (te.Printed("offline") || te.Printed("no matching package named")) {
 			return fmt.Errorf("%w; the builder reaches no crates registry: vendor the dependencies (cargo vendor) and put vendor/ in the source archive", err)
@@ -354,11 +446,11 @@ func (tc *Toolchain) buildCargo(ctx context.Context, s *wasmbuild.Source, scratc
 	}
 	switch len(mods) {
 	case 0:
-		return errors.New("cargo built no .wasm program: the crate must have a binary (src/main.rs or a [[bin]])")
+		return errors.New("cargo built no .wasm module: the crate must have a binary (src/main.rs or a [[bin]]: a WAGI program) or a cdylib library (a handler)")
 	case 1:
-		return wasmbuild.Install(ctx, "rust-wasm", filepath.Join(out, mods[0]), deploy, log)
+		return explain(wasmbuild.Install(ctx, "rust-wasm", filepath.Join(out, mods[0]), deploy, log))
 	}
-	return fmt.Errorf("cargo built %d programs (%s): a function's crate must have one binary", len(mods), strings.Join(mods, ", "))
+	return fmt.Errorf("cargo built %d modules (%s): a function's crate must build one, a binary or a cdylib library", len(mods), strings.Join(mods, ", "))
 }
 
 // ownRustflags names where a cargo build already gets rustflags (the

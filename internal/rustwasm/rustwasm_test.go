@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"isotope.dev/isotope/internal/wasm"
 	"isotope.dev/isotope/internal/wasmbuild"
 	"isotope.dev/isotope/internal/wasmbuild/buildtest"
 )
@@ -53,34 +54,34 @@ func TestBuildExample(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, log)
 		}
 	}
-	if code, body := buildtest.Serve(t, deploy, "/?name=Ada+L"); code != 200 || body != wantHello {
+	if code, body := buildtest.ServeAs(t, deploy, "/?name=Ada+L", wasm.ABIReactor); code != 200 || body != wantHello {
 		t.Errorf("served %d %q", code, body)
 	}
 }
 
-// The example's copy of the WAGI helper is the SDK's.
+// The example's copy of the helper is the SDK's.
 func TestExampleHelperIsSDK(t *testing.T) {
 	root := buildtest.RepoRoot()
-	sdk, err := os.ReadFile(filepath.Join(root, "sdk", "rust", "wagi.rs"))
+	sdk, err := os.ReadFile(filepath.Join(root, "sdk", "rust", "isotope.rs"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	copied, err := os.ReadFile(filepath.Join(root, "examples", "hello-rust", "src", "wagi.rs"))
+	copied, err := os.ReadFile(filepath.Join(root, "examples", "hello-rust", "src", "isotope.rs"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(sdk, copied) {
-		t.Errorf("examples/hello-rust/src/wagi.rs differs from sdk/rust/wagi.rs: copy it again")
+		t.Errorf("examples/hello-rust/src/isotope.rs differs from sdk/rust/isotope.rs: copy it again")
 	}
 }
 
-// exampleMain is the example's main.rs with the helper next to it: the
+// exampleFiles is the example's handler (lib.rs) and the helper: the
 // layout of a source without Cargo.toml.
 func exampleFiles(t *testing.T) map[string]string {
 	t.Helper()
 	root := filepath.Join(buildtest.RepoRoot(), "examples", "hello-rust", "src")
 	files := map[string]string{}
-	for _, n := range []string{"main.rs", "wagi.rs"} {
+	for _, n := range []string{"lib.rs", "isotope.rs"} {
 		b, err := os.ReadFile(filepath.Join(root, n))
 		if err != nil {
 			t.Fatal(err)
@@ -90,11 +91,55 @@ func exampleFiles(t *testing.T) map[string]string {
 	return files
 }
 
+// wagiMain is the example as a WAGI program: main serves one request
+// with the helper's Request::from_env and Response::send.
+const wagiMain = `mod isotope;
+
+fn main() {
+    let req = isotope::Request::from_env();
+    let name = req.query("name").unwrap_or_else(|| "world".to_string());
+    isotope::Response::new(200)
+        .body(format!("Hello, {}! (from Rust on WebAssembly, {} {})\n", name, req.method, req.path))
+        .send();
+}
+`
+
 func TestBuildFiles(t *testing.T) {
 	requireRust(t, false)
-	t.Run("main.rs and a module", func(t *testing.T) {
+	t.Run("handler: lib.rs and the helper", func(t *testing.T) {
 		src := t.TempDir()
 		buildtest.WriteFiles(t, src, exampleFiles(t))
+		deploy, log, err := build(t, src, Options{})
+		if err != nil {
+			t.Fatalf("build: %v\n%s", err, log)
+		}
+		if !strings.Contains(log, "rustc --edition 2021 --crate-type cdylib --crate-name lib ") {
+			t.Errorf("log:\n%s", log)
+		}
+		if code, body := buildtest.ServeAs(t, deploy, "/?name=Ada%20L", wasm.ABIReactor); code != 200 || body != wantHello {
+			t.Errorf("served %d %q", code, body)
+		}
+	})
+	t.Run("handler: the crate_type attribute", func(t *testing.T) {
+		files := exampleFiles(t)
+		files["main.rs"] = "#![crate_type = \"cdylib\"]\n" + files["lib.rs"]
+		delete(files, "lib.rs")
+		src := t.TempDir()
+		buildtest.WriteFiles(t, src, files)
+		deploy, log, err := build(t, src, Options{})
+		if err != nil {
+			t.Fatalf("build: %v\n%s", err, log)
+		}
+		if code, body := buildtest.ServeAs(t, deploy, "/?name=Ada%20L", wasm.ABIReactor); code != 200 || body != wantHello {
+			t.Errorf("served %d %q", code, body)
+		}
+	})
+	t.Run("program: main.rs and the helper", func(t *testing.T) {
+		files := exampleFiles(t)
+		delete(files, "lib.rs")
+		files["main.rs"] = wagiMain
+		src := t.TempDir()
+		buildtest.WriteFiles(t, src, files)
 		deploy, log, err := build(t, src, Options{})
 		if err != nil {
 			t.Fatalf("build: %v\n%s", err, log)
@@ -121,10 +166,31 @@ func TestBuildFiles(t *testing.T) {
 			t.Errorf("served %d %q", code, body)
 		}
 	})
+	// A handler written as a program, or a library that exports no
+	// handler, fails saying how to declare one.
+	t.Run("handler without a main", func(t *testing.T) {
+		files := exampleFiles(t)
+		files["main.rs"] = files["lib.rs"]
+		delete(files, "lib.rs")
+		src := t.TempDir()
+		buildtest.WriteFiles(t, src, files)
+		_, log, err := build(t, src, Options{})
+		if err == nil || !strings.Contains(err.Error(), "E0601") || !strings.Contains(err.Error(), "a handler is a library crate: name its root lib.rs") {
+			t.Errorf("error = %v\n%s", err, log)
+		}
+	})
+	t.Run("library without a handler", func(t *testing.T) {
+		src := t.TempDir()
+		buildtest.WriteFiles(t, src, map[string]string{"lib.rs": "pub fn unused() {}\n"})
+		_, log, err := build(t, src, Options{})
+		if err == nil || !strings.Contains(err.Error(), "exports neither _start") || !strings.Contains(err.Error(), "isotope::export_handler!") {
+			t.Errorf("error = %v\n%s", err, log)
+		}
+	})
 	t.Run("two roots", func(t *testing.T) {
 		src := t.TempDir()
 		buildtest.WriteFiles(t, src, map[string]string{"a.rs": "fn main() {}\n", "b.rs": "fn main() {}\n"})
-		if _, _, err := build(t, src, Options{}); err == nil || !strings.Contains(err.Error(), "2 .rs files at the top of the source (a.rs, b.rs) and none is main.rs") {
+		if _, _, err := build(t, src, Options{}); err == nil || !strings.Contains(err.Error(), "2 .rs files at the top of the source (a.rs, b.rs) and none is main.rs or lib.rs") {
 			t.Errorf("error = %v", err)
 		}
 	})
@@ -206,7 +272,7 @@ func TestBuildCargo(t *testing.T) {
 			"src/main.rs":    "fn main() {}\n",
 			"src/bin/sub.rs": "fn main() {}\n",
 		})
-		if _, log, err := build(t, src, Options{}); err == nil || !strings.Contains(err.Error(), "cargo built 2 programs") {
+		if _, log, err := build(t, src, Options{}); err == nil || !strings.Contains(err.Error(), "cargo built 2 modules") {
 			t.Errorf("error = %v\n%s", err, log)
 		}
 	})
@@ -243,11 +309,39 @@ func TestBuildWithoutCargo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("build: %v\n%s", err, log)
 	}
-	if !strings.Contains(log, "no cargo: building the crate's src/main.rs with rustc") || !strings.Contains(log, "--crate-name hello_rust") {
+	if !strings.Contains(log, "no cargo: building the crate's src/lib.rs with rustc") || !strings.Contains(log, "--crate-type cdylib --crate-name hello_rust") {
 		t.Errorf("log:\n%s", log)
 	}
-	if code, body := buildtest.Serve(t, deploy, "/?name=Ada+L"); code != 200 || body != wantHello {
+	if code, body := buildtest.ServeAs(t, deploy, "/?name=Ada+L", wasm.ABIReactor); code != 200 || body != wantHello {
 		t.Errorf("served %d %q", code, body)
+	}
+
+	// A program crate, and the crates cargo would refuse or misread.
+	program := t.TempDir()
+	buildtest.WriteFiles(t, program, map[string]string{"Cargo.toml": "[package]\nname = \"prog\"\nedition = \"2021\"\n", "src/main.rs": wagiMain, "src/isotope.rs": exampleFiles(t)["isotope.rs"]})
+	deploy, log, err = build(t, program, Options{Env: env})
+	if err != nil || !strings.Contains(log, "building the crate's src/main.rs") {
+		t.Fatalf("build: %v\n%s", err, log)
+	}
+	if code, body := buildtest.Serve(t, deploy, "/?name=Ada+L"); code != 200 || body != wantHello {
+		t.Errorf("program served %d %q", code, body)
+	}
+	const cdylib = "[package]\nname = \"h\"\n[lib]\ncrate-type = [\"cdylib\"]\n"
+	for _, c := range []struct {
+		files map[string]string
+		want  string
+	}{
+		{map[string]string{"Cargo.toml": cdylib, "src/main.rs": "fn main() {}\n", "src/lib.rs": ""}, "both a program (src/main.rs) and a cdylib library"},
+		{map[string]string{"Cargo.toml": cdylib}, "declares a cdylib library but src/lib.rs is missing"},
+		{map[string]string{"Cargo.toml": cdylib + "path = \"src/handler.rs\"\n", "src/handler.rs": ""}, `[lib] path "src/handler.rs": without cargo, the library's root must be named lib.rs`},
+		{map[string]string{"Cargo.toml": "[package]\nname = \"l\"\n", "src/lib.rs": ""}, "src/lib.rs is not a cdylib: add [lib] crate-type"},
+		{map[string]string{"Cargo.toml": "[package]\nname = \"e\"\n"}, "without src/main.rs or src/lib.rs"},
+	} {
+		dir := t.TempDir()
+		buildtest.WriteFiles(t, dir, c.files)
+		if _, log, err := build(t, dir, Options{Env: env}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error = %v, want %q\n%s", c.files, err, c.want, log)
+		}
 	}
 
 	src := t.TempDir()
@@ -343,6 +437,18 @@ func TestManifest(t *testing.T) {
 		m, err := readManifest(p)
 		if err != nil || m.name != c.name || m.edition != c.edition || m.needsCargo != c.needs {
 			t.Errorf("%q: %+v, %v", c.toml, m, err)
+		}
+	}
+	for toml, want := range map[string]manifest{
+		"[package]\nname = \"h\"\n[lib]\ncrate-type = [\"cdylib\"]\n":                                   {name: "h", cdylib: true},
+		"[package]\nname = \"h\"\n[lib]\ncrate-type = ['rlib', 'cdylib'] # both\npath = \"src/h.rs\"\n": {name: "h", cdylib: true, libPath: "src/h.rs"},
+		"[package]\nname = \"h\"\n[lib]\ncrate-type = [\"rlib\"]\n":                                     {name: "h"},
+		"[package]\nname = \"h\"\ncrate-type = [\"cdylib\"]\n":                                          {name: "h"},
+	} {
+		p := filepath.Join(dir, "Cargo.toml")
+		os.WriteFile(p, []byte(toml), 0o644)
+		if m, err := readManifest(p); err != nil || m != want {
+			t.Errorf("%q: %+v, %v; want %+v", toml, m, err, want)
 		}
 	}
 	os.WriteFile(filepath.Join(dir, "Cargo.toml"), []byte("[workspace]\nmembers = [\"a\"]\n"), 0o644)

@@ -453,7 +453,7 @@ func (r *Runtime) compile(ctx context.Context, key string, keyIsSum bool, sum fu
 	}
 	if err == nil {
 		c.cm = cm
-		c.abi, err = detectABI(cm)
+		c.abi, err = DetectABI(cm)
 		if err != nil {
 			cm.Close(context.Background())
 			c.cm = nil
@@ -600,7 +600,12 @@ const (
 	exportABIVersion = "isotope_abi_version"
 )
 
-func detectABI(cm wazero.CompiledModule) (ABI, error) {
+// DetectABI says which ABI a compiled module speaks from its exports
+// (docs/reactor-abi.md): a reactor exports isotope_handle (with
+// isotope_alloc and memory, else an error names what is missing), or
+// _initialize without _start; a WAGI command exports _start. Builders
+// check their output with it too (internal/wasmbuild).
+func DetectABI(cm wazero.CompiledModule) (ABI, error) {
 	fns := cm.ExportedFunctions()
 	_, hasStart := fns[exportStart]
 	_, hasInit := fns[exportInitialize]
@@ -620,7 +625,7 @@ func detectABI(cm wazero.CompiledModule) (ABI, error) {
 			missing = append(missing, "memory")
 		}
 		if len(missing) > 0 {
-			return 0, fmt.Errorf("reactor module (exports %s) lacks the export(s) %s of Isotope's reactor ABI (docs/reactor-abi.md); build Go functions with the Isotope Go SDK",
+			return 0, fmt.Errorf("reactor module (exports %s) lacks the export(s) %s of Isotope's reactor ABI (docs/reactor-abi.md); build Go functions with the Isotope Go SDK, Rust ones with its Rust helper (sdk/rust/isotope.rs)",
 				firstOf(hasInit, exportInitialize, exportHandle), strings.Join(missing, ", "))
 		}
 		return ABIReactor, nil

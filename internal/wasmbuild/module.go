@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/tetratelabs/wazero"
+
+	"isotope.dev/isotope/internal/wasm"
 )
 
 // wasiModule is the only import module Isotope's runtime provides.
@@ -21,7 +23,7 @@ const wasiModule = "wasi_snapshot_preview1"
 // wrong when Isotope's runtime could not serve it: not WebAssembly, an
 // import other than WASI preview 1 (an undefined symbol the linker let
 // through), or neither a WAGI command (_start) nor a reactor of
-// Isotope's ABI (_initialize and isotope_handle). It decodes and
+// Isotope's ABI (isotope_handle, isotope_alloc and memory). It decodes and
 // validates the module with wazero's interpreter, which compiles in
 // milliseconds.
 func Check(ctx context.Context, path string) error {
@@ -60,15 +62,15 @@ func Check(ctx context.Context, path string) error {
 	_, start := fns["_start"]
 	_, init := fns["_initialize"]
 	_, handle := fns["isotope_handle"]
-	switch {
-	case start:
-		return nil
-	case init && handle:
-		return nil // a reactor of Isotope's ABI (docs/reactor-abi.md)
-	case init:
+	if init && !start && !handle {
 		return fmt.Errorf("%s is a WASI reactor (it exports _initialize, not _start): build a command (a program with main) to serve it as WAGI, or implement Isotope's reactor ABI (isotope_handle)", name)
 	}
-	return fmt.Errorf("%s exports no _start: it is not a WASI command (a program with main), so it cannot be served as WAGI", name)
+	// The runtime's own rule: a WAGI command, or a reactor of Isotope's
+	// ABI (docs/reactor-abi.md) with every export it needs.
+	if _, err := wasm.DetectABI(cm); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
 }
 
 // Install checks the module built at built and makes it deploy's

@@ -148,7 +148,7 @@ func TestCheck(t *testing.T) {
 		{"wagi", string(wasmtest.WAGIHello()), ""},
 		{"foreign import", header + typeSec + importEnv + export("_start", 0), "imports env.f, which Isotope's runtime does not provide"},
 		{"reactor", header + typeSec + funcSec + export("_initialize", 0) + codeSec, "is a WASI reactor"},
-		{"no start", header + typeSec + funcSec + export("run", 0) + codeSec, "exports no _start"},
+		{"no start", header + typeSec + funcSec + export("run", 0) + codeSec, "exports neither _start"},
 		{"not wasm", "#!/bin/sh\necho hi\n", "is not a WebAssembly module"},
 		{"truncated", header + "\x01\x09\x01", "is not a valid WebAssembly module"},
 	} {

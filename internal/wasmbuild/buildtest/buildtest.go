@@ -24,9 +24,16 @@ var (
 	rtErr  error
 )
 
-// Serve loads the module in deploy into the real runtime, checks that it
-// is served as WAGI, and answers one GET of path.
+// Serve loads the module in deploy into Isotope's runtime, checks that
+// the runtime serves it as WAGI, and returns the status and body of a GET
+// of path.
 func Serve(t *testing.T, deploy, path string) (int, string) {
+	t.Helper()
+	return ServeAs(t, deploy, path, wasm.ABIWAGI)
+}
+
+// ServeAs is Serve for a module that must speak abi.
+func ServeAs(t *testing.T, deploy, path string, abi wasm.ABI) (int, string) {
 	t.Helper()
 	ctx := context.Background()
 	rtOnce.Do(func() { rt, rtErr = wasm.NewRuntime(ctx, wasm.Config{}) })
@@ -38,8 +45,8 @@ func Serve(t *testing.T, deploy, path string) (int, string) {
 		t.Fatalf("runtime load: %v", err)
 	}
 	defer mod.Close()
-	if mod.ABI() != wasm.ABIWAGI {
-		t.Errorf("runtime sees ABI %v, want wagi", mod.ABI())
+	if mod.ABI() != abi {
+		t.Errorf("runtime sees ABI %v, want %v", mod.ABI(), abi)
 	}
 	srv := httptest.NewServer(mod)
 	defer srv.Close()
