@@ -47,15 +47,19 @@ libc++abi-14-dev-wasm32); --clang or ISOTOPE_CLANG picks the clang. This
 is the default build command of the c-wasm builder environment
 (isotope/c-wasm-builder).`, cwasm.Run),
 		buildCommand("rust-wasm [--rustc RUSTC] [SRC_PKG [DEPLOY_PKG]]",
-			"Build Rust into a WebAssembly WAGI module",
-			`Build a Rust program into $DEPLOY_PKG/main.wasm, a WASI command served as
-WAGI (CGI over WASI), the way a Fission build script runs: SRC_PKG and
-DEPLOY_PKG come from the environment (or the arguments). SRC_PKG is a
-single .rs file, or a directory: with build.sh it runs with RUSTC, CARGO
-and CARGO_BUILD_TARGET set; else a crate (Cargo.toml) is built with cargo
---offline, its dependencies vendored in vendor/ (no crates registry is
-reached), or with rustc alone when there is no cargo and it has no
-dependencies; else main.rs (or the only .rs file) is compiled with rustc.
+			"Build Rust into a WebAssembly handler or WAGI module",
+			`Build Rust into $DEPLOY_PKG/main.wasm, the way a Fission build script runs:
+SRC_PKG and DEPLOY_PKG come from the environment (or the arguments). A
+library crate (cdylib: a root named lib.rs, #![crate_type = "cdylib"], or
+[lib] crate-type = ["cdylib"]) that exports a handler with
+sdk/rust/isotope.rs becomes a reactor, served by warm instances; a
+program with main becomes a WASI command served as WAGI (CGI over WASI),
+a fresh instance per request. SRC_PKG is a single .rs file, or a
+directory: with build.sh it runs with RUSTC, CARGO and CARGO_BUILD_TARGET
+set; else a crate (Cargo.toml) is built with cargo --offline, its
+dependencies vendored in vendor/ (no crates registry is reached), or with
+rustc alone when there is no cargo and it has no dependencies; else
+main.rs, lib.rs (or the only .rs file) is compiled with rustc.
 The rustc is the first on PATH with the standard library for
 wasm32-wasip1 or wasm32-wasi, Debian's first (apt-get install rustc
 libstd-rust-dev-wasm32 lld, and cargo for crates); --rustc or

@@ -7,8 +7,9 @@
 // build script, and checking that what was built is a module Isotope's
 // WebAssembly runtime can serve.
 //
-// The builders make WAGI modules: WASI preview 1 commands whose main
-// serves one request (docs/functions-wagi.md). The output layout is the
+// The builders make WAGI modules, WASI preview 1 commands whose main
+// serves one request (docs/functions-wagi.md), and rustwasm also Rust
+// handlers that speak Isotope's reactor ABI. The output layout is the
 // go-wasm builder's: DEPLOY_PKG is a directory holding main.wasm, which
 // the fetcher zips into the deploy archive.
 package wasmbuild
