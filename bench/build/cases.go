@@ -121,7 +121,7 @@ func rustCase() buildCase {
 		for k, b := range example {
 			files[k] = b
 		}
-		files["src/main.rs"] = fmt.Sprintf("// version %d\n", v) + example["src/main.rs"]
+		files["src/lib.rs"] = fmt.Sprintf("// version %d\n", v) + example["src/lib.rs"]
 		return files
 	}
 	return buildCase{

@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"isotope.dev/isotope/internal/testing/testlog"
 	"isotope.dev/isotope/internal/wasm"
 	"isotope.dev/isotope/internal/wasmbuild"
 	"isotope.dev/isotope/internal/wasmbuild/buildtest"
@@ -454,6 +457,61 @@ func TestManifest(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "Cargo.toml"), []byte("[workspace]\nmembers = [\"a\"]\n"), 0o644)
 	if _, err := readManifest(filepath.Join(dir, "Cargo.toml")); err == nil || !strings.Contains(err.Error(), "no [package] name") {
 		t.Errorf("workspace manifest: %v", err)
+	}
+}
+
+// A handler that panics traps its instance: that request gets a 502 and
+// the panic in the function log, the next one a fresh instance.
+func TestHandlerPanics(t *testing.T) {
+	requireRust(t, false)
+	files := exampleFiles(t)
+	files["lib.rs"] = `mod isotope;
+
+use isotope::{Request, Response};
+
+fn hello(req: &Request) -> Response {
+    if req.query("panic").is_some() {
+        panic!("asked to panic");
+    }
+    Response::new(200).body("still here\n")
+}
+
+isotope::export_handler!(hello);
+`
+	src := t.TempDir()
+	buildtest.WriteFiles(t, src, files)
+	deploy, log, err := build(t, src, Options{})
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, log)
+	}
+	ctx := context.Background()
+	rt, err := wasm.NewRuntime(ctx, wasm.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	var fnlog testlog.Buffer
+	mod, err := rt.Load(ctx, wasm.LoadRequest{Path: deploy, Name: "default/panics", Log: &fnlog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mod.Close()
+	get := func(path string) (int, string) {
+		w := httptest.NewRecorder()
+		mod.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		return w.Code, w.Body.String()
+	}
+	if code, body := get("/?panic=1"); code != http.StatusBadGateway {
+		t.Errorf("a panicking handler answered %d %q", code, body)
+	}
+	if code, body := get("/"); code != 200 || body != "still here\n" {
+		t.Errorf("after the panic: %d %q", code, body)
+	}
+	if !strings.Contains(fnlog.String(), "asked to panic") {
+		t.Errorf("the function log lacks the panic:\n%s", fnlog.String())
+	}
+	if st := mod.Stats(); st.Traps != 1 || st.InstancesDiscarded < 1 {
+		t.Errorf("stats %+v: want one trap and its instance discarded", st)
 	}
 }
 
