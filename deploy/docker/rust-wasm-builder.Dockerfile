@@ -2,9 +2,9 @@
 # It runs `isotope builder /packages` (Fission's build API on :8001) next
 # to a fetcher sidecar; its default build command, `isotope build
 # rust-wasm`, compiles SRC_PKG (a .rs file, or a crate with Cargo.toml)
-# into DEPLOY_PKG/main.wasm, a WAGI module, with Debian's rustc and its
-# standard library for wasm32-wasi (libstd-rust-dev-wasm32; rustc links
-# with lld). Builds are offline: a crate's dependencies must be vendored
+# into DEPLOY_PKG/main.wasm, a reactor (a handler crate) or a WAGI module
+# (a program), with Debian's rustc and its standard library for
+# wasm32-wasi (libstd-rust-dev-wasm32; rustc links with lld). Builds are offline: a crate's dependencies must be vendored
 # in its vendor/ directory.
 #
 #   docker build -f deploy/docker/rust-wasm-builder.Dockerfile -t isotope/rust-wasm-builder:0.1.0 .
