@@ -53,7 +53,8 @@ pub struct Request {
     /// The query string, as sent (without `?`).
     pub query_string: String,
     /// The request headers, lower-case with `-`: ("user-agent", "curl/8.0").
-    /// `Authorization` is never passed to a function.
+    /// A handler gets every header; a WAGI program gets no
+    /// `Authorization`, as CGI passes none.
     pub headers: Vec<(String, String)>,
     /// Routing context: "matched_route" (the trigger's route, e.g.
     /// `/files/...`), "full_url" (the URL the client asked for) and
