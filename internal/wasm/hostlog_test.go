@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,5 +65,47 @@ func TestTimeoutAndTrapAreLoggedWhenTheCallersDeadlineEndsFirst(t *testing.T) {
 	m4.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
 	if got := logs4.String(); !strings.Contains(got, "t/traplog isotope: function t/traplog crashed:") || !strings.Contains(got, "; instance stopped") {
 		t.Errorf("function log lacks the trap line:\n%s", got)
+	}
+}
+
+// lineRecorder is a LineLogger: it records lines as the runtime hands
+// them over, whole and with their source.
+type lineRecorder struct {
+	mu    sync.Mutex
+	lines [][2]string
+}
+
+func (r *lineRecorder) LogLine(source, text string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lines = append(r.lines, [2]string{source, text})
+}
+
+func (r *lineRecorder) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lines = append(r.lines, [2]string{"formatted", string(p)})
+	return len(p), nil
+}
+
+// A Log that is a LineLogger gets each line with its source and no
+// timestamp or name to parse back out; Write is never called.
+func TestLineLoggerGetsWholeLines(t *testing.T) {
+	rt := sharedRuntime(t)
+	rec := &lineRecorder{}
+	m := load(t, rt, LoadRequest{Wasm: wasmtest.Trap(), Name: "t/lines", Log: rec})
+	m.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.lines) == 0 {
+		t.Fatal("no line logged for a trap")
+	}
+	for _, l := range rec.lines {
+		if l[0] != "isotope" || strings.Contains(l[1], "t/lines isotope:") {
+			t.Errorf("line %q from %q: want the host's text alone, from isotope", l[1], l[0])
+		}
+	}
+	if !strings.Contains(rec.lines[0][1], "function t/lines") {
+		t.Errorf("first line %q does not name the function", rec.lines[0][1])
 	}
 }

@@ -23,8 +23,23 @@ func newFuncLog(w io.Writer, name string) *funcLog {
 	return &funcLog{w: w, name: name}
 }
 
+// LineLogger is a LoadRequest.Log that takes each line as it is: the
+// source ("stderr", "stdout" or "isotope", the host) and the text,
+// without the timestamp and name a plain io.Writer gets. A host text may
+// span lines (a trap's stack trace). A log that
+// stores lines (the executor's function logs) is spared formatting and
+// parsing them again on every line of every request. It must be safe
+// for concurrent use: instances of one function log at once.
+type LineLogger interface {
+	LogLine(source, text string)
+}
+
 func (l *funcLog) line(source, text string) {
 	if l.w == io.Discard {
+		return
+	}
+	if ll, ok := l.w.(LineLogger); ok {
+		ll.LogLine(source, text)
 		return
 	}
 	var b bytes.Buffer

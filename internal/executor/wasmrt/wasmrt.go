@@ -443,11 +443,30 @@ func (w *wasmInstance) Close() error {
 	return err
 }
 
-// logAdapter turns the wasm package's log lines ("<time> <ns/name>
-// <source>: <text>") into function log lines with their stream.
+// logAdapter stores a function's log lines from the wasm package: whole
+// lines with their source (LogLine), or, written as text, lines of the
+// form "<time> <ns/name> <source>: <text>" (Write).
 type logAdapter struct {
 	logs     *fnlog.Store
 	ns, name string
+}
+
+// LogLine implements wasm.LineLogger: the runtime's lines arrive whole,
+// with their source, and are stored without a round trip through text.
+// A text of several lines (a trap's stack trace) is stored as that many
+// lines, each with the source.
+func (a *logAdapter) LogLine(source, text string) {
+	if source == "isotope" {
+		source = "host"
+	}
+	for {
+		line, rest, more := strings.Cut(text, "\n")
+		a.logs.Append(a.ns, a.name, source, line)
+		if !more {
+			return
+		}
+		text = rest
+	}
 }
 
 func (a *logAdapter) Write(p []byte) (int, error) {

@@ -10,6 +10,7 @@ import (
 
 	v1 "isotope.dev/isotope/api/v1"
 	"isotope.dev/isotope/internal/executor/instance"
+	"isotope.dev/isotope/internal/fnlog"
 	"isotope.dev/isotope/internal/wasm"
 )
 
@@ -67,5 +68,23 @@ func TestEnvTakesLiteralContainerEnv(t *testing.T) {
 	}
 	if Env(&v1.Environment{}) != nil {
 		t.Error("an environment without a container has no variables")
+	}
+}
+
+// The runtime's lines reach the function log with their stream; the
+// host's own ("isotope") as "host", as the text form has them.
+func TestLogAdapterStreams(t *testing.T) {
+	logs := fnlog.New(fnlog.Limits{})
+	a := &logAdapter{logs: logs, ns: "default", name: "f"}
+	a.LogLine("stderr", "greeting x")
+	a.LogLine("isotope", "function default/f trapped\nwasm stack trace:\n\t.$1()")
+	a.Write([]byte("2026-12-06T04:00:00.000000Z default/f stdout: printed\n"))
+	var got []string
+	for _, l := range logs.Tail("default", "f", 10) {
+		got = append(got, l.Stream+": "+l.Text)
+	}
+	want := []string{"stderr: greeting x", "host: function default/f trapped", "host: wasm stack trace:", "host: \t.$1()", "stdout: printed"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("lines %q, want %q", got, want)
 	}
 }
