@@ -76,6 +76,7 @@ import (
 	"time"
 
 	"isotope.dev/isotope/internal/builder"
+	"isotope.dev/isotope/internal/wasm"
 	"isotope.dev/isotope/internal/wasmbuild"
 )
 
@@ -311,7 +312,7 @@ const handlerHint = "a handler is a library crate: name its root lib.rs, start i
 // no handler.
 func explain(err error) error {
 	var te *wasmbuild.ToolError
-	if errors.As(err, &te) && te.Printed("E0601") || err != nil && strings.Contains(err.Error(), "exports neither _start") {
+	if errors.As(err, &te) && te.Printed("E0601") || errors.Is(err, wasm.ErrNoEntry) {
 		return fmt.Errorf("%w; %s", err, handlerHint)
 	}
 	return err

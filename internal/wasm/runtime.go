@@ -600,6 +600,10 @@ const (
 	exportABIVersion = "isotope_abi_version"
 )
 
+// ErrNoEntry is DetectABI's error for a module that exports no entry of
+// either ABI.
+var ErrNoEntry = errors.New("module exports neither _start (a WASI command, run as WAGI) nor _initialize with isotope_handle (Isotope's reactor ABI)")
+
 // DetectABI says which ABI a compiled module speaks from its exports
 // (docs/reactor-abi.md): a reactor exports isotope_handle (with
 // isotope_alloc and memory, else an error names what is missing), or
@@ -632,7 +636,7 @@ func DetectABI(cm wazero.CompiledModule) (ABI, error) {
 	case hasStart:
 		return ABIWAGI, nil
 	}
-	return 0, errors.New("module exports neither _start (a WASI command, run as WAGI) nor _initialize with isotope_handle (Isotope's reactor ABI)")
+	return 0, ErrNoEntry
 }
 
 func firstOf(cond bool, a, b string) string {

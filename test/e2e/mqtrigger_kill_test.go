@@ -113,6 +113,20 @@ func checkAfterKill(t *testing.T, log string, callsAtKill, bound, late int) {
 }
 
 // waitCalls waits until the function was called at least n times.
+// killMidStream waits until a quarter of the killN messages were
+// handled, kills the server with SIGKILL, checks that it was mid-stream,
+// and starts it again on the same data. It returns the calls logged at
+// the kill and the new server.
+func killMidStream(t *testing.T, p *platform, log, data string, args []string) (int, *platform) {
+	t.Helper()
+	atKill := waitCalls(t, log, killN/4)
+	p.kill()
+	if atKill >= killN {
+		t.Fatalf("all %d messages were handled before the kill: not mid-stream", killN)
+	}
+	return atKill, startPlatform(t, data, args...)
+}
+
 func waitCalls(t *testing.T, log string, n int) int {
 	t.Helper()
 	var calls int
@@ -154,13 +168,7 @@ func TestMQTriggerNATSKill9(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	atKill := waitCalls(t, log, killN/4)
-	p.kill()
-	if atKill >= killN {
-		t.Fatalf("all %d messages were handled before the kill: not mid-stream", killN)
-	}
-
-	p = startPlatform(t, data, args...)
+	atKill, p := killMidStream(t, p, log, data, args)
 	waitFor(t, 120*time.Second, "every message acknowledged", func() error {
 		c, err := js.Consumer(ctx, "kill", mqtrigger.ConsumerName(&v1.MessageQueueTrigger{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "kill"}}))
 		if err != nil {
@@ -210,13 +218,7 @@ func TestMQTriggerRedisKill9(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	atKill := waitCalls(t, log, killN/4)
-	p.kill()
-	if atKill >= killN {
-		t.Fatalf("all %d messages were handled before the kill: not mid-stream", killN)
-	}
-
-	p = startPlatform(t, data, args...)
+	atKill, p := killMidStream(t, p, log, data, args)
 	waitFor(t, 120*time.Second, "every entry acknowledged", func() error {
 		gs, err := rdb.XInfoGroups(ctx, "kill-in").Result()
 		if err != nil {

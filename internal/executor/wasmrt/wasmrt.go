@@ -12,8 +12,6 @@
 package wasmrt
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -470,21 +468,18 @@ func (a *logAdapter) LogLine(source, text string) {
 }
 
 func (a *logAdapter) Write(p []byte) (int, error) {
-	sc := bufio.NewScanner(bytes.NewReader(p))
-	sc.Buffer(make([]byte, 0, 4096), len(p)+1)
-	for sc.Scan() {
-		line := sc.Text()
-		stream, text := "stderr", line
-		// Drop the time and the name; keep the source as the stream.
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(string(p), "\n"), "\n") {
+		source, text := "stderr", line
+		// Drop the time and the name; keep the source.
 		if f := strings.SplitN(line, " ", 3); len(f) == 3 {
 			if src, rest, ok := strings.Cut(f[2], ": "); ok && !strings.Contains(src, " ") {
-				stream, text = src, rest
-				if stream == "isotope" {
-					stream = "host"
-				}
+				source, text = src, rest
 			}
 		}
-		a.logs.Append(a.ns, a.name, stream, text)
+		a.LogLine(source, text)
 	}
 	return len(p), nil
 }
