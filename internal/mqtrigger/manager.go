@@ -22,6 +22,11 @@ type ManagerConfig struct {
 	Logger     *slog.Logger
 	// Handled is passed to every trigger's Config.Handled.
 	Handled func(trigger string, r Result)
+	// RouterReady, when set, is closed once the router serves its
+	// routes (router.Router.Ready): no trigger consumes before, so a
+	// server that has just started does not call functions its router
+	// would not find yet.
+	RouterReady <-chan struct{}
 }
 
 // Manager runs a consumer for every MessageQueueTrigger in a store (the
@@ -56,6 +61,13 @@ func NewManager(cfg ManagerConfig) *Manager {
 
 // Run reconciles triggers until ctx ends, then stops every consumer.
 func (m *Manager) Run(ctx context.Context) error {
+	if m.cfg.RouterReady != nil {
+		select {
+		case <-m.cfg.RouterReady:
+		case <-ctx.Done():
+			return nil
+		}
+	}
 	c, err := controller.New(controller.Config{
 		Store: m.cfg.Store, Kind: v1.KindMessageQueueTrigger, Name: "mqtrigger",
 		Reconcile: m.reconcile, ResyncInterval: time.Minute, Logger: m.log,

@@ -109,7 +109,10 @@ type Router struct {
 	registry *prometheus.Registry
 	metricsH http.Handler
 	randMu   sync.Mutex
-	synced   atomic.Bool
+	// ready is closed once the route table has been built from a
+	// complete list of triggers and functions.
+	ready     chan struct{}
+	readyOnce sync.Once
 }
 
 // New returns a Router with an empty route table; Run fills it.
@@ -134,6 +137,7 @@ func New(cfg Config) *Router {
 		metrics:  newMetrics(cfg.Registry),
 		stats:    newStats(),
 		metricsH: promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{}),
+		ready:    make(chan struct{}),
 	}
 	r.table.Store(buildTable(nil, nil))
 	return r
@@ -141,7 +145,19 @@ func New(cfg Config) *Router {
 
 // Synced reports whether the route table has been built from a complete
 // list of triggers and functions at least once.
-func (rt *Router) Synced() bool { return rt.synced.Load() }
+func (rt *Router) Synced() bool {
+	select {
+	case <-rt.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// Ready is closed once Synced is true: callers that must not see the
+// router's answers before its routes are loaded (the embedded trigger
+// manager) wait on it.
+func (rt *Router) Ready() <-chan struct{} { return rt.ready }
 
 // Run mirrors HTTPTriggers and Functions from the store and rebuilds the
 // route table after each batch of changes, until ctx ends.
@@ -228,7 +244,7 @@ func (rt *Router) rebuild(triggers, functions *mirror.Mirror) {
 	t := buildTable(trs, fns)
 	rt.table.Store(t)
 	if synced {
-		rt.synced.Store(true)
+		rt.readyOnce.Do(func() { close(rt.ready) })
 	}
 	rt.metrics.rebuilds.Inc()
 	rt.metrics.routes.Set(float64(len(trs) - len(t.skipped)))
@@ -271,6 +287,11 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rt.metrics.unmatched.Inc()
 			w.Header().Set("Allow", strings.Join(allow, ", "))
 			writeError(w, r, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed for %s", r.Method, path))
+		case !rt.Synced():
+			// A table not yet loaded cannot say a route does not exist
+			// (a server that has just started).
+			w.Header().Set("Retry-After", "1")
+			writeError(w, r, http.StatusServiceUnavailable, fmt.Sprintf("no route for %s %s yet: the router is still loading its routes; try again", r.Method, r.URL.Path))
 		default:
 			rt.notFound(w, r)
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"strings"
@@ -458,5 +459,27 @@ func TestRouteTableBurstCoalesced(t *testing.T) {
 	t.Logf("100 updates, %v rebuilds", n)
 	if n >= 50 {
 		t.Errorf("100 updates rebuilt the table %v times, want them coalesced", n)
+	}
+}
+
+// Before its table is loaded the router cannot say a route does not
+// exist: an unknown path is 503 with Retry-After, not 404, and Ready is
+// still open.
+func TestUnloadedRouterAnswersRetry(t *testing.T) {
+	rt := New(Config{})
+	select {
+	case <-rt.Ready():
+		t.Fatal("Ready closed before any table was built")
+	default:
+	}
+	w := httptest.NewRecorder()
+	rt.ServeHTTP(w, httptest.NewRequest("POST", "/fission-function/default/hello", nil))
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "1" || !strings.Contains(w.Body.String(), "still loading its routes") {
+		t.Errorf("unloaded router: %d %q %q", w.Code, w.Header().Get("Retry-After"), w.Body.String())
+	}
+	h := httptest.NewRecorder()
+	rt.ServeHTTP(h, httptest.NewRequest("GET", HealthzPath, nil))
+	if h.Code != 200 {
+		t.Errorf("%s = %d while loading", HealthzPath, h.Code)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 
 	"isotope.dev/isotope/internal/mqtrigger"
+	"isotope.dev/isotope/internal/router"
 )
 
 // MQOptions configure message queue triggers in `isotope server`.
@@ -22,8 +23,8 @@ type MQOptions struct {
 
 // assembleMQ starts the embedded NATS server when asked and adds the
 // trigger manager, which calls functions through the router as the
-// timer does.
-func (s *Server) assembleMQ() (role, error) {
+// timer does, once rtr has loaded its routes.
+func (s *Server) assembleMQ(rtr *router.Router) (role, error) {
 	o := s.cfg.MQ
 	url := o.NATSURL
 	if o.NATS {
@@ -40,11 +41,12 @@ func (s *Server) assembleMQ() (role, error) {
 		s.natsURL = url
 	}
 	m := mqtrigger.NewManager(mqtrigger.ManagerConfig{
-		Store:      s.store,
-		RouterURL:  "http://" + s.routerLn.Addr().String(),
-		HTTPClient: s.timerClient(),
-		Queue:      mqtrigger.Options{NATSURL: url, Concurrency: o.Concurrency},
-		Logger:     s.log.With("role", "mqtrigger"),
+		Store:       s.store,
+		RouterURL:   "http://" + s.routerLn.Addr().String(),
+		HTTPClient:  s.timerClient(),
+		Queue:       mqtrigger.Options{NATSURL: url, Concurrency: o.Concurrency},
+		Logger:      s.log.With("role", "mqtrigger"),
+		RouterReady: rtr.Ready(),
 	})
 	return role{"mqtrigger", m.Run}, nil
 }

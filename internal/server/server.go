@@ -356,7 +356,7 @@ func (s *Server) assemble() error {
 		role{"pruner", func(ctx context.Context) error { pruner.Run(ctx); return nil }},
 	)
 	s.roles = append(s.roles, routerRoles...)
-	mq, err := s.assembleMQ()
+	mq, err := s.assembleMQ(rtr)
 	if err != nil {
 		return err
 	}
